@@ -1,0 +1,18 @@
+"""AirKafka: Airflow work over Kafka. ``faust -A airkafka_app worker`` starts a worker.
+
+The package imports without Faust, because the Airflow executor runs in Airflow's
+interpreter, where Faust cannot be installed. The Faust app loads on first use of ``app``.
+"""
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module 'airkafka_app' has no attribute {name!r}")
+    from airkafka_app.application import app
+
+    # Importing these registers the agent, the tables and the web views on the app.
+    import airkafka_app.agents.intake  # noqa: F401
+    import airkafka_app.tables.views  # noqa: F401
+
+    return app

@@ -1,0 +1,76 @@
+"""The intake agent: turns each command message into a task, or into a dead letter saying why."""
+from __future__ import annotations
+
+import json
+import logging
+
+from faust.types import EventT, StreamT
+
+from airkafka_app import topics
+from airkafka_app.application import app
+from airkafka_app.commands import InvalidCommand, decode_command
+from airkafka_app.dead_letters import dead_letter
+from airkafka_app.runners import build_registry, runner_for
+from airkafka_app.settings import settings
+from airkafka_app.states import NOT_RERUN
+from airkafka_app.tables import counters, tasks
+from airkafka_app.task_record import TaskRecord
+from airkafka_app.worker_pool import WorkerPool
+
+log = logging.getLogger(__name__)
+
+runners = build_registry()
+pool = WorkerPool(concurrency=settings.concurrency)
+
+
+class TopicLayoutError(RuntimeError):
+    pass
+
+
+async def _prepare() -> None:
+    for topic in (topics.state_changes, topics.dead_letters):
+        await topic.maybe_declare()
+    found = app.consumer.topic_partitions(settings.commands_topic)
+    if found is not None and found != settings.partitions:
+        # Co-partitioning is what puts a task's command and its table entry on one worker.
+        raise TopicLayoutError(
+            f"topic {settings.commands_topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is "
+            f"{settings.partitions}; recreate the topic or set AIRKAFKA_PARTITIONS={found}"
+        )
+    await app.add_runtime_dependency(pool)
+
+
+async def _reject(event: EventT, reason: str) -> None:
+    message = event.message
+    letter = dead_letter(reason, message.topic, message.partition, message.offset, message.key, message.value)
+    await topics.dead_letters.send(key=message.key, value=json.dumps(letter).encode())
+    counters.increment(counters.DEAD_LETTERS, message.partition)
+    log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason)
+
+
+async def accept(event: EventT) -> None:
+    try:
+        command = decode_command(event.message.key, event.message.value)
+        runner = runner_for(runners, command)
+    except InvalidCommand as exc:
+        await _reject(event, str(exc))
+        return
+    if event.message.key is None:
+        # Without its id as key, the command sits in a partition that does not own its table entry.
+        await topics.commands.send(key=command.id.encode(), value=event.message.value)
+        log.info("task %s re-keyed by its id", command.id)
+        return
+    previous = tasks.load(command.id)
+    if previous is not None and previous.state in NOT_RERUN:
+        counters.increment(counters.DUPLICATES, event.message.partition)
+        log.info("task %s duplicate ignored: already %s", command.id, previous.state.value)
+        return
+    tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name))
+    await pool.submit(command, runner, event)
+
+
+@app.agent(topics.commands)
+async def intake(stream: StreamT) -> None:
+    await _prepare()
+    async for event in stream.events():
+        await accept(event)

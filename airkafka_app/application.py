@@ -1,0 +1,17 @@
+"""The Faust application: broker, RocksDB store, partitions and web server, from settings."""
+import faust
+
+from airkafka_app.settings import settings
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker,
+    store="rocksdb://",
+    datadir=settings.data_dir,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    origin="airkafka_app",
+)

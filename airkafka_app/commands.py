@@ -1,0 +1,87 @@
+"""The command envelope on the commands topic: decoding and validation (Faust-free).
+
+Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.runners``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s"})
+MAX_ID_LENGTH = 255
+
+
+class InvalidCommand(ValueError):
+    """The message cannot become a task; the text is the dead letter's reason."""
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    kind: str
+    args: dict[str, Any]
+    timeout_s: float | None = None
+    retries: int = 0
+    retry_delay_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "kind": self.kind, "args": self.args, "retries": self.retries}
+        if self.timeout_s is not None:
+            data["timeout_s"] = self.timeout_s
+        if self.retry_delay_s is not None:
+            data["retry_delay_s"] = self.retry_delay_s
+        return data
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def decode_command(key: bytes | None, value: bytes | None) -> Command:
+    """Parse one Kafka message into a Command, or raise InvalidCommand saying why."""
+    if value is None:
+        raise InvalidCommand("message has no value")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidCommand("value is not UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidCommand(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidCommand(f"command must be a JSON object, not {type(data).__name__}")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise InvalidCommand(f"unknown field(s): {', '.join(unknown)}")
+
+    task_id = data.get("id")
+    if not isinstance(task_id, str) or not task_id or len(task_id) > MAX_ID_LENGTH:
+        raise InvalidCommand(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    if key is not None:
+        try:
+            key_text = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidCommand("message key is not UTF-8") from None
+        if key_text != task_id:
+            raise InvalidCommand(f"message key {key_text!r} does not match id {task_id!r}")
+    kind = data.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise InvalidCommand("'kind' must be a non-empty string")
+    args = data.get("args")
+    if not isinstance(args, dict):
+        raise InvalidCommand("'args' must be a JSON object")
+    timeout_s = data.get("timeout_s")
+    if timeout_s is not None and (not _is_number(timeout_s) or timeout_s <= 0):
+        raise InvalidCommand("'timeout_s' must be a positive number")
+    retries = data.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise InvalidCommand("'retries' must be a non-negative integer")
+    retry_delay_s = data.get("retry_delay_s")
+    if retry_delay_s is not None and (not _is_number(retry_delay_s) or retry_delay_s < 0):
+        raise InvalidCommand("'retry_delay_s' must be a non-negative number")
+    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s)

@@ -1,0 +1,47 @@
+"""Every setting AirKafka reads, in one place, from the environment.
+
+Faust-free: the executor side imports this too. The README's configuration
+table documents each variable and its default.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str = field(default_factory=lambda: _env("AIRKAFKA_APP_ID", "airkafka"))
+    broker: str = field(default_factory=lambda: _env("AIRKAFKA_BROKER", "kafka://127.0.0.1:9092"))
+    partitions: int = field(default_factory=lambda: int(_env("AIRKAFKA_PARTITIONS", "8")))
+    replication: int = field(default_factory=lambda: int(_env("AIRKAFKA_REPLICATION", "1")))
+    commands_topic: str = field(default_factory=lambda: _env("AIRKAFKA_COMMANDS_TOPIC", "airkafka.commands"))
+    state_changes_topic: str = field(
+        default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC", "airkafka.state-changes")
+    )
+    dead_letters_topic: str = field(
+        default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC", "airkafka.dead-letters")
+    )
+    concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY", "32")))
+    shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
+    data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))
+    web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT", "6066")))
+    worker_name: str = field(
+        default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
+    )
+    default_retry_delay_s: float = field(
+        default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
+    )
+
+
+settings = Settings()

@@ -1,0 +1,43 @@
+"""Task states and the transitions between them (Faust-free)."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class State(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
+
+# A resubmitted failed or cancelled task starts over as a new attempt; success is final.
+ALLOWED: dict[State | None, frozenset[State]] = {
+    None: frozenset({State.QUEUED}),
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED}),
+    State.RUNNING: frozenset({State.SUCCESS, State.FAILED, State.UP_FOR_RETRY, State.CANCELLED}),
+    State.UP_FOR_RETRY: frozenset({State.RUNNING, State.CANCELLED}),
+    State.FAILED: frozenset({State.QUEUED}),
+    State.CANCELLED: frozenset({State.QUEUED}),
+    State.SUCCESS: frozenset(),
+}
+
+# A command for an id in one of these states is a duplicate and is not run again.
+NOT_RERUN = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY, State.SUCCESS})
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(current: State | None, new: State) -> None:
+    if new not in ALLOWED[current]:
+        raise IllegalTransition(f"{current.value if current else 'new'} -> {new.value}")

@@ -1,0 +1,75 @@
+"""A task's record in the table, and the state-change record each transition emits.
+
+Faust-free: both are plain JSON-ready dicts on the wire, read by the executor.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from airkafka_app.states import State, check_transition
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: str
+    state: State
+    attempt: int
+    command: dict[str, Any]
+    worker: str | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    queued_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str) -> TaskRecord:
+        check_transition(previous.state if previous else None, State.QUEUED)
+        now = time.time()
+        return cls(
+            id=command["id"],
+            state=State.QUEUED,
+            attempt=previous.attempt + 1 if previous else 1,
+            command=command,
+            worker=worker,
+            queued_at=now,
+            updated_at=now,
+        )
+
+    def to(self, state: State, **changes: Any) -> TaskRecord:
+        """The record after a transition; raises IllegalTransition for a wrong move."""
+        check_transition(self.state, state)
+        now = time.time()
+        if state is State.RUNNING:
+            if self.state is State.UP_FOR_RETRY:
+                changes.setdefault("attempt", self.attempt + 1)
+            changes.setdefault("started_at", now)
+            changes.setdefault("exit_code", None)
+            changes.setdefault("detail", "")
+        if state.is_terminal:
+            changes.setdefault("ended_at", now)
+        return replace(self, state=state, updated_at=now, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRecord:
+        return cls(**{**data, "state": State(data["state"])})
+
+    def state_change(self) -> dict[str, Any]:
+        """The value published on the state-changes topic for this transition."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "attempt": self.attempt,
+            "at": self.updated_at,
+            "worker": self.worker,
+            "exit_code": self.exit_code,
+            "detail": self.detail,
+        }
