@@ -1,0 +1,182 @@
+"""Real processes for integration tests: Faust workers on the real broker, and plain Kafka clients."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from scripts.local_kafka import free_port
+
+FAUST = Path(sys.executable).parent / "faust"
+SHELL_ALLOW = "true,sh,sleep,touch"
+
+
+@dataclass
+class Deployment:
+    """One isolated AirKafka deployment: its own app id and topics on the shared broker."""
+
+    bootstrap: str
+    root: Path
+    partitions: int = 4
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+
+    @property
+    def commands(self) -> str:
+        return f"{self.name}.commands"
+
+    @property
+    def state_changes(self) -> str:
+        return f"{self.name}.state-changes"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.name}.dead-letters"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "AIRKAFKA_BROKER": f"kafka://{self.bootstrap}",
+            "AIRKAFKA_APP_ID": self.name,
+            "AIRKAFKA_PARTITIONS": str(self.partitions),
+            "AIRKAFKA_COMMANDS_TOPIC": self.commands,
+            "AIRKAFKA_STATE_CHANGES_TOPIC": self.state_changes,
+            "AIRKAFKA_DEAD_LETTERS_TOPIC": self.dead_letters,
+            "AIRKAFKA_SHELL_ALLOW": SHELL_ALLOW,
+            **overrides,
+        }
+
+    def worker(self, label: str, **env: str) -> WorkerProcess:
+        return WorkerProcess(self, label, env)
+
+    def send(self, messages: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        asyncio.run(_send(self.bootstrap, self.commands, list(messages)))
+
+    def send_commands(self, *commands: dict) -> None:
+        self.send((c["id"].encode(), json.dumps(c).encode()) for c in commands)
+
+    def read(self, topic: str, until: Callable[[list[dict]], bool], timeout: float = 60.0) -> list[dict]:
+        return asyncio.run(_read(self.bootstrap, topic, until, timeout))
+
+    def state_changes_until_terminal(self, ids: Iterable[str], timeout: float = 60.0) -> dict[str, list[dict]]:
+        """Every state change of ``ids``, by id, once each has reached a terminal state."""
+        wanted = set(ids)
+
+        def done(records: list[dict]) -> bool:
+            ended = {r["value"]["id"] for r in records if r["value"]["state"] in TERMINAL}
+            return wanted <= ended
+
+        by_id: dict[str, list[dict]] = {i: [] for i in wanted}
+        for record in self.read(self.state_changes, done, timeout):
+            if record["value"]["id"] in wanted:
+                by_id[record["value"]["id"]].append(record["value"])
+        return by_id
+
+
+TERMINAL = {"success", "failed", "cancelled"}
+
+
+def shell(task_id: str, *argv: str, **fields) -> dict:
+    return {"id": task_id, "kind": "shell", "args": {"argv": list(argv)}, **fields}
+
+
+class WorkerProcess:
+    def __init__(self, deployment: Deployment, label: str, env: dict[str, str]) -> None:
+        self.label = label
+        self.workdir = deployment.root / label
+        self.data_dir = self.workdir / "data"
+        self.port = free_port()
+        self.env = deployment.env(
+            AIRKAFKA_DATA_DIR=str(self.data_dir),
+            AIRKAFKA_WEB_PORT=str(self.port),
+            AIRKAFKA_WORKER_NAME=label,
+            **env,
+        )
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "worker.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [str(FAUST), "-A", "airkafka_app", "worker", "-l", "info"],
+                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.label} exited {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                if self.get("/health/")[1]["partitions"]:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker {self.label} not ready:\n{self.log()[-3000:]}")
+
+    def get(self, path: str) -> tuple[int, dict]:
+        response = requests.get(self.url + path, timeout=10)
+        return response.status_code, response.json()
+
+    def log(self) -> str:
+        return (self.workdir / "worker.log").read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _read(bootstrap: str, topic: str, until: Callable[[list[dict]], bool], timeout: float) -> list[dict]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    records: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: condition not met after {timeout}s; read {len(records)} records")
+            for tp, messages in (await consumer.getmany(timeout_ms=300)).items():
+                for m in messages:
+                    records.append(
+                        {"partition": tp.partition, "offset": m.offset, "key": m.key, "value": json.loads(m.value)}
+                    )
+    finally:
+        await consumer.stop()
+    return records

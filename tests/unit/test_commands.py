@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from airkafka_app.commands import InvalidCommand, decode_command
+from airkafka_app.dead_letters import dead_letter
+
+
+def encode(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def valid(**overrides) -> dict:
+    return {"id": "t1", "kind": "shell", "args": {"argv": ["true"]}, **overrides}
+
+
+def test_decodes_a_full_command():
+    command = decode_command(b"t1", encode(**valid(timeout_s=2.5, retries=3, retry_delay_s=0)))
+    assert (command.id, command.kind, command.args) == ("t1", "shell", {"argv": ["true"]})
+    assert (command.timeout_s, command.retries, command.retry_delay_s) == (2.5, 3, 0)
+
+
+def test_keyless_command_is_accepted_with_its_id():
+    assert decode_command(None, encode(**valid())).id == "t1"
+
+
+def test_round_trips_through_encode():
+    command = decode_command(b"t1", encode(**valid(timeout_s=1)))
+    assert decode_command(b"t1", command.encode()) == command
+
+
+@pytest.mark.parametrize(
+    "key, value, reason",
+    [
+        (b"t1", None, "no value"),
+        (b"t1", b"\xff\xfe", "not UTF-8"),
+        (b"t1", b"{nope", "invalid JSON"),
+        (b"t1", b"[1, 2]", "must be a JSON object, not list"),
+        (b"t1", encode(**valid(extra=1)), "unknown field(s): extra"),
+        (b"t1", encode(kind="shell", args={}), "'id' must be"),
+        (b"t1", encode(**valid(id="")), "'id' must be"),
+        (b"t1", encode(**valid(id=7)), "'id' must be"),
+        (b"other", encode(**valid()), "does not match id"),
+        (b"\xff", encode(**valid()), "key is not UTF-8"),
+        (b"t1", encode(**valid(kind=None)), "'kind' must be"),
+        (b"t1", encode(**valid(args=["true"])), "'args' must be"),
+        (b"t1", encode(**valid(timeout_s=0)), "'timeout_s'"),
+        (b"t1", encode(**valid(timeout_s=True)), "'timeout_s'"),
+        (b"t1", encode(**valid(retries=-1)), "'retries'"),
+        (b"t1", encode(**valid(retries=1.5)), "'retries'"),
+        (b"t1", encode(**valid(retry_delay_s="1")), "'retry_delay_s'"),
+    ],
+)
+def test_rejects_with_a_reason(key, value, reason):
+    with pytest.raises(InvalidCommand, match=None) as info:
+        decode_command(key, value)
+    assert reason in str(info.value)
+
+
+def test_dead_letter_keeps_text_or_base64():
+    letter = dead_letter("bad", "cmds", 3, 42, b"k", b"\xff")
+    assert letter == {"error": "bad", "topic": "cmds", "partition": 3, "offset": 42, "key": "k", "value_b64": "/w=="}
+    assert dead_letter("bad", "cmds", 0, 0, None, b"{}")["value"] == "{}"

@@ -1,0 +1,49 @@
+import pytest
+
+from airkafka_app.states import IllegalTransition, State
+from airkafka_app.task_record import TaskRecord
+
+COMMAND = {"id": "t1", "kind": "shell", "args": {"argv": ["true"]}, "retries": 0}
+
+
+def test_a_task_moves_queued_running_success():
+    record = TaskRecord.new_attempt(COMMAND, None, "w1")
+    assert (record.state, record.attempt) == (State.QUEUED, 1)
+    running = record.to(State.RUNNING)
+    done = running.to(State.SUCCESS, exit_code=0)
+    assert running.started_at is not None and done.ended_at is not None
+    assert done.state_change() == {
+        "id": "t1", "state": "success", "attempt": 1, "at": done.updated_at,
+        "worker": "w1", "exit_code": 0, "detail": "",
+    }
+
+
+def test_a_retry_is_a_new_attempt():
+    record = TaskRecord.new_attempt(COMMAND, None, "w1").to(State.RUNNING).to(State.UP_FOR_RETRY, exit_code=1)
+    assert record.to(State.RUNNING).attempt == 2
+
+
+def test_resubmitting_a_failed_task_starts_the_next_attempt():
+    failed = TaskRecord.new_attempt(COMMAND, None, "w1").to(State.RUNNING).to(State.FAILED, exit_code=1)
+    assert TaskRecord.new_attempt(COMMAND, failed, "w1").attempt == 2
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        [State.SUCCESS],
+        [State.RUNNING, State.SUCCESS, State.RUNNING],
+        [State.RUNNING, State.SUCCESS, State.QUEUED],
+        [State.UP_FOR_RETRY],
+    ],
+)
+def test_illegal_moves_are_refused(path):
+    record = TaskRecord.new_attempt(COMMAND, None, "w1")
+    with pytest.raises(IllegalTransition):
+        for state in path:
+            record = record.to(state)
+
+
+def test_json_round_trip():
+    record = TaskRecord.new_attempt(COMMAND, None, "w1").to(State.RUNNING)
+    assert TaskRecord.from_json(record.to_json()) == record
