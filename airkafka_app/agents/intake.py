@@ -1,10 +1,12 @@
 """The intake agent: turns each command message into a task, or into a dead letter saying why."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 from faust.types import EventT, StreamT
+from mode import CrashingSupervisor
 
 from airkafka_app import topics
 from airkafka_app.application import app
@@ -30,14 +32,25 @@ class TopicLayoutError(RuntimeError):
 async def _prepare() -> None:
     for topic in (topics.state_changes, topics.dead_letters):
         await topic.maybe_declare()
-    found = app.consumer.topic_partitions(settings.commands_topic)
-    if found is not None and found != settings.partitions:
+    found = await _commands_partition_count()
+    if found != settings.partitions:
         # Co-partitioning is what puts a task's command and its table entry on one worker.
         raise TopicLayoutError(
             f"topic {settings.commands_topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is "
             f"{settings.partitions}; recreate the topic or set AIRKAFKA_PARTITIONS={found}"
         )
     await app.add_runtime_dependency(pool)
+
+
+async def _commands_partition_count(timeout_s: float = 60.0) -> int:
+    """The commands topic's partition count, once the consumer's metadata has it."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (found := app.consumer.topic_partitions(settings.commands_topic)) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("no metadata for %s after %.0fs; partition count not checked", settings.commands_topic, timeout_s)
+            return settings.partitions
+        await asyncio.sleep(0.1)
+    return found
 
 
 async def _reject(event: EventT, reason: str) -> None:
@@ -69,7 +82,9 @@ async def accept(event: EventT) -> None:
     await pool.submit(command, runner, event)
 
 
-@app.agent(topics.commands)
+# A crash here is a broken setup or a bug: stop the worker and say why, rather than
+# restart the agent in a loop that looks alive.
+@app.agent(topics.commands, supervisor_strategy=CrashingSupervisor)
 async def intake(stream: StreamT) -> None:
     await _prepare()
     async for event in stream.events():

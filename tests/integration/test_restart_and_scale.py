@@ -1,0 +1,69 @@
+"""State that survives a wiped data directory, and two workers sharing the partitions."""
+import shutil
+import time
+
+from tests.integration.harness import Deployment, shell
+
+
+def test_table_comes_back_from_the_changelog_after_the_data_dir_is_deleted(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("solo").start().wait_ready()
+    exit_codes = {f"keep{n}": n % 2 for n in range(20)}
+    ids = list(exit_codes)
+    try:
+        deployment.send_commands(*(shell(i, "sh", "-c", f"exit {code}") for i, code in exit_codes.items()))
+        deployment.send([(b"junk", b"not json")])
+        deployment.state_changes_until_terminal(ids)
+        before = {i: worker.get(f"/tasks/{i}/")[1] for i in ids}
+        stats_before = worker.get("/stats/")[1]
+    finally:
+        worker.stop()
+    shutil.rmtree(worker.data_dir)
+    worker.start().wait_ready()
+    try:
+        for i in ids:
+            status, record = worker.get(f"/tasks/{i}/")
+            assert status == 200 and record == before[i]
+            assert record["state"] == ("success" if exit_codes[i] == 0 else "failed")
+        assert worker.get("/stats/")[1] == stats_before
+    finally:
+        worker.stop()
+
+
+def test_two_workers_share_partitions_and_answer_for_every_task(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path, partitions=4)
+    first = deployment.worker("first").start().wait_ready()
+    second = deployment.worker("second").start().wait_ready()
+    try:
+        _wait_for_split(first, second)
+        ids = [f"spread{i}" for i in range(40)]
+        deployment.send_commands(*(shell(i, "true") for i in ids))
+        changes = deployment.state_changes_until_terminal(ids)
+        assert all(c[-1]["state"] == "success" for c in changes.values())
+        assert {c[-1]["worker"] for c in changes.values()} == {"first", "second"}
+        for i in ids:
+            owner = changes[i][-1]["worker"]
+            for worker in (first, second):
+                status, record = worker.get(f"/tasks/{i}/")
+                assert status == 200 and record["state"] == "success" and record["worker"] == owner
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _wait_for_split(first, second, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        a, b = first.get("/health/")[1]["partitions"], second.get("/health/")[1]["partitions"]
+        if a and b and sorted(a + b) == [0, 1, 2, 3]:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"partitions not split: {a} / {b}")
+
+
+def test_a_commands_topic_with_another_partition_count_stops_the_worker(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path, partitions=4)
+    deployment.send([(b"early", b"sent before any worker")])  # the broker auto-creates it with 1 partition
+    worker = deployment.worker("misfit").start()
+    assert worker.process.wait(60) != 0
+    assert f"topic '{deployment.commands}' has 1 partitions but AIRKAFKA_PARTITIONS is 4" in worker.log()
