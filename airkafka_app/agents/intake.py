@@ -1,7 +1,6 @@
 """The intake agent: turns each command message into a task, or into a dead letter saying why."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -12,6 +11,7 @@ from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import InvalidCommand, decode_command
 from airkafka_app.dead_letters import dead_letter
+from airkafka_app.kafka_admin import partition_count
 from airkafka_app.runners import build_registry, runner_for
 from airkafka_app.settings import settings
 from airkafka_app.states import NOT_RERUN
@@ -30,9 +30,9 @@ class TopicLayoutError(RuntimeError):
 
 
 async def _prepare() -> None:
-    for topic in (topics.state_changes, topics.dead_letters):
+    for topic in (topics.commands, topics.state_changes, topics.dead_letters):
         await topic.maybe_declare()
-    found = await _commands_partition_count()
+    found = await partition_count(settings.commands_topic)
     if found != settings.partitions:
         # Co-partitioning is what puts a task's command and its table entry on one worker.
         raise TopicLayoutError(
@@ -40,17 +40,6 @@ async def _prepare() -> None:
             f"{settings.partitions}; recreate the topic or set AIRKAFKA_PARTITIONS={found}"
         )
     await app.add_runtime_dependency(pool)
-
-
-async def _commands_partition_count(timeout_s: float = 60.0) -> int:
-    """The commands topic's partition count, once the consumer's metadata has it."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while (found := app.consumer.topic_partitions(settings.commands_topic)) is None:
-        if asyncio.get_running_loop().time() > deadline:
-            log.warning("no metadata for %s after %.0fs; partition count not checked", settings.commands_topic, timeout_s)
-            return settings.partitions
-        await asyncio.sleep(0.1)
-    return found
 
 
 async def _reject(event: EventT, reason: str) -> None:

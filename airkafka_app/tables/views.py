@@ -44,5 +44,8 @@ async def stats(web: View, request: Request) -> Response:
 
 @app.page("/health/")
 async def health(web: View, request: Request) -> Response:
+    """503 until the table is recovered, so a readiness probe never sees a partial table."""
+    if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        return web.json({"status": "recovering", "worker": settings.worker_name}, status=503)
     assigned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.commands_topic)
     return web.json({"status": "ok", "worker": settings.worker_name, "partitions": assigned})

@@ -123,7 +123,8 @@ class WorkerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker {self.label} exited {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
-                if self.get("/health/")[1]["partitions"]:
+                status, body = self.get("/health/")
+                if status == 200 and body["partitions"]:
                     return self
             except requests.RequestException:
                 pass

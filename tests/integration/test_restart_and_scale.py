@@ -54,7 +54,7 @@ def test_two_workers_share_partitions_and_answer_for_every_task(broker, tmp_path
 def _wait_for_split(first, second, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        a, b = first.get("/health/")[1]["partitions"], second.get("/health/")[1]["partitions"]
+        a, b = first.get("/health/")[1].get("partitions"), second.get("/health/")[1].get("partitions")
         if a and b and sorted(a + b) == [0, 1, 2, 3]:
             return
         time.sleep(0.5)
