@@ -1,7 +1,7 @@
 import pytest
 
 from scripts.local_kafka import start_broker
-from tests.integration.harness import Deployment
+from scripts.local_deployment import Deployment
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.integration.harness import shell
+from scripts.local_deployment import shell
 
 CONCURRENCY = 4
 

@@ -2,7 +2,7 @@
 import shutil
 import time
 
-from tests.integration.harness import Deployment, shell
+from scripts.local_deployment import Deployment, shell
 
 
 def test_table_comes_back_from_the_changelog_after_the_data_dir_is_deleted(broker, tmp_path):

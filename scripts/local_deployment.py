@@ -1,4 +1,4 @@
-"""Real processes for integration tests: Faust workers on the real broker, and plain Kafka clients."""
+"""A local AirKafka deployment for tests, the demo and the bench: worker processes and plain Kafka clients."""
 from __future__ import annotations
 
 import asyncio
