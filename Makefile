@@ -1,18 +1,22 @@
 # The two commands of the README: `make demo` and `make test`. Both set up everything first.
-PYTHON ?= python3.11
+# Python 3.12 or later: its asyncio watches child processes with pidfds instead of a
+# thread per child, which the worker spawns hundreds of per second.
+PYTHON ?= $(shell for p in python3.13 python3.12 $(HOME)/.pyenv/versions/3.1[23]*/bin/python3.1[23]; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && echo $$p && break; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo test bench kafka clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[worker,test]'
 	touch $@
 
-kafka:
-	$(PYTHON) scripts/local_kafka.py fetch
+kafka: $(VENV)/installed
+	$(PY) scripts/local_kafka.py fetch
 
 demo: $(VENV)/installed kafka
 	$(PY) scripts/demo.py

@@ -39,6 +39,7 @@ class Settings:
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
+    producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0.005")))
     default_retry_delay_s: float = field(
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )

@@ -105,7 +105,10 @@ def peak_rss_mb(pid: int) -> float:
 async def measure(deployment: Deployment, args: argparse.Namespace) -> tuple[list[float], list[float], list[float]]:
     throughputs, p50s, p99s = [], [], []
     async with Bench(deployment) as bench:
-        await bench.latencies(20)  # warm-up: connections, metadata, first spawns
+        # Warm-up: connections, metadata, and the broker's JIT, which otherwise costs a fresh
+        # JVM more CPU per task than the worker itself for the first seconds of load.
+        await bench.throughput(min(args.tasks, 2000))
+        await bench.latencies(20)
         for _ in range(args.repeat):
             throughputs.append(await bench.throughput(args.tasks))
             lat = await bench.latencies(args.sequential)

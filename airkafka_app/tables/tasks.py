@@ -38,7 +38,9 @@ def save(record: TaskRecord) -> TaskRecord:
     key = record.id.encode()
     table[key] = record.to_json()
     topics.state_changes.send_soon(key=key, value=json.dumps(record.state_change()).encode())
-    level = logging.INFO if record.state.is_terminal or record.state is State.UP_FOR_RETRY else logging.DEBUG
+    # Failures, retries and cancels are what an operator acts on; routine transitions
+    # stay at DEBUG, since at a thousand tasks a second they would drown the log.
+    level = logging.DEBUG if record.state in (State.QUEUED, State.RUNNING, State.SUCCESS) else logging.INFO
     summary = record.detail.partition("\n")[0]
     log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
     return record
