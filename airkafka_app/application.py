@@ -12,7 +12,7 @@ app = faust.App(
     topic_replication_factor=settings.replication,
     web_host=settings.web_host,
     web_port=settings.web_port,
-    web_bind=settings.web_host,
+    web_bind=settings.web_bind,
     origin="airkafka_app",
     # Each task writes the table and publishes state changes three times; batching them
     # costs a few ms of latency and saves most of the produce requests.

@@ -35,6 +35,7 @@ class Settings:
     shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))
     web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST", "127.0.0.1"))
+    web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST", "127.0.0.1")))
     web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT", "6066")))
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
