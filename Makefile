@@ -5,6 +5,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 $(HOME)/.pyenv/versions/3.1[23]
 	$$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && echo $$p && break; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Airflow cannot share a venv with Faust (croniter), so the executor side gets its own.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_VERSION := 3.3.2
 
 .PHONY: demo test bench kafka clean
 
@@ -15,17 +18,23 @@ $(VENV)/installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[worker,test]'
 	touch $@
 
+$(AIRFLOW_VENV)/installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -q 'apache-airflow==$(AIRFLOW_VERSION)' -e '.[executor]'
+	touch $@
+
 kafka: $(VENV)/installed
 	$(PY) scripts/local_kafka.py fetch
 
 demo: $(VENV)/installed kafka
 	$(PY) scripts/demo.py
 
-test: $(VENV)/installed kafka
-	$(PY) -m pytest
+test: $(VENV)/installed $(AIRFLOW_VENV)/installed kafka
+	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest
 
 bench: $(VENV)/installed kafka
 	$(PY) bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) .cache *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) .cache *.egg-info

@@ -6,14 +6,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from airkafka_app.settings import settings
 
 
-def bootstrap_servers() -> list[str]:
-    """``kafka://a:9092;kafka://b:9092`` (Faust's form) as aiokafka's ``host:port`` list."""
-    return [url.strip().removeprefix("kafka://") for url in settings.broker.split(";") if url.strip()]
-
-
 async def partition_count(topic: str) -> int | None:
     """The topic's partition count, or None when it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])

@@ -41,9 +41,16 @@ class Settings:
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0.005")))
+    airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
     default_retry_delay_s: float = field(
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )
+
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``kafka://a:9092;kafka://b:9092`` (Faust's form) as plain ``host:port`` entries."""
+        return [url.strip().removeprefix("kafka://") for url in self.broker.split(";") if url.strip()]
 
 
 settings = Settings()

@@ -21,10 +21,11 @@ class Runner(Protocol):
 
 
 def build_registry() -> dict[str, Runner]:
+    from airkafka_app.runners.airflow import AirflowRunner
     from airkafka_app.runners.shell import ShellRunner
     from airkafka_app.settings import settings
 
-    return {"shell": ShellRunner(allow=settings.shell_allow)}
+    return {"shell": ShellRunner(allow=settings.shell_allow), "airflow": AirflowRunner(settings.airflow_python)}
 
 
 def runner_for(registry: dict[str, Any], command: Command) -> Runner:

@@ -5,7 +5,8 @@ import pytest
 
 from airkafka_app.commands import Command, InvalidCommand
 from airkafka_app.runners import runner_for
-from airkafka_app.runners.shell import TAIL_BYTES, ShellRunner
+from airkafka_app.runners.process import TAIL_BYTES
+from airkafka_app.runners.shell import ShellRunner
 from airkafka_app.states import State
 
 RUNNER = ShellRunner(allow={"true", "sh", "sleep"})

@@ -1,0 +1,91 @@
+"""KafkaExecutor: Airflow's tasks run by AirKafka workers, over Kafka.
+
+    [core] executor = airkafka_app.executor.KafkaExecutor
+
+Runs in Airflow's interpreter and never imports Faust. It publishes each workload as an
+``airflow`` command and mirrors the workers' terminal state changes back to Airflow. It keeps
+no state of its own: command ids are derived from task-instance keys.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.executors.base_executor import BaseExecutor
+from airflow.executors.workloads import ExecuteTask
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from airkafka_app import airflow_tasks
+from airkafka_app.settings import settings
+from airkafka_app.states import State
+
+FLUSH_TIMEOUT_S = 30.0
+
+
+def _command_id(key: Any) -> str:
+    return airflow_tasks.command_id(key.dag_id, key.task_id, key.run_id, key.map_index, key.try_number)
+
+
+class KafkaExecutor(BaseExecutor):
+    pre_assigns_external_executor_id = True
+
+    def start(self) -> None:
+        servers = ",".join(settings.bootstrap_servers)
+        self.producer = Producer({"bootstrap.servers": servers, "linger.ms": 5, "enable.idempotence": True})
+        # A consumer group of its own, so a restarted scheduler resumes where it stopped.
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": f"{settings.app_id}-executor",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+            }
+        )
+        self.consumer.subscribe([settings.state_changes_topic])
+
+    def _process_workloads(self, workloads: Sequence[ExecuteTask]) -> None:
+        for workload in workloads:
+            key = workload.ti.key
+            command = airflow_tasks.workload_command(
+                _command_id(key), workload.model_dump_json(), workload.ti.external_executor_id
+            )
+            self.producer.produce(settings.commands_topic, key=command.id.encode(), value=command.encode())
+            self.queued_tasks.pop(key, None)
+            self.running.add(key)
+        if self.producer.flush(FLUSH_TIMEOUT_S):
+            raise KafkaException(f"commands not delivered within {FLUSH_TIMEOUT_S}s")
+
+    def sync(self) -> None:
+        """Mirror terminal state changes of the tasks this executor runs."""
+        running = {_command_id(key): key for key in self.running}
+        while messages := self.consumer.consume(num_messages=1000, timeout=0):
+            for message in messages:
+                if message.error():
+                    self.log.warning("state-changes read error: %s", message.error())
+                    continue
+                change = json.loads(message.value())
+                key = running.get(change["id"])
+                if key is None or not State(change["state"]).is_terminal:
+                    continue
+                if change["state"] == State.SUCCESS.value:
+                    self.success(key, info=change["detail"])
+                else:
+                    self.fail(key, info=change["detail"])
+
+    def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
+        """Adopt every task that was sent to Kafka: its terminal record is still to be read."""
+        not_adopted = []
+        for ti in tis:
+            if ti.external_executor_id:
+                self.running.add(ti.key)
+            else:
+                not_adopted.append(ti)
+        return not_adopted
+
+    def end(self) -> None:
+        self.producer.flush(FLUSH_TIMEOUT_S)
+        self.consumer.close()
+
+    def terminate(self) -> None:
+        self.end()

@@ -1,0 +1,65 @@
+"""The ``airflow`` runner: one Airflow ``ExecuteTask`` workload, supervised by the Task SDK.
+
+It runs in Airflow's own interpreter (``AIRKAFKA_AIRFLOW_PYTHON``), which cannot share a
+venv with Faust. The supervisor can exit 0 for a failed task, so the task's real final
+state is read from the supervisor's ``Workload finished`` log record, never the exit code.
+"""
+from __future__ import annotations
+
+import json
+
+from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.runners import Outcome
+from airkafka_app.runners.process import run_process, with_tail
+from airkafka_app.states import State
+
+EXECUTE_WORKLOAD = "airflow.sdk.execution_time.execute_workload"
+ARG_FIELDS = frozenset({"workload", "external_executor_id"})
+
+
+class FinalState:
+    """Picks the ``final_state`` out of the supervisor's JSON log lines."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.already_running = False
+
+    def __call__(self, line: bytes) -> None:
+        if b"Workload finished" in line:
+            try:
+                self.value = json.loads(line).get("final_state")
+            except ValueError:
+                pass
+        elif b"TaskAlreadyRunningError" in line:
+            self.already_running = True
+
+
+class AirflowRunner:
+    def __init__(self, python: str) -> None:
+        self.python = python
+
+    def check(self, command: Command) -> None:
+        unknown = sorted(set(command.args) - ARG_FIELDS)
+        if unknown:
+            raise InvalidCommand(f"unknown airflow arg(s): {', '.join(unknown)}")
+        workload = command.args.get("workload")
+        if not isinstance(workload, str) or not workload.startswith("{"):
+            raise InvalidCommand("airflow 'args.workload' must be an ExecuteTask workload as a JSON string")
+        if not self.python:
+            raise InvalidCommand("airflow runner is disabled: AIRKAFKA_AIRFLOW_PYTHON is not set")
+
+    async def run(self, command: Command) -> Outcome:
+        final = FinalState()
+        argv = [self.python, "-m", EXECUTE_WORKLOAD, "--json-string", command.args["workload"]]
+        try:
+            finished = await run_process(argv, timeout_s=command.timeout_s, on_line=final)
+        except OSError as exc:
+            return Outcome(State.FAILED, None, f"cannot start {self.python!r}: {exc}")
+        exit_code, summary = finished.summary(command.timeout_s)
+        if final.already_running:
+            # A redelivered workload whose task runs elsewhere: not a failure of that task.
+            return Outcome(State.CANCELLED, exit_code, with_tail("task instance is already running elsewhere", finished.tail))
+        if final.value is None:
+            return Outcome(State.FAILED, exit_code, with_tail(f"{summary}; the supervisor reported no final state", finished.tail))
+        state = State.SUCCESS if final.value == "success" else State.FAILED
+        return Outcome(state, exit_code, with_tail(f"airflow final state {final.value}; {summary}", finished.tail))

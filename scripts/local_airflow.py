@@ -1,0 +1,98 @@
+"""A local Apache Airflow 3 (SQLite; api-server, scheduler, dag-processor) using KafkaExecutor.
+
+Used by the tests. Airflow runs from its own venv (AIRKAFKA_AIRFLOW_VENV, default
+.venv-airflow), because it cannot share one with Faust.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from scripts.local_kafka import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("AIRKAFKA_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
+PYTHON = VENV / "bin" / "python"
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+class LocalAirflow:
+    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__EXECUTOR": "airkafka_app.executor.KafkaExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "airkafka-test-jwt-secret-0123456789",
+            "AIRFLOW__API__SECRET_KEY": "airkafka-test-secret-key",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            **extra_env,
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_env(self, worker_home: Path) -> dict[str, str]:
+        """What an AirKafka worker needs to run this Airflow's workloads: no metadata database."""
+        worker_home.mkdir(parents=True, exist_ok=True)
+        return {
+            "AIRKAFKA_AIRFLOW_PYTHON": str(PYTHON),
+            "AIRFLOW_HOME": str(worker_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": self.env["AIRFLOW__CORE__DAGS_FOLDER"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": self.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"],
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+
+    def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(VENV / "bin" / "airflow"), "db", "migrate"], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        for component in COMPONENTS:
+            args = ["--port", str(self.port)] if component == "api-server" else []
+            with open(self.home / f"{component}.log", "ab") as log:
+                self.processes.append(subprocess.Popen(
+                    [str(VENV / "bin" / "airflow"), component, *args], env=self.env, cwd=self.home,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{process.args[1]} exited {process.returncode}; see {self.home}")
+            try:
+                if requests.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} not parsed after {timeout}s; see {self.home}")
+
+    def api(self, method: str, path: str, **kwargs) -> dict:
+        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

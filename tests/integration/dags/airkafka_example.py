@@ -1,0 +1,20 @@
+"""The example DAG run under KafkaExecutor by the tests: a success, an exit 127, a retry and a fan-out."""
+from datetime import timedelta
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+
+FAN_OUT = 20
+
+with DAG("airkafka_example", schedule=None, catchup=False, max_active_tasks=32) as dag:
+    start = BashOperator(task_id="start", bash_command="echo start")
+    exit127 = BashOperator(task_id="exit127", bash_command="exit 127")
+    flaky = BashOperator(
+        task_id="flaky",
+        bash_command='test -f "$AIRKAFKA_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}" '
+        '|| { touch "$AIRKAFKA_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}"; exit 1; }',
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
+    fan = [BashOperator(task_id=f"fan_{i}", bash_command="true") for i in range(FAN_OUT)]
+    start >> [exit127, flaky, *fan]

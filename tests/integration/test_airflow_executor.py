@@ -1,0 +1,67 @@
+"""KafkaExecutor on a real Airflow 3.3 with a Faust worker on the real broker: true final states."""
+import time
+from pathlib import Path
+
+import pytest
+
+from airkafka_app.airflow_tasks import command_id
+from scripts.local_airflow import LocalAirflow
+from scripts.local_deployment import Deployment
+
+DAGS = Path(__file__).parent / "dags"
+DAG_ID = "airkafka_example"
+FAN_OUT = 20
+
+
+@pytest.fixture(scope="module")
+def stack(broker, tmp_path_factory):
+    root = tmp_path_factory.mktemp("airflow")
+    deployment = Deployment(broker.bootstrap, root, partitions=4)
+    airkafka = {k: v for k, v in deployment.env().items() if k.startswith("AIRKAFKA_")}
+    airflow = LocalAirflow(root / "airflow", DAGS, {**airkafka, "AIRKAFKA_TEST_TMP": str(root)})
+    worker = deployment.worker("af-worker", **airflow.worker_env(root / "worker-airflow-home"),
+                               AIRKAFKA_TEST_TMP=str(root))
+    try:
+        airflow.start(DAG_ID)
+        worker.start().wait_ready()
+        yield airflow, worker
+    finally:
+        worker.stop()
+        airflow.stop()
+
+
+def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(stack):
+    airflow, worker = stack
+    started = time.monotonic()
+    airflow.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "dag_run_id": "run-1"})
+    run = _wait_for_run(airflow, "run-1")
+    print(f"\nDAG {DAG_ID} ({FAN_OUT + 3} tasks) took {time.monotonic() - started:.1f}s end to end")
+    assert run["state"] == "failed"  # exit127 fails the run; everything else succeeds
+
+    tis = {ti["task_id"]: ti for ti in airflow.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/run-1/taskInstances", params={"limit": 100})["task_instances"]}
+    assert tis["start"]["state"] == "success"
+    assert tis["exit127"]["state"] == "failed"
+    assert (tis["flaky"]["state"], tis["flaky"]["try_number"]) == ("success", 2)
+    assert [tis[f"fan_{i}"]["state"] for i in range(FAN_OUT)] == ["success"] * FAN_OUT
+
+    def record(task_id: str, try_number: int = 1) -> dict:
+        status, body = worker.get(f"/tasks/{command_id(DAG_ID, task_id, 'run-1', -1, try_number)}/")
+        assert status == 200, (task_id, body)
+        return body
+
+    failed = record("exit127")
+    assert failed["state"] == "failed" and failed["detail"].startswith("airflow final state failed")
+    assert record("flaky", 1)["detail"].startswith("airflow final state up_for_retry")
+    assert record("flaky", 2)["state"] == "success"
+    assert all(record(f"fan_{i}")["state"] == "success" for i in range(FAN_OUT))
+
+
+def _wait_for_run(airflow: LocalAirflow, run_id: str, timeout: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(2)
+    raise TimeoutError(f"DAG run {run_id} still {run['state']} after {timeout}s")
