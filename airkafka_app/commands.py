@@ -10,6 +10,7 @@ from typing import Any
 
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s"})
 MAX_ID_LENGTH = 255
+CANCEL = "cancel"
 
 
 class InvalidCommand(ValueError):
@@ -24,6 +25,11 @@ class Command:
     timeout_s: float | None = None
     retries: int = 0
     retry_delay_s: float | None = None
+
+    @property
+    def routing_key(self) -> str:
+        """The message key: a cancel travels with its target, to the partition that owns it."""
+        return self.args["target"] if self.kind == CANCEL else self.id
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "kind": self.kind, "args": self.args, "retries": self.retries}
@@ -62,19 +68,23 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     task_id = data.get("id")
     if not isinstance(task_id, str) or not task_id or len(task_id) > MAX_ID_LENGTH:
         raise InvalidCommand(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-    if key is not None:
-        try:
-            key_text = key.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidCommand("message key is not UTF-8") from None
-        if key_text != task_id:
-            raise InvalidCommand(f"message key {key_text!r} does not match id {task_id!r}")
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
         raise InvalidCommand("'kind' must be a non-empty string")
     args = data.get("args")
     if not isinstance(args, dict):
         raise InvalidCommand("'args' must be a JSON object")
+    if kind == CANCEL and (set(args) != {"target"} or not isinstance(args["target"], str) or not args["target"]):
+        raise InvalidCommand("cancel 'args' must be exactly {\"target\": \"<task id>\"}")
+    expected_key = args["target"] if kind == CANCEL else task_id
+    if key is not None:
+        try:
+            key_text = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidCommand("message key is not UTF-8") from None
+        if key_text != expected_key:
+            what = "the cancel's target" if kind == CANCEL else "id"
+            raise InvalidCommand(f"message key {key_text!r} does not match {what} {expected_key!r}")
     timeout_s = data.get("timeout_s")
     if timeout_s is not None and (not _is_number(timeout_s) or timeout_s <= 0):
         raise InvalidCommand("'timeout_s' must be a positive number")

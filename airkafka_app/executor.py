@@ -17,6 +17,7 @@ from airflow.executors.workloads import ExecuteTask
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from airkafka_app import airflow_tasks
+from airkafka_app.commands import CANCEL, Command
 from airkafka_app.settings import settings
 from airkafka_app.states import State
 
@@ -72,6 +73,19 @@ class KafkaExecutor(BaseExecutor):
                     self.success(key, info=change["detail"])
                 else:
                     self.fail(key, info=change["detail"])
+
+    def revoke_task(self, *, ti: Any) -> None:
+        """Cancel the try on its worker, waiting or running. Never raises, as the scheduler expects."""
+        target = _command_id(ti.key)
+        cancel = Command(f"revoke-{target}", CANCEL, {"target": target})
+        try:
+            self.producer.produce(settings.commands_topic, key=target.encode(), value=cancel.encode())
+            if self.producer.flush(FLUSH_TIMEOUT_S):
+                self.log.error("cancel for %s not delivered within %ss", ti.key, FLUSH_TIMEOUT_S)
+        except KafkaException:
+            self.log.exception("cancel for %s not sent", ti.key)
+        self.queued_tasks.pop(ti.key, None)
+        self.running.discard(ti.key)
 
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
         """Adopt every task that was sent to Kafka: its terminal record is still to be read."""

@@ -14,37 +14,63 @@ from airkafka_app.tables import tasks
 
 log = logging.getLogger(__name__)
 
+# Tasks admitted per run slot. Past that, intake waits and the backlog stays in Kafka; below
+# it, intake keeps reading, so a cancel is not stuck behind the tasks it should stop.
+ADMITTED_PER_SLOT = 4
+
 
 class WorkerPool(Service):
     def __init__(self, concurrency: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(concurrency)
-        self._runs: set[asyncio.Task] = set()
+        self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
+        self._runs: dict[str, asyncio.Task] = {}
+        self._cancel_reasons: dict[str, str] = {}
 
     async def submit(self, command: Command, runner: Runner, event: object) -> None:
-        """Wait for a free slot, then start the run; backpressure for the intake agent.
+        """Admit the task and start its run, which waits for a free slot while ``queued``.
 
         The run is created while ``event`` is Faust's current event, and asyncio copies
         that context into it: its table writes go to the command's partition. It holds
         ``event`` because Faust keeps only a weak reference to it.
         """
-        await self._slots.acquire()
+        await self._admitted.acquire()
         run = asyncio.ensure_future(self._run(command, runner, event))
-        self._runs.add(run)
-        run.add_done_callback(self._finished)
+        self._runs[command.id] = run
+        run.add_done_callback(lambda done: self._finished(command.id, done))
 
-    def _finished(self, run: asyncio.Task) -> None:
-        self._runs.discard(run)
-        self._slots.release()
+    def cancel(self, task_id: str, reason: str) -> bool:
+        """Stop the task's run, whether it waits or runs; False when nothing runs it here."""
+        run = self._runs.get(task_id)
+        if run is None:
+            return False
+        self._cancel_reasons[task_id] = reason
+        run.cancel()
+        return True
+
+    def _finished(self, task_id: str, run: asyncio.Task) -> None:
+        self._runs.pop(task_id, None)
+        self._cancel_reasons.pop(task_id, None)
+        self._admitted.release()
         if not run.cancelled() and run.exception() is not None:
-            log.error("run crashed", exc_info=run.exception())
+            log.error("task %s run crashed", task_id, exc_info=run.exception())
 
     async def _run(self, command: Command, runner: Runner, event: object) -> None:
+        try:
+            await self._attempts(command, runner)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.get(command.id)
+            if reason is None:
+                raise  # the worker is stopping: the task stays as the table has it
+            tasks.transition(command.id, State.CANCELLED, exit_code=None, detail=reason)
+
+    async def _attempts(self, command: Command, runner: Runner) -> None:
         for retry in range(command.retries + 1):
             if retry:
                 await asyncio.sleep(_backoff(command, retry))
-            tasks.transition(command.id, State.RUNNING, worker=settings.worker_name)
-            outcome = await runner.run(command)
+            async with self._slots:
+                tasks.transition(command.id, State.RUNNING, worker=settings.worker_name)
+                outcome = await runner.run(command)
             retry_left = outcome.state is State.FAILED and retry < command.retries
             final = State.UP_FOR_RETRY if retry_left else outcome.state
             tasks.transition(command.id, final, exit_code=outcome.exit_code, detail=outcome.detail)
@@ -52,9 +78,10 @@ class WorkerPool(Service):
                 return
 
     async def on_stop(self) -> None:
-        for run in list(self._runs):
+        runs = list(self._runs.values())
+        for run in runs:
             run.cancel()
-        await asyncio.gather(*self._runs, return_exceptions=True)
+        await asyncio.gather(*runs, return_exceptions=True)
 
 
 def _backoff(command: Command, retry: int) -> float:

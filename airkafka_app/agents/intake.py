@@ -9,12 +9,12 @@ from mode import CrashingSupervisor
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import InvalidCommand, decode_command
+from airkafka_app.commands import CANCEL, Command, InvalidCommand, decode_command
 from airkafka_app.dead_letters import dead_letter
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.runners import build_registry, runner_for
 from airkafka_app.settings import settings
-from airkafka_app.states import NOT_RERUN
+from airkafka_app.states import NOT_RERUN, State
 from airkafka_app.tables import counters, tasks
 from airkafka_app.task_record import TaskRecord
 from airkafka_app.worker_pool import WorkerPool
@@ -50,17 +50,33 @@ async def _reject(event: EventT, reason: str) -> None:
     log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason)
 
 
+def _cancel(command: Command) -> None:
+    """Cancel the target, which this partition owns: its run here, or its record if none runs."""
+    target = command.args["target"]
+    current = tasks.load(target)
+    if current is None or current.state.is_terminal:
+        log.info("cancel %s: task %s is %s, nothing to cancel", command.id, target,
+                 current.state.value if current else "unknown")
+        return
+    reason = f"cancelled by {command.id}"
+    if not pool.cancel(target, reason):
+        tasks.transition(target, State.CANCELLED, exit_code=None, detail=reason)
+
+
 async def accept(event: EventT) -> None:
     try:
         command = decode_command(event.message.key, event.message.value)
-        runner = runner_for(runners, command)
+        runner = None if command.kind == CANCEL else runner_for(runners, command)
     except InvalidCommand as exc:
         await _reject(event, str(exc))
         return
     if event.message.key is None:
-        # Without its id as key, the command sits in a partition that does not own its table entry.
-        await topics.commands.send(key=command.id.encode(), value=event.message.value)
-        log.info("task %s re-keyed by its id", command.id)
+        # Without its key, the command sits in a partition that does not own its table entry.
+        await topics.commands.send(key=command.routing_key.encode(), value=event.message.value)
+        log.info("task %s re-keyed by %s", command.id, command.routing_key)
+        return
+    if runner is None:
+        _cancel(command)
         return
     previous = tasks.load(command.id)
     if previous is not None and previous.state in NOT_RERUN:

@@ -1,9 +1,11 @@
 """One worker on the real broker: outcomes, bad input, duplicates, retries, concurrency and views."""
 import json
+import time
 
 import pytest
 
 from scripts.local_deployment import shell
+from tests.processes import is_running
 
 CONCURRENCY = 4
 
@@ -146,3 +148,42 @@ def test_views(deployment, worker):
     assert stats["tasks"]["success"] >= 1 and stats["tasks"]["failed"] >= 1
     assert sum(stats["tasks"].values()) == worker.get("/tasks/?limit=0")[1]["count"]
     assert worker.get("/health/")[1] == {"status": "ok", "worker": "w1", "partitions": [0, 1, 2, 3]}
+
+
+def cancel(task_id: str, target: str) -> dict:
+    return {"id": task_id, "kind": "cancel", "args": {"target": target}}
+
+
+def test_cancel_kills_a_running_task_and_its_children(deployment, worker, tmp_path):
+    marker = tmp_path / "child.pid"
+    deployment.send_commands(shell("long", "sh", "-c", f"sleep 60 & echo $! > {marker}; wait"))
+    deployment.read(deployment.state_changes, lambda r: any(
+        x["value"]["id"] == "long" and x["value"]["state"] == "running" for x in r))
+    while not marker.exists() or not marker.read_text().strip():
+        time.sleep(0.05)
+    deployment.send([(b"long", json.dumps(cancel("stop-long", "long")).encode())])
+    changes = deployment.state_changes_until_terminal(["long"])["long"]
+    assert states(changes) == ["queued", "running", "cancelled"]
+    assert changes[-1]["detail"] == "cancelled by stop-long"
+    child = int(marker.read_text())
+    deadline = time.monotonic() + 3
+    while is_running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_running(child)
+
+
+def test_cancel_stops_a_queued_task_before_it_starts(deployment, worker, tmp_path):
+    never = tmp_path / "never"
+    blockers = [f"block{i}" for i in range(CONCURRENCY)]
+    deployment.send_commands(*(shell(b, "sleep", "3") for b in blockers))
+    deployment.read(deployment.state_changes, lambda r: {
+        x["value"]["id"] for x in r if x["value"]["state"] == "running"} >= set(blockers))
+    deployment.send_commands(shell("waiting", "touch", str(never)))
+    deployment.send([(None, json.dumps(cancel("stop-waiting", "waiting")).encode()),  # keyless: re-keyed by target
+                     (b"nobody", json.dumps(cancel("stop-nobody", "nobody")).encode())])
+    changes = deployment.state_changes_until_terminal(["waiting", *blockers])
+    assert states(changes["waiting"]) == ["queued", "cancelled"]
+    assert all(states(changes[b])[-1] == "success" for b in blockers)
+    assert not never.exists()
+    assert worker.get("/tasks/nobody/")[0] == 404
+

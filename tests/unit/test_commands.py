@@ -61,3 +61,13 @@ def test_dead_letter_keeps_text_or_base64():
     letter = dead_letter("bad", "cmds", 3, 42, b"k", b"\xff")
     assert letter == {"error": "bad", "topic": "cmds", "partition": 3, "offset": 42, "key": "k", "value_b64": "/w=="}
     assert dead_letter("bad", "cmds", 0, 0, None, b"{}")["value"] == "{}"
+
+
+def test_a_cancel_is_keyed_by_its_target():
+    cancel = {"id": "c1", "kind": "cancel", "args": {"target": "t9"}}
+    assert decode_command(b"t9", encode(**cancel)).routing_key == "t9"
+    assert decode_command(None, encode(**cancel)).routing_key == "t9"
+    with pytest.raises(InvalidCommand, match="does not match the cancel's target 't9'"):
+        decode_command(b"c1", encode(**cancel))
+    with pytest.raises(InvalidCommand, match="cancel 'args' must be"):
+        decode_command(b"t9", encode(id="c1", kind="cancel", args={"target": ""}))

@@ -8,6 +8,7 @@ from airkafka_app.runners import runner_for
 from airkafka_app.runners.process import TAIL_BYTES
 from airkafka_app.runners.shell import ShellRunner
 from airkafka_app.states import State
+from tests.processes import is_running
 
 RUNNER = ShellRunner(allow={"true", "sh", "sleep"})
 
@@ -50,15 +51,6 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     while is_running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not is_running(child)
-
-
-def is_running(pid: int) -> bool:
-    """A killed orphan can stay a zombie until PID 1 reaps it; that counts as ended."""
-    try:
-        status = open(f"/proc/{pid}/status").read()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status and "\nState:\tX" not in status
 
 
 def test_killed_by_signal_is_failed():

@@ -1,0 +1,10 @@
+"""Process checks shared by the tests."""
+
+
+def is_running(pid: int) -> bool:
+    """A killed orphan can stay a zombie until PID 1 reaps it; that counts as ended."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status and "\nState:\tX" not in status
