@@ -11,6 +11,8 @@ from typing import Any
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s"})
 MAX_ID_LENGTH = 255
 CANCEL = "cancel"
+TRIGGER_DAG = "trigger_dag"
+EVENT_FIELDS = frozenset({"command", "params"})
 
 
 class InvalidCommand(ValueError):
@@ -61,6 +63,8 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
         raise InvalidCommand(f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidCommand(f"command must be a JSON object, not {type(data).__name__}")
+    if "command" in data and "kind" not in data:
+        data = _from_event(data, key)
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise InvalidCommand(f"unknown field(s): {', '.join(unknown)}")
@@ -95,3 +99,28 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     if retry_delay_s is not None and (not _is_number(retry_delay_s) or retry_delay_s < 0):
         raise InvalidCommand("'retry_delay_s' must be a non-negative number")
     return Command(task_id, kind, args, timeout_s, retries, retry_delay_s)
+
+
+def _from_event(data: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+    """The event-driven dispatcher's shape, ``{"command": "app.<dag_id>", "params": "<JSON>"}``,
+    as a ``trigger_dag`` command. It has no id of its own: the message key is its id."""
+    unknown = sorted(set(data) - EVENT_FIELDS)
+    if unknown:
+        raise InvalidCommand(f"unknown event field(s): {', '.join(unknown)}")
+    name = data["command"]
+    if not isinstance(name, str) or "." not in name or not name.split(".", 1)[1]:
+        raise InvalidCommand("event 'command' must look like 'app.<dag_id>'")
+    if key is None:
+        raise InvalidCommand("an event {command, params} needs a message key: the key is its task id")
+    params = data.get("params", "{}")
+    try:
+        conf = json.loads(params) if isinstance(params, str) else None
+    except json.JSONDecodeError as exc:
+        raise InvalidCommand(f"event 'params' is not valid JSON: {exc}") from None
+    if not isinstance(conf, dict):
+        raise InvalidCommand("event 'params' must be a JSON object encoded as a string")
+    try:
+        task_id = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidCommand("message key is not UTF-8") from None
+    return {"id": task_id, "kind": TRIGGER_DAG, "args": {"dag_id": name.split(".", 1)[1], "conf": conf}}

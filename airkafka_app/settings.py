@@ -42,6 +42,11 @@ class Settings:
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0.005")))
     airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
+    airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))
+    airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME", ""))
+    airflow_password: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PASSWORD", ""), repr=False)
+    trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS", "5")))
+    trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S", "2.0")))
     default_retry_delay_s: float = field(
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )

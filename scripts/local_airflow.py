@@ -5,6 +5,7 @@ Used by the tests. Airflow runs from its own venv (AIRKAFKA_AIRFLOW_VENV, defaul
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("AIRKAFKA_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
 PYTHON = VENV / "bin" / "python"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+USERNAME = "airkafka"
+PASSWORD = "airkafka-test-password"
 
 
 class LocalAirflow:
@@ -36,21 +39,26 @@ class LocalAirflow:
             "AIRFLOW__API_AUTH__JWT_SECRET": "airkafka-test-jwt-secret-0123456789",
             "AIRFLOW__API__SECRET_KEY": "airkafka-test-secret-key",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             **extra_env,
         }
         self.processes: list[subprocess.Popen] = []
+        self._token: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def worker_env(self, worker_home: Path) -> dict[str, str]:
-        """What an AirKafka worker needs to run this Airflow's workloads: no metadata database."""
+        """What an AirKafka worker needs to run workloads and trigger DAGs: no metadata database."""
         worker_home.mkdir(parents=True, exist_ok=True)
         return {
             "AIRKAFKA_AIRFLOW_PYTHON": str(PYTHON),
+            "AIRKAFKA_AIRFLOW_API_URL": self.url,
+            "AIRKAFKA_AIRFLOW_USERNAME": USERNAME,
+            "AIRKAFKA_AIRFLOW_PASSWORD": PASSWORD,
             "AIRFLOW_HOME": str(worker_home),
             "AIRFLOW__CORE__DAGS_FOLDER": self.env["AIRFLOW__CORE__DAGS_FOLDER"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": self.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"],
@@ -59,6 +67,7 @@ class LocalAirflow:
 
     def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps({USERNAME: PASSWORD}))
         subprocess.run([str(VENV / "bin" / "airflow"), "db", "migrate"], env=self.env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         for component in COMPONENTS:
@@ -74,17 +83,36 @@ class LocalAirflow:
                 if process.poll() is not None:
                     raise RuntimeError(f"{process.args[1]} exited {process.returncode}; see {self.home}")
             try:
-                if requests.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=5).status_code == 200:
-                    return self
+                self.api("GET", f"/dags/{dag_id}")
+                return self
             except requests.RequestException:
                 pass
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} not parsed after {timeout}s; see {self.home}")
 
     def api(self, method: str, path: str, **kwargs) -> dict:
-        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        if self._token is None:
+            login = requests.post(f"{self.url}/auth/token", json={"username": USERNAME, "password": PASSWORD}, timeout=30)
+            login.raise_for_status()
+            self._token = login.json()["access_token"]
+        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=30,
+                                    headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
         response.raise_for_status()
         return response.json()
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict:
+        """The DAG run once it has ended."""
+        deadline = time.monotonic() + timeout
+        run = {"state": "unknown"}
+        while time.monotonic() < deadline:
+            try:
+                run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            except requests.Timeout:
+                continue  # SQLite under a busy scheduler can stall the api-server; ask again
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(1)
+        raise TimeoutError(f"DAG run {run_id} of {dag_id} still {run['state']} after {timeout}s")
 
     def stop(self) -> None:
         for process in self.processes:

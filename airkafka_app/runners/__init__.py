@@ -23,9 +23,15 @@ class Runner(Protocol):
 def build_registry() -> dict[str, Runner]:
     from airkafka_app.runners.airflow import AirflowRunner
     from airkafka_app.runners.shell import ShellRunner
-    from airkafka_app.settings import settings
+    from airkafka_app.runners.trigger_dag import AirflowApi, TriggerDagRunner
+    from airkafka_app.settings import settings as s
 
-    return {"shell": ShellRunner(allow=settings.shell_allow), "airflow": AirflowRunner(settings.airflow_python)}
+    api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
+    return {
+        "shell": ShellRunner(allow=s.shell_allow),
+        "airflow": AirflowRunner(s.airflow_python),
+        "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s),
+    }
 
 
 def runner_for(registry: dict[str, Any], command: Command) -> Runner:

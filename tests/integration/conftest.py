@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import pytest
 
-from scripts.local_kafka import start_broker
+from scripts.local_airflow import LocalAirflow
 from scripts.local_deployment import Deployment
+from scripts.local_kafka import start_broker
+
+DAGS = Path(__file__).parent / "dags"
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +19,21 @@ def broker(tmp_path_factory):
 @pytest.fixture(scope="module")
 def deployment(broker, tmp_path_factory):
     return Deployment(broker.bootstrap, tmp_path_factory.mktemp("deployment"))
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(broker, tmp_path_factory):
+    """A real Airflow using KafkaExecutor, and one AirKafka worker that runs and triggers its DAGs."""
+    root = tmp_path_factory.mktemp("airflow")
+    deployment = Deployment(broker.bootstrap, root, partitions=4)
+    airkafka = {k: v for k, v in deployment.env().items() if k.startswith("AIRKAFKA_")}
+    airflow = LocalAirflow(root / "airflow", DAGS, {**airkafka, "AIRKAFKA_TEST_TMP": str(root)})
+    worker = deployment.worker("af-worker", **airflow.worker_env(root / "worker-airflow-home"),
+                               AIRKAFKA_TEST_TMP=str(root), AIRKAFKA_TRIGGER_POLL_S="0.5")
+    try:
+        airflow.start("airkafka_example")
+        worker.start().wait_ready()
+        yield airflow, worker
+    finally:
+        worker.stop()
+        airflow.stop()

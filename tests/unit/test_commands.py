@@ -71,3 +71,27 @@ def test_a_cancel_is_keyed_by_its_target():
         decode_command(b"c1", encode(**cancel))
     with pytest.raises(InvalidCommand, match="cancel 'args' must be"):
         decode_command(b"t9", encode(id="c1", kind="cancel", args={"target": ""}))
+
+
+def test_the_dispatcher_event_shape_becomes_a_trigger_dag_command():
+    event = {"command": "app.send_email_alert", "params": json.dumps({"to": "ops@example.com"})}
+    command = decode_command(b"evt-1", encode(**event))
+    assert (command.id, command.kind) == ("evt-1", "trigger_dag")
+    assert command.args == {"dag_id": "send_email_alert", "conf": {"to": "ops@example.com"}}
+
+
+@pytest.mark.parametrize(
+    "key, event, reason",
+    [
+        (None, {"command": "app.x", "params": "{}"}, "needs a message key"),
+        (b"k", {"command": "nodot", "params": "{}"}, "must look like 'app.<dag_id>'"),
+        (b"k", {"command": "app.x", "params": "{nope"}, "'params' is not valid JSON"),
+        (b"k", {"command": "app.x", "params": "[1]"}, "JSON object encoded as a string"),
+        (b"k", {"command": "app.x", "params": {"a": 1}}, "JSON object encoded as a string"),
+        (b"k", {"command": "app.x", "params": "{}", "extra": 1}, "unknown event field(s): extra"),
+    ],
+)
+def test_bad_dispatcher_events_are_refused(key, event, reason):
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(key, encode(**event))
+    assert reason in str(info.value)
