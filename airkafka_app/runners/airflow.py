@@ -6,7 +6,10 @@ state is read from the supervisor's ``Workload finished`` log record, never the 
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import time
 
 from airkafka_app.commands import Command, InvalidCommand
 from airkafka_app.runners import Outcome
@@ -34,6 +37,19 @@ class FinalState:
             self.already_running = True
 
 
+def token_expiry(workload_json: str) -> float | None:
+    """The ``exp`` of the workload's token (valid for ``task_queued_timeout`` after queueing).
+
+    Read without verifying: the API server verifies it; this only says why a run would fail.
+    """
+    try:
+        payload = json.loads(workload_json)["token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (KeyError, IndexError, ValueError, TypeError, binascii.Error):
+        return None
+
+
 class AirflowRunner:
     def __init__(self, python: str) -> None:
         self.python = python
@@ -49,6 +65,11 @@ class AirflowRunner:
             raise InvalidCommand("airflow runner is disabled: AIRKAFKA_AIRFLOW_PYTHON is not set")
 
     async def run(self, command: Command) -> Outcome:
+        expiry = token_expiry(command.args["workload"])
+        if expiry is not None and expiry < time.time():
+            return Outcome(State.FAILED, None, (
+                f"workload token expired {time.time() - expiry:.0f}s ago: it waited longer than Airflow's "
+                "[scheduler] task_queued_timeout; Airflow will re-queue the task"))
         final = FinalState()
         argv = [self.python, "-m", EXECUTE_WORKLOAD, "--json-string", command.args["workload"]]
         try:
