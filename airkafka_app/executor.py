@@ -34,11 +34,12 @@ class KafkaExecutor(BaseExecutor):
     def start(self) -> None:
         servers = ",".join(settings.bootstrap_servers)
         self.producer = Producer({"bootstrap.servers": servers, "linger.ms": 5, "enable.idempotence": True})
-        # A consumer group of its own, so a restarted scheduler resumes where it stopped.
+        # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
+        # scheduler does not take half the partitions, and so half the results, from the first.
         self.consumer = Consumer(
             {
                 "bootstrap.servers": servers,
-                "group.id": f"{settings.app_id}-executor",
+                "group.id": settings.executor_consumer_group,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": True,
             }
@@ -71,8 +72,13 @@ class KafkaExecutor(BaseExecutor):
                     continue
                 if change["state"] == State.SUCCESS.value:
                     self.success(key, info=change["detail"])
-                else:
+                elif change["state"] == State.FAILED.value:
                     self.fail(key, info=change["detail"])
+                else:
+                    # Cancelled: a revoke, or a redelivered try that already runs elsewhere
+                    # (TaskAlreadyRunningError). Failing it would fail a live try. If the try
+                    # really died, Airflow's task heartbeat check fails it.
+                    self.running.discard(key)
 
     def revoke_task(self, *, ti: Any) -> None:
         """Cancel the try on its worker, waiting or running. Never raises, as the scheduler expects."""

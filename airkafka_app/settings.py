@@ -42,6 +42,7 @@ class Settings:
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0.005")))
     airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
+    executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP", ""))
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))
     airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME", ""))
     airflow_password: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PASSWORD", ""), repr=False)
@@ -51,6 +52,11 @@ class Settings:
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )
 
+
+    @property
+    def executor_consumer_group(self) -> str:
+        """One group per scheduler host: each scheduler must read every state change."""
+        return self.executor_group or f"{self.app_id}-executor-{socket.gethostname()}"
 
     @property
     def bootstrap_servers(self) -> list[str]:

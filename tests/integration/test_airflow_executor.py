@@ -1,4 +1,5 @@
 """KafkaExecutor on a real Airflow 3.3 with a Faust worker on the real broker: true final states."""
+import json
 import subprocess
 import time
 
@@ -69,7 +70,48 @@ def test_revoke_task_cancels_the_try_on_its_worker(airflow_stack, broker, tmp_pa
     deployment.send_commands({"id": target, "kind": "shell", "args": {"argv": ["sleep", "60"]}})
     deployment.read(deployment.state_changes, lambda r: any(
         x["value"]["id"] == target and x["value"]["state"] == "running" for x in r))
-    subprocess.run([str(PYTHON), "-c", REVOKE], env={**airflow.env}, check=True, timeout=120)
+    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"revoke-test-{tmp_path.name}"}  # not the scheduler's
+    subprocess.run([str(PYTHON), "-c", REVOKE], env=env, check=True, timeout=120)
     changes = deployment.state_changes_until_terminal([target])[target]
     assert [c["state"] for c in changes] == ["queued", "running", "cancelled"]
     assert changes[-1]["detail"] == f"cancelled by revoke-{target}"
+
+
+SYNC = """
+import json
+from airflow.models.taskinstancekey import TaskInstanceKey
+from airkafka_app.executor import KafkaExecutor
+
+keys = {name: TaskInstanceKey("sync_dag", name, "run-1", 1, -1) for name in ("ok", "bad", "dup")}
+executor = KafkaExecutor()
+executor.start()
+executor.running.update(keys.values())
+for _ in range(60):
+    executor.sync()
+    if not executor.running:
+        break
+    import time; time.sleep(1)
+events = {key.task_id: state for key, (state, _) in executor.get_event_buffer().items()}
+executor.end()
+print(json.dumps({"events": events, "running": sorted(k.task_id for k in executor.running)}))
+"""
+
+
+def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    ok, bad, dup = (command_id("sync_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "dup"))
+    deployment.send_commands(
+        {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
+        {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 4"]}},
+        {"id": dup, "kind": "shell", "args": {"argv": ["sleep", "30"]}},
+    )
+    deployment.read(deployment.state_changes, lambda r: any(
+        x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r))
+    deployment.send([(dup.encode(), json.dumps({"id": "c-dup", "kind": "cancel", "args": {"target": dup}}).encode())])
+    deployment.state_changes_until_terminal([ok, bad, dup])
+    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"}  # not the scheduler's
+    result = subprocess.run([str(PYTHON), "-c", SYNC], env=env, check=True, timeout=180,
+                            capture_output=True, text=True)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": []}
