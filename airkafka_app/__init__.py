@@ -11,8 +11,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'airkafka_app' has no attribute {name!r}")
     from airkafka_app.application import app
 
-    # Importing these registers the agent, the tables and the web views on the app.
+    # Importing these registers the agent, the tables, the web views and the CLI commands.
     import airkafka_app.agents.intake  # noqa: F401
+    import airkafka_app.replay  # noqa: F401
     import airkafka_app.tables.views  # noqa: F401
 
     return app

@@ -11,6 +11,9 @@ from typing import Any
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s"})
 MAX_ID_LENGTH = 255
 CANCEL = "cancel"
+# Set by `replay --force`: run the command again even though its task succeeded.
+REPLAY_HEADER = "airkafka-replay"
+FORCE = b"force"
 TRIGGER_DAG = "trigger_dag"
 EVENT_FIELDS = frozenset({"command", "params"})
 

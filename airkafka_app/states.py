@@ -19,7 +19,8 @@ class State(str, Enum):
 
 TERMINAL = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
 
-# A resubmitted failed or cancelled task starts over as a new attempt; success is final.
+# A resubmitted failed or cancelled task starts over as a new attempt; a successful one only
+# through a forced replay.
 ALLOWED: dict[State | None, frozenset[State]] = {
     None: frozenset({State.QUEUED}),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED}),
@@ -27,7 +28,7 @@ ALLOWED: dict[State | None, frozenset[State]] = {
     State.UP_FOR_RETRY: frozenset({State.RUNNING, State.CANCELLED}),
     State.FAILED: frozenset({State.QUEUED}),
     State.CANCELLED: frozenset({State.QUEUED}),
-    State.SUCCESS: frozenset(),
+    State.SUCCESS: frozenset({State.QUEUED}),
 }
 
 # A command for an id in one of these states is a duplicate and is not run again.

@@ -9,7 +9,7 @@ from mode import CrashingSupervisor
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import CANCEL, Command, InvalidCommand, decode_command
+from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, Command, InvalidCommand, decode_command
 from airkafka_app.dead_letters import dead_letter
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.runners import build_registry, runner_for
@@ -79,7 +79,8 @@ async def accept(event: EventT) -> None:
         _cancel(command)
         return
     previous = tasks.load(command.id)
-    if previous is not None and previous.state in NOT_RERUN:
+    forced = dict(event.message.headers or []).get(REPLAY_HEADER) == FORCE
+    if previous is not None and previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
         counters.increment(counters.DUPLICATES, event.message.partition)
         log.info("task %s duplicate ignored: already %s", command.id, previous.state.value)
         return

@@ -33,7 +33,7 @@ def test_resubmitting_a_failed_task_starts_the_next_attempt():
     [
         [State.SUCCESS],
         [State.RUNNING, State.SUCCESS, State.RUNNING],
-        [State.RUNNING, State.SUCCESS, State.QUEUED],
+        [State.RUNNING, State.SUCCESS, State.FAILED],
         [State.UP_FOR_RETRY],
     ],
 )

@@ -1,0 +1,140 @@
+"""``faust -A airkafka_app replay``: reprocess a range of the commands topic.
+
+Each command in the range is re-published unless its task is in progress, or successful
+(without --force). The table decides, read through a worker's routed view, not consumer
+offsets. A forced replay carries the ``airkafka-replay: force`` header, which intake honours.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.cli import AppCommand, option
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from airkafka_app.application import app
+from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
+from airkafka_app.kafka_admin import partition_count
+from airkafka_app.settings import settings
+
+IN_PROGRESS = {"queued", "running", "up_for_retry"}
+FAILED = {"failed", "cancelled"}
+
+
+def _epoch_ms(text: str) -> int:
+    """An ISO 8601 time or epoch seconds, as Kafka's epoch milliseconds."""
+    try:
+        return int(float(text) * 1000)
+    except ValueError:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+async def _range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], args: dict[str, Any]):
+    """(start, end) offsets per partition; end is exclusive, taken now so replays are not re-read."""
+    first = await consumer.beginning_offsets(tps)
+    last = await consumer.end_offsets(tps)
+
+    async def at(when: str | None, offset: int | None, default: dict, shift: int) -> dict:
+        if when is not None:
+            found = await consumer.offsets_for_times({tp: _epoch_ms(when) for tp in tps})
+            return {tp: found[tp].offset if found[tp] else last[tp] for tp in tps}
+        if offset is not None:
+            return {tp: min(max(offset + shift, first[tp]), last[tp]) for tp in tps}
+        return default
+
+    start = await at(args["since"], args["from_offset"], first, 0)
+    end = await at(args["until"], args["to_offset"], last, 1)
+    return start, end
+
+
+def decide(state: str | None, *, only_failed: bool, force: bool) -> str:
+    """What a replay does with a task in ``state`` (None: not in the table)."""
+    if state in IN_PROGRESS:
+        return "skipped: in progress"
+    if state == "success" and not force:
+        return "skipped: already successful"
+    if only_failed and state not in FAILED:
+        return "skipped: not failed"
+    return "replayed"
+
+
+@app.command(
+    option("--from-offset", type=int, default=None, help="First offset to replay."),
+    option("--to-offset", type=int, default=None, help="Last offset to replay (inclusive)."),
+    option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable)."),
+    option("--since", default=None, help="First message time: ISO 8601 or epoch seconds."),
+    option("--until", default=None, help="Last message time: ISO 8601 or epoch seconds."),
+    option("--only-failed", is_flag=True, help="Replay only failed or cancelled tasks."),
+    option("--force", is_flag=True, help="Replay successful tasks too."),
+    option("--dry-run", is_flag=True, help="List what would be replayed; change nothing."),
+    option("--worker-url", default=f"http://{settings.web_host}:{settings.web_port}", help="Any worker's web views."),
+)
+async def replay(self: AppCommand, **args: Any) -> None:
+    """Reprocess a range of the commands topic."""
+    console = Console()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    try:
+        count = await partition_count(settings.commands_topic)
+        if count is None:
+            raise SystemExit(f"topic {settings.commands_topic!r} does not exist at {settings.broker}")
+        tps = [TopicPartition(settings.commands_topic, p) for p in (args["partitions"] or range(count))]
+        start, end = await _range(consumer, tps, args)
+        counts: Counter[str] = Counter()
+        seen: set[str] = set()
+        total = sum(max(end[tp] - start[tp], 0) for tp in tps)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            with Progress(console=console, transient=True) as progress:
+                bar = progress.add_task("replaying" if not args["dry_run"] else "planning", total=total)
+                for tp in tps:
+                    if start[tp] >= end[tp]:
+                        continue
+                    consumer.assign([tp])
+                    consumer.seek(tp, start[tp])
+                    while await consumer.position(tp) < end[tp]:
+                        batch = await consumer.getmany(tp, timeout_ms=1000)
+                        for message in (m for m in batch.get(tp, []) if m.offset < end[tp]):
+                            progress.advance(bar)
+                            outcome = await _replay_one(message, http, producer, args, seen)
+                            counts[outcome] += 1
+                            if args["dry_run"] and outcome == "replayed":
+                                console.print(f"would replay {message.key.decode(errors='replace')} "
+                                              f"(partition {tp.partition}, offset {message.offset})")
+        await producer.flush()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    summary = Table(title="replay" + (" (dry run: nothing sent)" if args["dry_run"] else ""))
+    summary.add_column("outcome")
+    summary.add_column("messages", justify="right")
+    for outcome, count in sorted(counts.items()):
+        summary.add_row(outcome if not args["dry_run"] else outcome.replace("replayed", "would replay"), str(count))
+    console.print(summary)
+
+
+async def _replay_one(message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict, seen: set[str]) -> str:
+    try:
+        command = decode_command(message.key, message.value)
+    except InvalidCommand:
+        return "skipped: invalid (was dead-lettered)"
+    if command.kind == CANCEL:
+        return "skipped: cancel"
+    if command.id in seen:
+        return "skipped: repeated in range"
+    seen.add(command.id)
+    async with http.get(f"{args['worker_url']}/tasks/{command.id}/") as response:
+        if response.status not in (200, 404):
+            raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id}")
+        state = (await response.json())["state"] if response.status == 200 else None
+    outcome = decide(state, only_failed=args["only_failed"], force=args["force"])
+    if outcome == "replayed" and not args["dry_run"]:
+        headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
+        await producer.send(settings.commands_topic, message.value, key=command.routing_key.encode(), headers=headers)
+    return outcome

@@ -1,0 +1,56 @@
+"""`faust -A airkafka_app replay` against a worker on the real broker."""
+import subprocess
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from scripts.local_deployment import FAUST, shell
+
+
+@pytest.fixture(scope="module")
+def worker(deployment):
+    worker = deployment.worker("replayer").start().wait_ready()
+    yield worker
+    worker.stop()
+
+
+def replay(deployment, worker, *flags: str) -> str:
+    result = subprocess.run(
+        [str(FAUST), "-A", "airkafka_app", "replay", "--worker-url", worker.url, *flags],
+        env=deployment.env(), capture_output=True, text=True, timeout=120, cwd=worker.workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def attempts(records: list[dict], task_id: str) -> list[tuple[str, int]]:
+    return [(r["value"]["state"], r["value"]["attempt"]) for r in records if r["value"]["id"] == task_id]
+
+
+def until_attempts(task_id: str, state: str, wanted: list[int]):
+    return lambda records: [a for s, a in attempts(records, task_id) if s == state] == wanted
+
+
+def test_replay_reruns_failures_skips_successes_and_forces_on_request(deployment, worker):
+    deployment.send_commands(shell("r-ok", "true"), shell("r-bad", "sh", "-c", "exit 5"))
+    deployment.send([(b"r-junk", b"not json")])
+    deployment.state_changes_until_terminal(["r-ok", "r-bad"])
+
+    planned = replay(deployment, worker, "--dry-run")
+    assert "would replay r-bad" in planned and "would replay r-ok" not in planned
+    assert "already successful" in planned and "invalid (was dead-lettered)" in planned
+
+    replay(deployment, worker)
+    records = deployment.read(deployment.state_changes, until_attempts("r-bad", "failed", [1, 2]))
+    assert attempts(records, "r-bad")[-3:] == [("queued", 2), ("running", 2), ("failed", 2)]
+    assert attempts(records, "r-ok") == [("queued", 1), ("running", 1), ("success", 1)]
+
+    replay(deployment, worker, "--force", "--only-failed")  # only failed tasks, even with --force
+    records = deployment.read(deployment.state_changes, until_attempts("r-bad", "failed", [1, 2, 3]))
+    assert attempts(records, "r-ok") == [("queued", 1), ("running", 1), ("success", 1)]
+
+    # The producer's default partitioner put r-ok here; replay only that partition, forced.
+    partition = DefaultPartitioner()(b"r-ok", list(range(deployment.partitions)), list(range(deployment.partitions)))
+    replay(deployment, worker, "--force", "--partition", str(partition))
+    records = deployment.read(deployment.state_changes, until_attempts("r-ok", "success", [1, 2]))
+    assert attempts(records, "r-ok")[-3:] == [("queued", 2), ("running", 2), ("success", 2)]

@@ -1,0 +1,22 @@
+import pytest
+
+from airkafka_app.replay import decide
+
+
+@pytest.mark.parametrize(
+    "state, only_failed, force, outcome",
+    [
+        (None, False, False, "replayed"),
+        ("failed", False, False, "replayed"),
+        ("cancelled", True, False, "replayed"),
+        ("success", False, False, "skipped: already successful"),
+        ("success", False, True, "replayed"),
+        ("success", True, True, "skipped: not failed"),
+        (None, True, False, "skipped: not failed"),
+        ("running", False, True, "skipped: in progress"),
+        ("queued", False, False, "skipped: in progress"),
+        ("up_for_retry", False, False, "skipped: in progress"),
+    ],
+)
+def test_what_a_replay_does_with_each_state(state, only_failed, force, outcome):
+    assert decide(state, only_failed=only_failed, force=force) == outcome
