@@ -17,4 +17,7 @@ app = faust.App(
     # Each task writes the table and publishes state changes three times; batching them
     # costs a few ms of latency and saves most of the produce requests.
     producer_linger=settings.producer_linger_s,
+    # Faust checks co-partitioning against the consumer's metadata, which may have seen a
+    # just-created changelog topic as having 0 partitions; refresh it within seconds, not minutes.
+    consumer_metadata_max_age_ms=5000,
 )

@@ -1,6 +1,7 @@
 """The intake agent: turns each command message into a task, or into a dead letter saying why."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -63,7 +64,24 @@ def _cancel(command: Command) -> None:
         tasks.transition(target, State.CANCELLED, exit_code=None, detail=reason)
 
 
+def _topics_without_metadata() -> list[str]:
+    names = (settings.commands_topic, tasks.table.changelog_topic_name, counters.table.changelog_topic_name)
+    return [name for name in names if app.consumer.topic_partitions(name) == 0]
+
+
+async def _await_topic_metadata() -> None:
+    """Wait out metadata that still shows a new topic with 0 partitions.
+
+    Faust would take it for a co-partitioning mismatch and stop the worker: a race seen
+    once in CI, right after start-up, before the consumer's next metadata refresh.
+    """
+    while missing := _topics_without_metadata():
+        log.info("waiting for metadata of %s", ", ".join(missing))
+        await asyncio.sleep(0.5)
+
+
 async def accept(event: EventT) -> None:
+    await _await_topic_metadata()
     try:
         command = decode_command(event.message.key, event.message.value)
         runner = None if command.kind == CANCEL else runner_for(runners, command)
