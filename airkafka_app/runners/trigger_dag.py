@@ -71,34 +71,37 @@ class AirflowApi:
             raise Refused(response.status, "from /auth/token: check AIRKAFKA_AIRFLOW_USERNAME and _PASSWORD")
         return response.json()["access_token"]
 
+    def _call_with_token(self, call: Callable[[DagRunApi], T]) -> T:
+        if self._token is None:
+            self._token = self._fresh_token()
+        with ApiClient(Configuration(host=self.url, access_token=self._token)) as client:
+            return call(DagRunApi(client))
+
     def _call_once(self, call: Callable[[DagRunApi], T]) -> T:
-        for renewed in (False, True):
-            if self._token is None:
-                self._token = self._fresh_token()
-            with ApiClient(Configuration(host=self.url, access_token=self._token)) as client:
-                try:
-                    return call(DagRunApi(client))
-                except ApiException as exc:
-                    if exc.status == 401 and not renewed:
-                        self._token = None
-                        continue
-                    if exc.status is not None and exc.status < 500:
-                        raise Refused(exc.status, exc.reason or "") from None
-                    raise Unreachable(f"HTTP {exc.status} {exc.reason}") from None
-        raise AssertionError("unreachable")
+        try:
+            try:
+                return self._call_with_token(call)
+            except ApiException as exc:
+                if exc.status != 401:
+                    raise
+                self._token = None  # expired: renew once
+                return self._call_with_token(call)
+        except ApiException as exc:
+            if exc.status is not None and exc.status < 500:
+                raise Refused(exc.status, exc.reason or "") from None
+            raise Unreachable(f"HTTP {exc.status} {exc.reason}") from None
 
     async def call(self, call: Callable[[DagRunApi], T]) -> T:
-        delay = self._first_delay_s
-        for attempt in range(1, self._attempts + 1):
+        delay, attempt = self._first_delay_s, 1
+        while True:
             try:
                 return await asyncio.to_thread(self._call_once, call)
             except (Unreachable, urllib3.exceptions.HTTPError) as exc:
-                if attempt == self._attempts:
+                if attempt >= self._attempts:
                     raise Unreachable(f"Airflow unreachable at {self.url} after {attempt} tries: {exc}") from None
                 log.warning("Airflow call failed (try %d of %d), again in %.0fs: %s", attempt, self._attempts, delay, exc)
                 await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+                delay, attempt = delay * 2, attempt + 1
 
 
 class TriggerDagRunner:
