@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s"})
+FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key"})
 MAX_ID_LENGTH = 255
 CANCEL = "cancel"
 # Set by `replay --force`: run the command again even though its task succeeded.
@@ -30,11 +30,13 @@ class Command:
     timeout_s: float | None = None
     retries: int = 0
     retry_delay_s: float | None = None
+    # Tasks sharing a serial key run one after another, in the order they were sent.
+    serial_key: str | None = None
 
     @property
     def routing_key(self) -> str:
-        """The message key: a cancel travels with its target, to the partition that owns it."""
-        return self.args["target"] if self.kind == CANCEL else self.id
+        """The message key, which picks the partition that owns the task."""
+        return _routing_key(self.kind, self.id, self.args, self.serial_key)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "kind": self.kind, "args": self.args, "retries": self.retries}
@@ -42,14 +44,28 @@ class Command:
             data["timeout_s"] = self.timeout_s
         if self.retry_delay_s is not None:
             data["retry_delay_s"] = self.retry_delay_s
+        if self.serial_key is not None:
+            data["serial_key"] = self.serial_key
         return data
 
     def encode(self) -> bytes:
         return json.dumps(self.to_json(), separators=(",", ":")).encode()
 
 
+def _routing_key(kind: str, task_id: str, args: dict[str, Any], serial_key: str | None) -> str:
+    # A serial key keeps its tasks on one partition, in order. A cancel travels with its
+    # target, to the partition that owns it.
+    if kind == CANCEL:
+        return args.get("serial_key") or args["target"]
+    return serial_key or task_id
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_key(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
 def decode_command(key: bytes | None, value: bytes | None) -> Command:
@@ -73,7 +89,7 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
         raise InvalidCommand(f"unknown field(s): {', '.join(unknown)}")
 
     task_id = data.get("id")
-    if not isinstance(task_id, str) or not task_id or len(task_id) > MAX_ID_LENGTH:
+    if not _is_key(task_id):
         raise InvalidCommand(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -81,16 +97,21 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     args = data.get("args")
     if not isinstance(args, dict):
         raise InvalidCommand("'args' must be a JSON object")
-    if kind == CANCEL and (set(args) != {"target"} or not isinstance(args["target"], str) or not args["target"]):
-        raise InvalidCommand("cancel 'args' must be exactly {\"target\": \"<task id>\"}")
-    expected_key = args["target"] if kind == CANCEL else task_id
+    if kind == CANCEL and ("target" not in args or set(args) - {"target", "serial_key"}
+                           or not all(_is_key(value) for value in args.values())):
+        raise InvalidCommand("cancel 'args' must be {\"target\": \"<task id>\"}, with the target's "
+                             "\"serial_key\" if it has one")
+    serial_key = data.get("serial_key")
+    if serial_key is not None and not _is_key(serial_key):
+        raise InvalidCommand(f"'serial_key' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    expected_key = _routing_key(kind, task_id, args, serial_key)
     if key is not None:
         try:
             key_text = key.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidCommand("message key is not UTF-8") from None
         if key_text != expected_key:
-            what = "the cancel's target" if kind == CANCEL else "id"
+            what = "the cancel's target" if kind == CANCEL else "serial_key" if serial_key else "id"
             raise InvalidCommand(f"message key {key_text!r} does not match {what} {expected_key!r}")
     timeout_s = data.get("timeout_s")
     if timeout_s is not None and (not _is_number(timeout_s) or timeout_s <= 0):
@@ -101,7 +122,7 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     retry_delay_s = data.get("retry_delay_s")
     if retry_delay_s is not None and (not _is_number(retry_delay_s) or retry_delay_s < 0):
         raise InvalidCommand("'retry_delay_s' must be a non-negative number")
-    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s)
+    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key)
 
 
 def _from_event(data: dict[str, Any], key: bytes | None) -> dict[str, Any]:

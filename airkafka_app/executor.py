@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 
 from airkafka_app import airflow_tasks
 from airkafka_app.commands import CANCEL, Command
-from airkafka_app.settings import settings
+from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.states import State
 
 FLUSH_TIMEOUT_S = 30.0
@@ -26,6 +26,11 @@ FLUSH_TIMEOUT_S = 30.0
 
 def _command_id(key: Any) -> str:
     return airflow_tasks.command_id(key.dag_id, key.task_id, key.run_id, key.map_index, key.try_number)
+
+
+def _topic(ti: Any) -> str:
+    """The commands topic of the task's queue, served by the workers listing it in AIRKAFKA_QUEUES."""
+    return settings.commands_topic_for(ti.queue or DEFAULT_QUEUE)
 
 
 class KafkaExecutor(BaseExecutor):
@@ -49,11 +54,16 @@ class KafkaExecutor(BaseExecutor):
     def _process_workloads(self, workloads: Sequence[ExecuteTask]) -> None:
         for workload in workloads:
             key = workload.ti.key
+            self.queued_tasks.pop(key, None)
+            try:
+                topic = _topic(workload.ti)
+            except ValueError as exc:
+                self.fail(key, info=str(exc))  # a queue name no topic can carry
+                continue
             command = airflow_tasks.workload_command(
                 _command_id(key), workload.model_dump_json(), workload.ti.external_executor_id
             )
-            self.producer.produce(settings.commands_topic, key=command.id.encode(), value=command.encode())
-            self.queued_tasks.pop(key, None)
+            self.producer.produce(topic, key=command.id.encode(), value=command.encode())
             self.running.add(key)
         if self.producer.flush(FLUSH_TIMEOUT_S):
             raise KafkaException(f"commands not delivered within {FLUSH_TIMEOUT_S}s")
@@ -85,10 +95,10 @@ class KafkaExecutor(BaseExecutor):
         target = _command_id(ti.key)
         cancel = Command(f"revoke-{target}", CANCEL, {"target": target})
         try:
-            self.producer.produce(settings.commands_topic, key=target.encode(), value=cancel.encode())
+            self.producer.produce(_topic(ti), key=target.encode(), value=cancel.encode())
             if self.producer.flush(FLUSH_TIMEOUT_S):
                 self.log.error("cancel for %s not delivered within %ss", ti.key, FLUSH_TIMEOUT_S)
-        except KafkaException:
+        except (KafkaException, ValueError):
             self.log.exception("cancel for %s not sent", ti.key)
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)

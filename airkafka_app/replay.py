@@ -20,7 +20,7 @@ from rich.table import Table
 from airkafka_app.application import app
 from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
 from airkafka_app.kafka_admin import partition_count
-from airkafka_app.settings import settings
+from airkafka_app.settings import DEFAULT_QUEUE, settings
 
 IN_PROGRESS = {"queued", "running", "up_for_retry"}
 FAILED = {"failed", "cancelled"}
@@ -64,6 +64,7 @@ def decide(state: str | None, *, only_failed: bool, force: bool) -> str:
 
 
 @app.command(
+    option("--queue", default=DEFAULT_QUEUE, help="The queue whose commands topic to replay."),
     option("--from-offset", type=int, default=None, help="First offset to replay."),
     option("--to-offset", type=int, default=None, help="Last offset to replay (inclusive)."),
     option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable)."),
@@ -82,10 +83,11 @@ async def replay(self: AppCommand, **args: Any) -> None:
     await consumer.start()
     await producer.start()
     try:
-        count = await partition_count(settings.commands_topic)
+        topic = settings.commands_topic_for(args["queue"])
+        count = await partition_count(topic)
         if count is None:
-            raise SystemExit(f"topic {settings.commands_topic!r} does not exist at {settings.broker}")
-        tps = [TopicPartition(settings.commands_topic, p) for p in (args["partitions"] or range(count))]
+            raise SystemExit(f"topic {topic!r} does not exist at {settings.broker}")
+        tps = [TopicPartition(topic, p) for p in (args["partitions"] or range(count))]
         start, end = await _range(consumer, tps, args)
         counts: Counter[str] = Counter()
         seen: set[str] = set()
@@ -129,12 +131,13 @@ async def _replay_one(message, http: aiohttp.ClientSession, producer: AIOKafkaPr
     if command.id in seen:
         return "skipped: repeated in range"
     seen.add(command.id)
-    async with http.get(f"{args['worker_url']}/tasks/{command.id}/") as response:
+    query = {"queue": args["queue"], "key": command.routing_key}
+    async with http.get(f"{args['worker_url']}/tasks/{command.id}/", params=query) as response:
         if response.status not in (200, 404):
             raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id}")
         state = (await response.json())["state"] if response.status == 200 else None
     outcome = decide(state, only_failed=args["only_failed"], force=args["force"])
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
-        await producer.send(settings.commands_topic, message.value, key=command.routing_key.encode(), headers=headers)
+        await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)
     return outcome

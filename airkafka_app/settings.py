@@ -6,6 +6,7 @@ table documents each variable and its default.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -14,8 +15,34 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+DEFAULT_QUEUE = "default"
+# Queue names become part of topic names, so they keep to Kafka's topic characters.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
 def _names(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def check_queue(name: str) -> str:
+    if not QUEUE_NAME.fullmatch(name):
+        raise ValueError(f"queue name {name!r} must be 1-100 characters of A-Z, a-z, 0-9, '_' or '-'")
+    return name
+
+
+def per_queue(name: str, queue: str) -> str:
+    """A topic's or table's name for ``queue``: the default queue keeps the plain name."""
+    return name if check_queue(queue) == DEFAULT_QUEUE else f"{name}.{queue}"
+
+
+def _queues(value: str) -> tuple[str, ...]:
+    try:
+        names = tuple(dict.fromkeys(check_queue(part.strip()) for part in value.split(",") if part.strip()))
+    except ValueError as exc:
+        raise ValueError(f"AIRKAFKA_QUEUES: {exc}") from None
+    if not names:
+        raise ValueError("AIRKAFKA_QUEUES names no queue")
+    return names
 
 
 @dataclass(frozen=True)
@@ -31,6 +58,7 @@ class Settings:
     dead_letters_topic: str = field(
         default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC", "airkafka.dead-letters")
     )
+    queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES", DEFAULT_QUEUE)))
     concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY", "32")))
     shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))
@@ -52,6 +80,8 @@ class Settings:
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )
 
+    def commands_topic_for(self, queue: str) -> str:
+        return per_queue(self.commands_topic, queue)
 
     @property
     def executor_consumer_group(self) -> str:

@@ -1,13 +1,15 @@
 """The Kafka topics of the wire contract, as Faust topics carrying raw bytes.
 
-Every topic has the table's partition count, so a task id maps to the same
-partition number in the commands, state-changes and changelog topics.
+Every topic has the tables' partition count, so a task's routing key maps to the same
+partition number in its queue's commands topic and in that queue's changelogs.
 """
+import faust
+
 from airkafka_app.application import app
 from airkafka_app.settings import settings
 
 
-def _raw_topic(name: str):
+def _raw_topic(name: str) -> faust.TopicT:
     # Raw bytes: a typed value_type would make Faust drop undecodable messages with
     # only a log line, and every bad input must become a dead letter instead.
     return app.topic(
@@ -21,6 +23,9 @@ def _raw_topic(name: str):
     )
 
 
-commands = _raw_topic(settings.commands_topic)
+def commands(queue: str) -> faust.TopicT:
+    return _raw_topic(settings.commands_topic_for(queue))
+
+
 state_changes = _raw_topic(settings.state_changes_topic)
 dead_letters = _raw_topic(settings.dead_letters_topic)

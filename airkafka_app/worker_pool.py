@@ -10,7 +10,7 @@ from airkafka_app.commands import Command
 from airkafka_app.runners import Runner
 from airkafka_app.settings import settings
 from airkafka_app.states import State
-from airkafka_app.tables import tasks
+from airkafka_app.tables.tasks import TaskTable
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ class WorkerPool(Service):
         self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
         self._runs: dict[str, asyncio.Task] = {}
         self._cancel_reasons: dict[str, str] = {}
+        # The last run admitted per serial key: the next one with that key starts after it ends.
+        self._serial_tails: dict[str, asyncio.Task] = {}
 
-    async def submit(self, command: Command, runner: Runner, event: object) -> None:
+    async def submit(self, command: Command, runner: Runner, event: object, tasks: TaskTable) -> None:
         """Admit the task and start its run, which waits for a free slot while ``queued``.
 
         The run is created while ``event`` is Faust's current event, and asyncio copies
@@ -35,9 +37,12 @@ class WorkerPool(Service):
         ``event`` because Faust keeps only a weak reference to it.
         """
         await self._admitted.acquire()
-        run = asyncio.ensure_future(self._run(command, runner, event))
+        after = self._serial_tails.get(command.serial_key) if command.serial_key else None
+        run = asyncio.ensure_future(self._run(command, runner, event, tasks, after))
         self._runs[command.id] = run
-        run.add_done_callback(lambda done: self._finished(command.id, done))
+        if command.serial_key:
+            self._serial_tails[command.serial_key] = run
+        run.add_done_callback(lambda done: self._finished(command, done))
 
     def cancel(self, task_id: str, reason: str) -> bool:
         """Stop the task's run, whether it waits or runs; False when nothing runs it here."""
@@ -48,23 +53,29 @@ class WorkerPool(Service):
         run.cancel()
         return True
 
-    def _finished(self, task_id: str, run: asyncio.Task) -> None:
-        self._runs.pop(task_id, None)
-        self._cancel_reasons.pop(task_id, None)
+    def _finished(self, command: Command, run: asyncio.Task) -> None:
+        self._runs.pop(command.id, None)
+        self._cancel_reasons.pop(command.id, None)
+        if command.serial_key and self._serial_tails.get(command.serial_key) is run:
+            del self._serial_tails[command.serial_key]
         self._admitted.release()
         if not run.cancelled() and run.exception() is not None:
-            log.error("task %s run crashed", task_id, exc_info=run.exception())
+            log.error("task %s run crashed", command.id, exc_info=run.exception())
 
-    async def _run(self, command: Command, runner: Runner, event: object) -> None:
+    async def _run(
+        self, command: Command, runner: Runner, event: object, tasks: TaskTable, after: asyncio.Task | None
+    ) -> None:
         try:
-            await self._attempts(command, runner)
+            if after is not None:
+                await asyncio.wait([after])  # its outcome is its own; only its end matters here
+            await self._attempts(command, runner, tasks)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.get(command.id)
             if reason is None:
                 raise  # the worker is stopping: the task stays as the table has it
             tasks.transition(command.id, State.CANCELLED, exit_code=None, detail=reason)
 
-    async def _attempts(self, command: Command, runner: Runner) -> None:
+    async def _attempts(self, command: Command, runner: Runner, tasks: TaskTable) -> None:
         for retry in range(command.retries + 1):
             if retry:
                 await asyncio.sleep(_backoff(command, retry))

@@ -32,7 +32,9 @@ class LocalAirflow:
             **os.environ,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__EXECUTOR": "airkafka_app.executor.KafkaExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            # SQLite takes one writer at a time; two dozen task supervisors on two cores can hold
+            # the lock past sqlite's 5 s default, which stopped the scheduler once in a test run.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",

@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from airkafka_app.commands import decode_command
 from scripts.local_kafka import free_port
 
 FAUST = Path(sys.executable).parent / "faust"
@@ -34,6 +35,9 @@ class Deployment:
     @property
     def commands(self) -> str:
         return f"{self.name}.commands"
+
+    def commands_of(self, queue: str) -> str:
+        return self.commands if queue == "default" else f"{self.commands}.{queue}"
 
     @property
     def state_changes(self) -> str:
@@ -59,11 +63,13 @@ class Deployment:
     def worker(self, label: str, **env: str) -> WorkerProcess:
         return WorkerProcess(self, label, env)
 
-    def send(self, messages: Iterable[tuple[bytes | None, bytes | None]]) -> None:
-        asyncio.run(_send(self.bootstrap, self.commands, list(messages)))
+    def send(self, messages: Iterable[tuple[bytes | None, bytes | None]], queue: str = "default") -> None:
+        asyncio.run(_send(self.bootstrap, self.commands_of(queue), list(messages)))
 
-    def send_commands(self, *commands: dict) -> None:
-        self.send((c["id"].encode(), json.dumps(c).encode()) for c in commands)
+    def send_commands(self, *commands: dict, queue: str = "default") -> None:
+        """Each keyed by its routing key, as the contract asks."""
+        encoded = [json.dumps(c).encode() for c in commands]
+        self.send(((decode_command(None, value).routing_key.encode(), value) for value in encoded), queue)
 
     def read(self, topic: str, until: Callable[[list[dict]], bool], timeout: float = 60.0) -> list[dict]:
         return asyncio.run(_read(self.bootstrap, topic, until, timeout))
@@ -90,9 +96,21 @@ def shell(task_id: str, *argv: str, **fields) -> dict:
     return {"id": task_id, "kind": "shell", "args": {"argv": list(argv)}, **fields}
 
 
+def wait_for_split(*workers: WorkerProcess, queue: str = "default", timeout: float = 60.0) -> None:
+    """Wait until each worker owns some of the queue's partitions, and together all of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        owned = [worker.get("/health/")[1].get("partitions", {}).get(queue) for worker in workers]
+        if all(owned) and sorted(sum(owned, [])) == list(range(workers[0].deployment.partitions)):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"partitions of {queue} not split: {owned}")
+
+
 class WorkerProcess:
     def __init__(self, deployment: Deployment, label: str, env: dict[str, str]) -> None:
         self.label = label
+        self.deployment = deployment
         self.workdir = deployment.root / label
         self.data_dir = self.workdir / "data"
         self.port = free_port()
@@ -124,7 +142,7 @@ class WorkerProcess:
                 raise RuntimeError(f"worker {self.label} exited {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
                 status, body = self.get("/health/")
-                if status == 200 and body["partitions"]:
+                if status == 200 and any(body["partitions"].values()):
                     return self
             except requests.RequestException:
                 pass

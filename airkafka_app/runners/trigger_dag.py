@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import urllib3
 from airflow_client.client import ApiClient, Configuration
@@ -143,7 +143,8 @@ class TriggerDagRunner:
             if exc.status != 409:
                 raise
             started = f"dag run {run_id} of {dag_id} was already triggered"
-        if not command.args.get("wait", False):
+        # A serial key orders DAG runs, so its task lasts as long as its run.
+        if not command.args.get("wait", False) and command.serial_key is None:
             return Outcome(State.SUCCESS, None, started)
         while (state := await self._run_state(dag_id, run_id)) not in ENDED:
             await asyncio.sleep(self.poll_s)

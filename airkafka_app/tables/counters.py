@@ -8,26 +8,29 @@ from __future__ import annotations
 from collections import Counter
 
 from airkafka_app.application import app
-from airkafka_app.settings import settings
+from airkafka_app.settings import per_queue, settings
 
 DEAD_LETTERS = "dead_letters"
 DUPLICATES = "duplicates"
 
-table = app.Table(
-    "counters",
-    key_type=bytes,
-    default=int,
-    partitions=settings.partitions,
-    help="name/partition -> count.",
-)
 
+class CounterTable:
+    """One queue's counters, co-partitioned with its commands topic like its task table."""
 
-def increment(name: str, partition: int) -> None:
-    table[f"{name}/{partition}".encode()] += 1
+    def __init__(self, queue: str) -> None:
+        self.table = app.Table(
+            per_queue("counters", queue),
+            key_type=bytes,
+            default=int,
+            partitions=settings.partitions,
+            help=f"name/partition -> count, queue {queue}.",
+        )
 
+    def increment(self, name: str, partition: int) -> None:
+        self.table[f"{name}/{partition}".encode()] += 1
 
-def totals() -> Counter[str]:
-    counts: Counter[str] = Counter({DEAD_LETTERS: 0, DUPLICATES: 0})
-    for key, value in table.items():
-        counts[key.decode().partition("/")[0]] += value
-    return counts
+    def totals(self) -> Counter[str]:
+        counts: Counter[str] = Counter({DEAD_LETTERS: 0, DUPLICATES: 0})
+        for key, value in self.table.items():
+            counts[key.decode().partition("/")[0]] += value
+        return counts

@@ -1,20 +1,42 @@
-"""Read-only web views on the task table, served by Faust's web server."""
+"""Read-only web views on the task tables, served by Faust's web server.
+
+``?queue=`` picks a queue (default ``default``); a task with a serial key is found by
+``?key=<serial key>``, the key that placed it on its partition.
+"""
 from __future__ import annotations
 
 from collections import Counter
 
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from airkafka_app.application import app
-from airkafka_app.settings import settings
+from airkafka_app.queues import Queue, queues
+from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.states import State
-from airkafka_app.tables import counters, tasks
+
+
+def _queue(request: Request) -> Queue | None:
+    return queues.get(request.query.get("queue", DEFAULT_QUEUE))
+
+
+def _not_served(web: View, request: Request) -> Response:
+    name = request.query.get("queue", DEFAULT_QUEUE)
+    return web.json({"error": f"queue {name!r} is not served by {settings.worker_name}"}, status=404)
 
 
 @app.page("/tasks/{task_id}/")
-@app.table_route(table=tasks.table, match_info="task_id")
 async def task_detail(web: View, request: Request, task_id: str) -> Response:
-    data = tasks.table.get(task_id.encode())
+    """The task's record, from the worker that owns its partition."""
+    queue = _queue(request)
+    if queue is None:
+        return _not_served(web, request)
+    try:
+        # Routed by the queue's commands topic: Faust's table routing knows only the tables of
+        # the group leader, which may not serve this queue.
+        return await app.router.route_topic_req(queue.commands, request.query.get("key", task_id), web, request)
+    except SameNode:
+        data = queue.tasks.table.get(task_id.encode())
     if data is None:
         return web.json({"error": f"unknown task {task_id!r}"}, status=404)
     return web.json(data)
@@ -22,7 +44,10 @@ async def task_detail(web: View, request: Request, task_id: str) -> Response:
 
 @app.page("/tasks/")
 async def task_list(web: View, request: Request) -> Response:
-    """Tasks held by this worker's partitions, newest first."""
+    """Tasks held by this worker's partitions of the queue, newest first."""
+    queue = _queue(request)
+    if queue is None:
+        return _not_served(web, request)
     state = request.query.get("state")
     if state is not None and state not in State._value2member_map_:
         return web.json({"error": f"unknown state {state!r}"}, status=400)
@@ -30,22 +55,36 @@ async def task_list(web: View, request: Request) -> Response:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
         return web.json({"error": "limit must be an integer"}, status=400)
-    found = [data for data in tasks.table.values() if state is None or data["state"] == state]
+    found = [data for data in queue.tasks.table.values() if state is None or data["state"] == state]
     found.sort(key=lambda data: data["updated_at"], reverse=True)
     return web.json({"tasks": found[:limit], "count": len(found)})
 
 
+def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
+    by_state = Counter({state.value: 0 for state in State})
+    by_state.update(data["state"] for data in queue.tasks.table.values())
+    return by_state, queue.counters.totals()
+
+
 @app.page("/stats/")
 async def stats(web: View, request: Request) -> Response:
-    by_state = Counter({state.value: 0 for state in State})
-    by_state.update(data["state"] for data in tasks.table.values())
-    return web.json({"worker": settings.worker_name, "tasks": dict(by_state), **counters.totals()})
+    """Counts over this worker's partitions: all its queues together, then each queue."""
+    tasks, counts, per_queue = Counter[str](), Counter[str](), {}
+    for name, queue in queues.items():
+        by_state, queue_counts = _queue_stats(queue)
+        tasks.update(by_state)
+        counts.update(queue_counts)
+        per_queue[name] = {"tasks": dict(by_state), **queue_counts}
+    return web.json({"worker": settings.worker_name, "tasks": dict(tasks), **counts, "queues": per_queue})
 
 
 @app.page("/health/")
 async def health(web: View, request: Request) -> Response:
-    """503 until the table is recovered, so a readiness probe never sees a partial table."""
+    """503 until the tables are recovered, so a readiness probe never sees a partial table."""
     if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
         return web.json({"status": "recovering", "worker": settings.worker_name}, status=503)
-    assigned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.commands_topic)
-    return web.json({"status": "ok", "worker": settings.worker_name, "partitions": assigned})
+    assigned = app.assignor.assigned_actives()
+    partitions = {
+        name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()
+    }
+    return web.json({"status": "ok", "worker": settings.worker_name, "partitions": partitions})

@@ -29,7 +29,8 @@ def airflow_stack(broker, tmp_path_factory):
     airkafka = {k: v for k, v in deployment.env().items() if k.startswith("AIRKAFKA_")}
     airflow = LocalAirflow(root / "airflow", DAGS, {**airkafka, "AIRKAFKA_TEST_TMP": str(root)})
     worker = deployment.worker("af-worker", **airflow.worker_env(root / "worker-airflow-home"),
-                               AIRKAFKA_TEST_TMP=str(root), AIRKAFKA_TRIGGER_POLL_S="0.5")
+                               AIRKAFKA_TEST_TMP=str(root), AIRKAFKA_TRIGGER_POLL_S="0.5",
+                               AIRKAFKA_QUEUES="default,extra")
     try:
         airflow.start("airkafka_example")
         worker.start().wait_ready()

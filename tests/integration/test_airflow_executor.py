@@ -16,7 +16,7 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     started = time.monotonic()
     airflow.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "dag_run_id": "run-1"})
     run = airflow.wait_for_run(DAG_ID, "run-1")
-    print(f"\nDAG {DAG_ID} ({FAN_OUT + 3} tasks) took {time.monotonic() - started:.1f}s end to end")
+    print(f"\nDAG {DAG_ID} ({FAN_OUT + 4} tasks) took {time.monotonic() - started:.1f}s end to end")
     assert run["state"] == "failed"  # exit127 fails the run; everything else succeeds
 
     tis = {ti["task_id"]: ti for ti in airflow.api(
@@ -25,16 +25,18 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     assert tis["exit127"]["state"] == "failed"
     assert (tis["flaky"]["state"], tis["flaky"]["try_number"]) == ("success", 2)
     assert [tis[f"fan_{i}"]["state"] for i in range(FAN_OUT)] == ["success"] * FAN_OUT
+    assert tis["on_queue"]["state"] == "success"
 
     # Airflow learns the final state from the supervisor before its process exits; AirKafka
     # records it once the process has ended. Wait for those records, then compare.
     deployment = Deployment(worker.env["AIRKAFKA_BROKER"].removeprefix("kafka://"), worker.workdir,
                             name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    tries = [("start", 1), ("exit127", 1), ("flaky", 1), ("flaky", 2), *((f"fan_{i}", 1) for i in range(FAN_OUT))]
+    tries = [("start", 1), ("exit127", 1), ("flaky", 1), ("flaky", 2), ("on_queue", 1),
+             *((f"fan_{i}", 1) for i in range(FAN_OUT))]
     deployment.state_changes_until_terminal([command_id(DAG_ID, t, "run-1", -1, n) for t, n in tries])
 
-    def record(task_id: str, try_number: int = 1) -> dict:
-        status, body = worker.get(f"/tasks/{command_id(DAG_ID, task_id, 'run-1', -1, try_number)}/")
+    def record(task_id: str, try_number: int = 1, queue: str = "default") -> dict:
+        status, body = worker.get(f"/tasks/{command_id(DAG_ID, task_id, 'run-1', -1, try_number)}/?queue={queue}")
         assert status == 200, (task_id, body)
         return body
 
@@ -43,6 +45,9 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     assert record("flaky", 1)["detail"].startswith("airflow final state up_for_retry")
     assert record("flaky", 2)["state"] == "success"
     assert all(record(f"fan_{i}")["state"] == "success" for i in range(FAN_OUT))
+    # The task's queue picked its topic, and so its table.
+    assert record("on_queue", queue="extra")["state"] == "success"
+    assert worker.get(f"/tasks/{command_id(DAG_ID, 'on_queue', 'run-1', -1, 1)}/")[0] == 404
 
 
 REVOKE = """
@@ -50,8 +55,9 @@ import sys
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airkafka_app.executor import KafkaExecutor
 
-class TaskInstance:  # revoke_task reads only the key
+class TaskInstance:  # revoke_task reads only the key and the queue
     key = TaskInstanceKey("revoke_dag", "revoke_task", "run-1", 1, -1)
+    queue = "default"
 
 executor = KafkaExecutor()
 executor.start()

@@ -1,5 +1,6 @@
 """Kafka command events -> DAG runs on a real Airflow 3.3, through its REST API with a JWT."""
 import json
+from datetime import datetime
 
 from airkafka_app.runners.trigger_dag import dag_run_id
 from scripts.local_deployment import Deployment
@@ -57,3 +58,15 @@ def test_unknown_dag_fails_at_once_and_the_dispatcher_event_shape_works(airflow_
     assert changes["evt-7"][-1]["state"] == "success"
     assert airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/{dag_run_id('evt-7')}")["conf"] == {"message": "evt"}
     assert "airkafka-test-password" not in worker.log()
+
+
+def test_triggers_with_one_serial_key_start_each_dag_run_after_the_previous_one_ended(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = deployment_of(worker, broker, tmp_path)
+    ids = ["serial-a", "serial-b"]
+    deployment.send_commands(*(dict(trigger(i, conf={"message": i}), serial_key="account-1") for i in ids))
+    changes = deployment.state_changes_until_terminal(ids, timeout=240)
+    for i in ids:
+        assert changes[i][-1]["state"] == "success" and changes[i][-1]["detail"].endswith("it ended success")
+    first, second = (airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/{dag_run_id(i)}") for i in ids)
+    assert datetime.fromisoformat(second["queued_at"]) >= datetime.fromisoformat(first["end_date"])

@@ -147,7 +147,7 @@ def test_views(deployment, worker):
     stats = worker.get("/stats/")[1]
     assert stats["tasks"]["success"] >= 1 and stats["tasks"]["failed"] >= 1
     assert sum(stats["tasks"].values()) == worker.get("/tasks/?limit=0")[1]["count"]
-    assert worker.get("/health/")[1] == {"status": "ok", "worker": "w1", "partitions": [0, 1, 2, 3]}
+    assert worker.get("/health/")[1] == {"status": "ok", "worker": "w1", "partitions": {"default": [0, 1, 2, 3]}}
 
 
 def cancel(task_id: str, target: str) -> dict:

@@ -1,8 +1,7 @@
 """State that survives a wiped data directory, and two workers sharing the partitions."""
 import shutil
-import time
 
-from scripts.local_deployment import Deployment, shell
+from scripts.local_deployment import Deployment, shell, wait_for_split
 
 
 def test_table_comes_back_from_the_changelog_after_the_data_dir_is_deleted(broker, tmp_path):
@@ -35,7 +34,7 @@ def test_two_workers_share_partitions_and_answer_for_every_task(broker, tmp_path
     first = deployment.worker("first").start().wait_ready()
     second = deployment.worker("second").start().wait_ready()
     try:
-        _wait_for_split(first, second)
+        wait_for_split(first, second)
         ids = [f"spread{i}" for i in range(40)]
         deployment.send_commands(*(shell(i, "true") for i in ids))
         changes = deployment.state_changes_until_terminal(ids)
@@ -49,16 +48,6 @@ def test_two_workers_share_partitions_and_answer_for_every_task(broker, tmp_path
     finally:
         first.stop()
         second.stop()
-
-
-def _wait_for_split(first, second, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        a, b = first.get("/health/")[1].get("partitions"), second.get("/health/")[1].get("partitions")
-        if a and b and sorted(a + b) == [0, 1, 2, 3]:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"partitions not split: {a} / {b}")
 
 
 def test_a_commands_topic_with_another_partition_count_stops_the_worker(broker, tmp_path):

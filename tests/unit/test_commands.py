@@ -95,3 +95,22 @@ def test_bad_dispatcher_events_are_refused(key, event, reason):
     with pytest.raises(InvalidCommand) as info:
         decode_command(key, encode(**event))
     assert reason in str(info.value)
+
+
+def test_a_serial_command_is_keyed_by_its_serial_key():
+    command = {"id": "run-2", "kind": "shell", "args": {"argv": ["true"]}, "serial_key": "customer-7"}
+    decoded = decode_command(b"customer-7", encode(**command))
+    assert decoded.serial_key == "customer-7" and decoded.routing_key == "customer-7"
+    assert decode_command(decoded.routing_key.encode(), decoded.encode()) == decoded
+    assert decode_command(None, encode(**command)).routing_key == "customer-7"
+    with pytest.raises(InvalidCommand, match="does not match serial_key 'customer-7'"):
+        decode_command(b"run-2", encode(**command))
+    with pytest.raises(InvalidCommand, match="'serial_key' must be a non-empty string"):
+        decode_command(None, encode(**{**command, "serial_key": ""}))
+
+
+def test_a_cancel_of_a_serial_task_travels_with_its_serial_key():
+    cancel = {"id": "c2", "kind": "cancel", "args": {"target": "run-2", "serial_key": "customer-7"}}
+    assert decode_command(b"customer-7", encode(**cancel)).routing_key == "customer-7"
+    with pytest.raises(InvalidCommand, match="cancel 'args' must be"):
+        decode_command(None, encode(id="c3", kind="cancel", args={"target": "t", "other": "x"}))

@@ -1,4 +1,5 @@
-"""The example DAG run under KafkaExecutor by the tests: a success, an exit 127, a retry and a fan-out."""
+"""The example DAG run under KafkaExecutor by the tests: a success, an exit 127, a retry, a fan-out
+and a task on another queue."""
 from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
@@ -17,4 +18,5 @@ with DAG("airkafka_example", schedule=None, catchup=False, max_active_tasks=32) 
         retry_delay=timedelta(seconds=1),
     )
     fan = [BashOperator(task_id=f"fan_{i}", bash_command="true") for i in range(FAN_OUT)]
-    start >> [exit127, flaky, *fan]
+    on_queue = BashOperator(task_id="on_queue", bash_command="true", queue="extra")
+    start >> [exit127, flaky, on_queue, *fan]
