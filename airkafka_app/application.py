@@ -20,4 +20,9 @@ app = faust.App(
     # Faust checks co-partitioning against the consumer's metadata, which may have seen a
     # just-created changelog topic as having 0 partitions; refresh it within seconds, not minutes.
     consumer_metadata_max_age_ms=5000,
+    # A killed worker's partitions move after the session timeout; Faust's 60 s default would
+    # make finding its tasks slower than the minute we promise.
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+    broker_max_poll_interval=settings.max_poll_interval_s,
 )

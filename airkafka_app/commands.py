@@ -14,6 +14,10 @@ CANCEL = "cancel"
 # Set by `replay --force`: run the command again even though its task succeeded.
 REPLAY_HEADER = "airkafka-replay"
 FORCE = b"force"
+# Internal headers, set by workers only. Recover: a sweeper asks the owner to check the task
+# for a lost worker. Report: a transition, as its record, from a worker that lost the partition.
+RECOVER_HEADER = "airkafka-recover"
+REPORT_HEADER = "airkafka-report"
 TRIGGER_DAG = "trigger_dag"
 EVENT_FIELDS = frozenset({"command", "params"})
 

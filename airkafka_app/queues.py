@@ -25,7 +25,7 @@ class Queue:
 
     def __post_init__(self) -> None:
         self.commands = topics.commands(self.name)
-        self.tasks = TaskTable(self.name)
+        self.tasks = TaskTable(self.name, self.commands)
         self.counters = CounterTable(self.name)
 
     @property

@@ -59,6 +59,12 @@ class Settings:
         default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC", "airkafka.dead-letters")
     )
     queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES", DEFAULT_QUEUE)))
+    heartbeats_topic: str = field(default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC", "airkafka.heartbeats"))
+    heartbeat_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_HEARTBEAT_S", "5")))
+    worker_lost_after_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_WORKER_LOST_AFTER_S", "30")))
+    # The broker's word on a dead worker: its partitions move after this long without a heartbeat.
+    session_timeout_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SESSION_TIMEOUT_S", "10")))
+    max_poll_interval_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_MAX_POLL_INTERVAL_S", "300")))
     concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY", "32")))
     shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))

@@ -24,20 +24,28 @@ class TaskRecord:
     started_at: float | None = None
     ended_at: float | None = None
     updated_at: float = field(default_factory=time.time)
+    # The attempt this delivery of the command started at: its retries are counted from here.
+    first_attempt: int | None = None
 
     @classmethod
     def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str) -> TaskRecord:
         check_transition(previous.state if previous else None, State.QUEUED)
         now = time.time()
+        attempt = previous.attempt + 1 if previous else 1
         return cls(
             id=command["id"],
             state=State.QUEUED,
-            attempt=previous.attempt + 1 if previous else 1,
+            attempt=attempt,
+            first_attempt=attempt,
             command=command,
             worker=worker,
             queued_at=now,
             updated_at=now,
         )
+
+    @property
+    def retries_used(self) -> int:
+        return self.attempt - (self.first_attempt or self.attempt)
 
     def to(self, state: State, **changes: Any) -> TaskRecord:
         """The record after a transition; raises IllegalTransition for a wrong move."""

@@ -56,6 +56,7 @@ class Deployment:
             "AIRKAFKA_COMMANDS_TOPIC": self.commands,
             "AIRKAFKA_STATE_CHANGES_TOPIC": self.state_changes,
             "AIRKAFKA_DEAD_LETTERS_TOPIC": self.dead_letters,
+            "AIRKAFKA_HEARTBEATS_TOPIC": f"{self.name}.heartbeats",
             "AIRKAFKA_SHELL_ALLOW": SHELL_ALLOW,
             **overrides,
         }

@@ -11,35 +11,31 @@ from mode import CrashingSupervisor
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, Command, InvalidCommand, decode_command
+from airkafka_app.commands import (
+    CANCEL, FORCE, RECOVER_HEADER, REPLAY_HEADER, REPORT_HEADER, Command, InvalidCommand, decode_command,
+)
 from airkafka_app.dead_letters import dead_letter
 from airkafka_app.kafka_admin import partition_count
+from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
-from airkafka_app.runners import build_registry, runner_for
+from airkafka_app.runners import Runner, build_registry, runner_for
 from airkafka_app.settings import settings
 from airkafka_app.states import NOT_RERUN, State
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
 from airkafka_app.task_record import TaskRecord
-from airkafka_app.worker_pool import WorkerPool
+from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)
 
 runners = build_registry()
-pool = WorkerPool(concurrency=settings.concurrency)
 
 
 class TopicLayoutError(RuntimeError):
     pass
 
 
-@app.task
-async def start_pool() -> None:
-    """One pool for every queue: AIRKAFKA_CONCURRENCY bounds the worker, as a Celery worker's does."""
-    await app.add_runtime_dependency(pool)
-
-
 async def _prepare(queue: Queue) -> None:
-    for topic in (queue.commands, topics.state_changes, topics.dead_letters):
+    for topic in (queue.commands, topics.state_changes, topics.dead_letters, topics.heartbeats):
         await topic.maybe_declare()
     found = await partition_count(queue.topic_name)
     if found != settings.partitions:
@@ -58,7 +54,7 @@ async def _reject(queue: Queue, event: EventT, reason: str) -> None:
     log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason)
 
 
-def _cancel(queue: Queue, command: Command) -> None:
+def _cancel(queue: Queue, command: Command, event: EventT) -> None:
     """Cancel the target, which this partition owns: its run here, or its record if none runs."""
     target = command.args["target"]
     current = queue.tasks.load(target)
@@ -68,7 +64,7 @@ def _cancel(queue: Queue, command: Command) -> None:
         return
     reason = f"cancelled by {command.id}"
     if not pool.cancel(target, reason):
-        queue.tasks.transition(target, State.CANCELLED, exit_code=None, detail=reason)
+        queue.tasks.transition(target, State.CANCELLED, event, exit_code=None, detail=reason)
 
 
 def _topics_without_metadata(queue: Queue) -> list[str]:
@@ -101,16 +97,46 @@ async def accept(queue: Queue, event: EventT) -> None:
         log.info("task %s re-keyed by %s", command.id, command.routing_key)
         return
     if runner is None:
-        _cancel(queue, command)
+        _cancel(queue, command, event)
+        return
+    headers = dict(event.message.headers or [])
+    if REPORT_HEADER in headers:
+        _apply_report(queue, TaskRecord.from_json(json.loads(headers[REPORT_HEADER])), event)
         return
     previous = queue.tasks.load(command.id)
-    forced = dict(event.message.headers or []).get(REPLAY_HEADER) == FORCE
+    if previous is not None and is_orphan(previous) and not pool.holds(command.id):
+        await _recover(queue, command, runner, previous, event)
+        return
+    if RECOVER_HEADER in headers:
+        return  # recovered already, or its worker is back
+    forced = headers.get(REPLAY_HEADER) == FORCE
     if previous is not None and previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
         queue.counters.increment(DUPLICATES, event.message.partition)
         log.info("task %s duplicate ignored: already %s", command.id, previous.state.value)
         return
-    queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name))
-    await pool.submit(command, runner, event, queue.tasks)
+    record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name), event)
+    await pool.submit(Run(command, runner, queue.tasks, record, event))
+
+
+def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:
+    """Record a transition made by a worker that had lost this partition, unless it is stale."""
+    current = queue.tasks.load(report.id)
+    if current is not None and (report.attempt, report.updated_at) <= (current.attempt, current.updated_at):
+        log.info("task %s stale report of attempt %d %s ignored", report.id, report.attempt, report.state.value)
+        return
+    queue.tasks.save(report, event)
+
+
+async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:
+    """Run again a task whose worker is gone: its lost attempt failed, unless it never started."""
+    lost = f"worker {record.worker} lost: no heartbeat for {settings.worker_lost_after_s:g}s"
+    if record.state is State.RUNNING:
+        if record.retries_used >= command.retries:
+            queue.tasks.save(record.to(State.FAILED, exit_code=None, detail=f"{lost}; no retries left"), event)
+            return
+        record = queue.tasks.save(record.to(State.UP_FOR_RETRY, exit_code=None, detail=lost), event)
+    log.warning("task %s attempt %d recovered: %s", record.id, record.attempt, lost)
+    await pool.submit(Run(command, runner, queue.tasks, record, event))
 
 
 def _intake(queue: Queue) -> Callable[[StreamT], Awaitable[None]]:

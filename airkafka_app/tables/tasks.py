@@ -2,7 +2,9 @@
 
 Writes need Faust's current event (its partition picks the RocksDB partition and the
 changelog partition), so they happen while a command is processed, or in a run that
-was started from it and keeps it as its context.
+was started from it and keeps it as its context. A run can outlive its worker's hold on
+that partition (a rebalance); its transitions then travel as reports to the new owner,
+which never reads a changelog it owns.
 """
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import json
 import logging
 from typing import Any
 
+import faust
+from faust.types import EventT
+
 from airkafka_app import topics
 from airkafka_app.application import app
+from airkafka_app.commands import REPORT_HEADER, Command
 from airkafka_app.settings import per_queue, settings
 from airkafka_app.states import State
 from airkafka_app.task_record import TaskRecord
@@ -22,8 +28,9 @@ log = logging.getLogger(__name__)
 class TaskTable:
     """Task id -> record, for one queue: each queue's table is co-partitioned with its commands topic."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, commands: faust.TopicT) -> None:
         self.queue = queue
+        self.commands = commands
         # bytes keys: table_route hashes the key as the changelog serializes it, and raw
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
         self.table = app.Table(
@@ -37,9 +44,17 @@ class TaskTable:
         data = self.table.get(task_id.encode())
         return TaskRecord.from_json(data) if data is not None else None
 
-    def save(self, record: TaskRecord) -> TaskRecord:
-        """Store the record and publish its state change, in that order."""
+    def save(self, record: TaskRecord, event: EventT) -> TaskRecord:
+        """Store the record and publish its state change, in that order; or, when this worker
+        no longer surely owns the event's partition, report it to the partition's owner."""
         key = record.id.encode()
+        if app.rebalancing or event.message.tp not in app.assignor.assigned_actives():
+            command = Command(**record.command)
+            self.commands.send_soon(key=command.routing_key.encode(), value=command.encode(),
+                                    headers=[(REPORT_HEADER, json.dumps(record.to_json()).encode())])
+            log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
+                     record.state.value)
+            return record
         self.table[key] = record.to_json()
         topics.state_changes.send_soon(key=key, value=json.dumps(record.state_change()).encode())
         # Failures, retries and cancels are what an operator acts on; routine transitions
@@ -49,9 +64,9 @@ class TaskTable:
         log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
         return record
 
-    def transition(self, task_id: str, state: State, **changes: Any) -> TaskRecord:
+    def transition(self, task_id: str, state: State, event: EventT, **changes: Any) -> TaskRecord:
         """Move a stored task to ``state``, from its current record in the table."""
         current = self.load(task_id)
         if current is None:
             raise KeyError(task_id)
-        return self.save(current.to(state, **changes))
+        return self.save(current.to(state, **changes), event)

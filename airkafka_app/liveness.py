@@ -1,0 +1,126 @@
+"""Worker heartbeats, and the sweep that finds tasks whose worker is gone.
+
+Every worker publishes a heartbeat every ``AIRKAFKA_HEARTBEAT_S`` and reads everyone's. A
+worker silent for ``AIRKAFKA_WORKER_LOST_AFTER_S`` is lost. The sweep cannot write the table
+(writes need the event of the task's partition), so it re-sends a lost task's command with
+the recover header, and the intake of the partition's owner decides and records.
+Heartbeat times are the senders' clocks: keep the hosts' clocks in sync (NTP).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from mode import Service
+
+from airkafka_app import topics
+from airkafka_app.application import app
+from airkafka_app.commands import RECOVER_HEADER, Command
+from airkafka_app.kafka_admin import partition_count
+from airkafka_app.queues import queues
+from airkafka_app.settings import settings
+from airkafka_app.states import State
+from airkafka_app.task_record import TaskRecord
+from airkafka_app.worker_pool import pool
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY})
+
+
+class Heartbeats(Service):
+    """The last heartbeat time of every worker, read from the heartbeats topic without a group."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.last_seen: dict[str, float] = {}
+        self.caught_up = asyncio.Event()
+        self._own_beats_since = 0.0
+
+    def is_lost(self, worker: str | None) -> bool:
+        """Silent for the bound, measured on this worker's own heartbeats as read back.
+
+        While the broker is away nobody's heartbeats arrive, this worker's included, so an
+        outage makes nobody lost; and a worker judges only once its own heartbeats have
+        flowed for the whole bound, so it has had the chance to hear everyone else's.
+        """
+        own = self.last_seen.get(settings.worker_name)
+        bound = settings.worker_lost_after_s
+        if not self.caught_up.is_set() or worker == settings.worker_name or own is None:
+            return False
+        return own - self._own_beats_since >= bound and own - self.last_seen.get(worker or "", 0.0) > bound
+
+    def _observe(self, worker: str, at: float) -> None:
+        if worker == settings.worker_name and at - self.last_seen.get(worker, 0.0) > 2 * settings.heartbeat_s:
+            self._own_beats_since = at  # the first beat after a gap, or ever
+        self.last_seen[worker] = max(at, self.last_seen.get(worker, 0.0))
+
+    @Service.task
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            # The intake agents declare the topic; wait for it rather than race them.
+            while not (count := await partition_count(settings.heartbeats_topic)):
+                await asyncio.sleep(settings.heartbeat_s)
+            tps = [TopicPartition(settings.heartbeats_topic, p) for p in range(count)]
+            consumer.assign(tps)
+            # Anything older than the loss bound says only that its sender is lost.
+            since = int((time.time() - 2 * settings.worker_lost_after_s) * 1000)
+            found = await consumer.offsets_for_times({tp: since for tp in tps})
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, found[tp].offset if found[tp] else ends[tp])
+            while not self.should_stop:
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                    for message in messages:
+                        beat = json.loads(message.value)
+                        self._observe(beat["worker"], beat["at"])
+                if not self.caught_up.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+
+heartbeats = Heartbeats()
+
+
+def is_orphan(record: TaskRecord) -> bool:
+    """In flight, yet nobody runs it: its worker is lost, or it is this worker under the same
+    name after a restart (the caller checks that the pool does not hold it)."""
+    if record.state not in IN_FLIGHT:
+        return False
+    if record.worker == settings.worker_name:
+        return time.time() - record.updated_at > settings.worker_lost_after_s
+    return heartbeats.is_lost(record.worker)
+
+
+@app.task
+async def start_heartbeats() -> None:
+    await app.add_runtime_dependency(heartbeats)
+
+
+@app.timer(settings.heartbeat_s)
+async def beat() -> None:
+    await topics.heartbeats.send(key=settings.worker_name.encode(),
+                                 value=json.dumps({"worker": settings.worker_name, "at": time.time()}).encode())
+
+
+@app.timer(settings.heartbeat_s)
+async def sweep() -> None:
+    """Ask the owners to recover orphans. Reads every record this worker holds: O(table)."""
+    if app.rebalancing or not heartbeats.caught_up.is_set():
+        return
+    for queue in queues.values():
+        for data in list(queue.tasks.table.values()):
+            record = TaskRecord.from_json(data)
+            if is_orphan(record) and not pool.holds(record.id):
+                command = Command(**record.command)
+                log.info("task %s attempt %d %s on lost worker %s: asking its owner to recover it",
+                         record.id, record.attempt, record.state.value, record.worker)
+                await queue.commands.send(key=command.routing_key.encode(), value=command.encode(),
+                                          headers=[(RECOVER_HEADER, b"1")])

@@ -1,0 +1,45 @@
+import pytest
+
+from airkafka_app import liveness
+from airkafka_app.settings import Settings
+
+
+@pytest.fixture
+def heartbeats(monkeypatch):
+    monkeypatch.setenv("AIRKAFKA_WORKER_NAME", "me")
+    monkeypatch.setenv("AIRKAFKA_HEARTBEAT_S", "1")
+    monkeypatch.setenv("AIRKAFKA_WORKER_LOST_AFTER_S", "10")
+    monkeypatch.setattr(liveness, "settings", Settings())
+    beats = liveness.Heartbeats()
+    beats.caught_up.set()
+    return beats
+
+
+def beat_both(beats, start: float, end: float, other: bool = True) -> None:
+    for at in range(int(start), int(end) + 1):
+        beats._observe("me", float(at))
+        if other:
+            beats._observe("other", float(at))
+
+
+def test_a_silent_worker_is_lost_after_the_bound(heartbeats):
+    beat_both(heartbeats, 0, 20)
+    beat_both(heartbeats, 21, 30, other=False)
+    assert not heartbeats.is_lost("other")
+    beat_both(heartbeats, 31, 31, other=False)
+    assert heartbeats.is_lost("other") and heartbeats.is_lost("never-seen")
+    assert not heartbeats.is_lost("me")
+
+
+def test_a_broker_outage_makes_nobody_lost(heartbeats):
+    beat_both(heartbeats, 0, 20)
+    beat_both(heartbeats, 60, 61, other=False)  # 40 s without any heartbeat, then only ours
+    assert not heartbeats.is_lost("other")
+
+
+def test_nobody_is_judged_before_catching_up_or_hearing_itself_for_the_bound(heartbeats):
+    beat_both(heartbeats, 0, 5, other=False)
+    assert not heartbeats.is_lost("other")
+    heartbeats.caught_up.clear()
+    beat_both(heartbeats, 6, 30, other=False)
+    assert not heartbeats.is_lost("other")
