@@ -71,6 +71,7 @@ class Settings:
     web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST", "127.0.0.1"))
     web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST", "127.0.0.1")))
     web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT", "6066")))
+    web_token: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_TOKEN", ""), repr=False)
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )

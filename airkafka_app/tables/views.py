@@ -1,16 +1,20 @@
-"""Read-only web views on the task tables, served by Faust's web server.
+"""Web views on the task tables, served by Faust's web server.
 
 ``?queue=`` picks a queue (default ``default``); a task with a serial key is found by
-``?key=<serial key>``, the key that placed it on its partition.
+``?key=<serial key>``, the key that placed it on its partition. Reading is open; the one
+view that changes anything, cancel, needs ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``.
 """
 from __future__ import annotations
 
+import hmac
+import uuid
 from collections import Counter
 
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from airkafka_app.application import app
+from airkafka_app.commands import CANCEL, Command
 from airkafka_app.queues import Queue, queues
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.states import State
@@ -58,6 +62,25 @@ async def task_list(web: View, request: Request) -> Response:
     found = [data for data in queue.tasks.table.values() if state is None or data["state"] == state]
     found.sort(key=lambda data: data["updated_at"], reverse=True)
     return web.json({"tasks": found[:limit], "count": len(found)})
+
+
+@app.page("/tasks/{task_id}/cancel/")
+class TaskCancel(View):
+    async def post(self, request: Request, task_id: str) -> Response:
+        """Send a cancel for the task to its queue; 202 once it is on the commands topic."""
+        if not settings.web_token:
+            return self.json({"error": "cancel over the web is off: AIRKAFKA_WEB_TOKEN is not set"}, status=403)
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {settings.web_token}".encode()):
+            return self.json({"error": "missing or wrong bearer token"}, status=401)
+        queue = _queue(request)
+        if queue is None:
+            return _not_served(self, request)
+        key = request.query.get("key")
+        cancel = Command(f"web-cancel-{uuid.uuid4().hex[:12]}", CANCEL,
+                         {"target": task_id, **({"serial_key": key} if key else {})})
+        await queue.commands.send(key=cancel.routing_key.encode(), value=cancel.encode())
+        return self.json({"cancel": cancel.id, "target": task_id}, status=202)
 
 
 def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:

@@ -39,6 +39,19 @@ def two_workers(deployment: Deployment, env: dict[str, str], names=("first", "se
             worker.stop()
 
 
+def settled_assignments(*workers, quiet_s: float, timeout: float = 90.0) -> list[int]:
+    """Assignment counts once start-up rebalances have stopped for ``quiet_s``."""
+    def counts() -> list[int]:
+        return [w.log().count("Setting newly assigned partitions") for w in workers]
+    deadline, last, since = time.monotonic() + timeout, counts(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"assignments never settled: {last}"
+        time.sleep(1)
+        if (now := counts()) != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def wait_for_running(deployment: Deployment, count: int) -> None:
     deployment.read(deployment.state_changes, lambda r: sum(x["value"]["state"] == "running" for x in r) >= count)
 
@@ -156,7 +169,7 @@ def test_a_task_longer_than_the_session_and_poll_intervals_runs_once_without_reb
     deployment = Deployment(broker.bootstrap, tmp_path, partitions=4)
     env = {**FAST_LOSS, "AIRKAFKA_SESSION_TIMEOUT_S": "6", "AIRKAFKA_MAX_POLL_INTERVAL_S": "8"}
     with two_workers(deployment, env) as (first, second):
-        assignments = [w.log().count("Setting newly assigned partitions") for w in (first, second)]
+        assignments = settled_assignments(first, second, quiet_s=12)
         deployment.send_commands(shell("long", "sleep", "20"), *(shell(f"short{i}", "true") for i in range(20)))
         changes = deployment.state_changes_until_terminal(["long", *(f"short{i}" for i in range(20))], timeout=120)
         assert [c["state"] for c in changes["long"]] == ["queued", "running", "success"]

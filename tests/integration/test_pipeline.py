@@ -3,16 +3,19 @@ import json
 import time
 
 import pytest
+import requests
 
 from scripts.local_deployment import shell
 from tests.processes import is_running
 
 CONCURRENCY = 4
+WEB_TOKEN = "web-token-for-tests"
 
 
 @pytest.fixture(scope="module")
 def worker(deployment):
-    worker = deployment.worker("w1", AIRKAFKA_CONCURRENCY=str(CONCURRENCY)).start().wait_ready()
+    worker = deployment.worker("w1", AIRKAFKA_CONCURRENCY=str(CONCURRENCY), AIRKAFKA_WEB_TOKEN=WEB_TOKEN)
+    worker.start().wait_ready()
     yield worker
     worker.stop()
 
@@ -170,6 +173,22 @@ def test_cancel_kills_a_running_task_and_its_children(deployment, worker, tmp_pa
     while is_running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not is_running(child)
+
+
+def test_the_cancel_view_needs_the_web_token(deployment, worker):
+    deployment.send_commands(shell("web-long", "sleep", "60"))
+    deployment.read(deployment.state_changes, lambda r: any(
+        x["value"]["id"] == "web-long" and x["value"]["state"] == "running" for x in r))
+    url = f"{worker.url}/tasks/web-long/cancel/"
+    assert requests.post(url, timeout=10).status_code == 401
+    assert requests.post(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    assert worker.get("/tasks/web-long/")[1]["state"] == "running"  # reading needs no token
+    response = requests.post(url, headers={"Authorization": f"Bearer {WEB_TOKEN}"}, timeout=10)
+    assert response.status_code == 202 and response.json()["target"] == "web-long"
+    changes = deployment.state_changes_until_terminal(["web-long"])["web-long"]
+    assert states(changes) == ["queued", "running", "cancelled"]
+    assert changes[-1]["detail"] == f"cancelled by {response.json()['cancel']}"
+    assert WEB_TOKEN not in worker.log()
 
 
 def test_cancel_stops_a_queued_task_before_it_starts(deployment, worker, tmp_path):
