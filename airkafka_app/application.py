@@ -1,9 +1,16 @@
 """The Faust application: broker, RocksDB store, partitions and web server, from settings."""
 import faust
 
+from airkafka_app.kafka_transport import Transport
 from airkafka_app.settings import settings
 
-app = faust.App(
+
+class App(faust.App):
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+
+app = App(
     settings.app_id,
     broker=settings.broker,
     store="rocksdb://",

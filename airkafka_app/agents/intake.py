@@ -109,13 +109,22 @@ async def accept(queue: Queue, event: EventT) -> None:
         return
     if RECOVER_HEADER in headers:
         return  # recovered already, or its worker is back
-    forced = headers.get(REPLAY_HEADER) == FORCE
-    if previous is not None and previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
+    if held := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE):
         queue.counters.increment(DUPLICATES, event.message.partition)
-        log.info("task %s duplicate ignored: already %s", command.id, previous.state.value)
+        log.info("task %s duplicate ignored: already %s", command.id, held)
         return
     record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name), event)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
+
+
+def _already(previous: TaskRecord | None, held: bool, forced: bool) -> str | None:
+    """Why a command must not start a run, if it must not: Faust re-delivers events after a
+    rebalance, before the table may know of a run admitted meanwhile."""
+    if held:
+        return "admitted on this worker"
+    if previous is not None and previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
+        return previous.state.value
+    return None
 
 
 def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:

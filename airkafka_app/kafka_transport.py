@@ -1,0 +1,45 @@
+"""Faust's aiokafka transport, with one fix: after a rebalance, a stream partition that has no
+committed offset is read again from its start.
+
+During recovery Faust resumes fetching before it seeks the stream partitions to their committed
+offsets, and drops the events buffered meanwhile when it resumes; it counts on that seek to
+fetch them again (faust-streaming #216 fixed the same race for apps without tables). aiokafka's
+``seek_to_committed`` leaves a partition with no committed offset (none, or 0) where its fetcher
+is, so such events stayed unread until the next rebalance: commands that became neither a task
+nor a dead letter, seen in the two-worker fault test.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+
+async def seek_to_committed_or_beginning(consumer: AIOKafkaConsumer,
+                                         changelogs: Collection[str]) -> Mapping[TopicPartition, int | None]:
+    """Seek the assigned partitions to their committed offsets, and those without one to their start.
+
+    Changelog partitions are left alone: Faust keeps their offsets itself, not in the group.
+    """
+    committed = await consumer.seek_to_committed()
+    uncommitted = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+    if uncommitted:
+        await consumer.seek_to_beginning(*uncommitted)
+    return committed
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(seek_to_committed_or_beginning, self._ensure_consumer(),
+                                      self.app.tables.changelog_topics)
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
