@@ -1,18 +1,51 @@
 """The Faust application: broker, RocksDB store, partitions and web server, from settings."""
+import logging
+import os
+
 import faust
 
+from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
+from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport
 from airkafka_app.settings import settings
+
+
+def _credentials() -> faust.auth.Credentials | None:
+    if uses_sasl():
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                     mechanism=settings.sasl_mechanism, ssl_context=ssl_context())
+    context = ssl_context()
+    return faust.SSLCredentials(context) if context else None
+
+
+log = logging.getLogger(__name__)
 
 
 class App(faust.App):
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
 
+    async def on_first_start(self) -> None:
+        """Stop at once, in one line, when Kafka cannot be used, rather than deep in Faust's start.
+
+        Exit 78 (EX_CONFIG) when a broker refused the credentials or TLS setup: restarting cannot
+        help, so a supervisor should not restart on it. Exit 69 (EX_UNAVAILABLE) when none answered.
+        """
+        try:
+            await check_connection()
+        except KafkaRefused as exc:
+            log.error("%s", exc)
+            raise SystemExit(os.EX_CONFIG) from None
+        except KafkaUnreachable as exc:
+            log.error("%s", exc)
+            raise SystemExit(os.EX_UNAVAILABLE) from None
+        await super().on_first_start()
+
 
 app = App(
     settings.app_id,
     broker=settings.broker,
+    broker_credentials=_credentials(),
     store="rocksdb://",
     datadir=settings.data_dir,
     topic_partitions=settings.partitions,

@@ -14,14 +14,16 @@ from typing import Any
 
 from airflow.executors.base_executor import BaseExecutor
 from airflow.executors.workloads import ExecuteTask
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from airkafka_app import airflow_tasks
 from airkafka_app.commands import CANCEL, Command
+from airkafka_app.kafka_connection import confluent_options, describe
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.states import State
 
 FLUSH_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 def _command_id(key: Any) -> str:
@@ -37,19 +39,33 @@ class KafkaExecutor(BaseExecutor):
     pre_assigns_external_executor_id = True
 
     def start(self) -> None:
-        servers = ",".join(settings.bootstrap_servers)
-        self.producer = Producer({"bootstrap.servers": servers, "linger.ms": 5, "enable.idempotence": True})
+        self.producer = Producer({**confluent_options(), "linger.ms": 5, "enable.idempotence": True,
+                                  "error_cb": self._remember_error})
+        self._check_connection()
         # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
         # scheduler does not take half the partitions, and so half the results, from the first.
         self.consumer = Consumer(
             {
-                "bootstrap.servers": servers,
+                **confluent_options(),
                 "group.id": settings.executor_consumer_group,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": True,
             }
         )
         self.consumer.subscribe([settings.state_changes_topic])
+
+    def _remember_error(self, error: KafkaError) -> None:
+        self._last_error = error
+
+    def _check_connection(self) -> None:
+        """Refuse to start, with the broker's reason, rather than fail every task later."""
+        self._last_error: KafkaError | None = None
+        try:
+            self.producer.list_topics(timeout=CONNECT_TIMEOUT_S)
+        except KafkaException as exc:
+            self.producer.poll(0)  # serves error_cb, which holds the reason, such as a SASL authentication error
+            reason = self._last_error.str() if self._last_error else str(exc)
+            raise KafkaException(f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}") from None
 
     def _process_workloads(self, workloads: Sequence[ExecuteTask]) -> None:
         for workload in workloads:

@@ -20,6 +20,7 @@ from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import RECOVER_HEADER, Command
 from airkafka_app.kafka_admin import partition_count
+from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.queues import queues
 from airkafka_app.settings import settings
 from airkafka_app.states import State
@@ -60,7 +61,7 @@ class Heartbeats(Service):
 
     @Service.task
     async def _read(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+        consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None,
                                     enable_auto_commit=False)
         await consumer.start()
         try:

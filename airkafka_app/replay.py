@@ -19,7 +19,8 @@ from rich.table import Table
 
 from airkafka_app.application import app
 from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
-from airkafka_app.kafka_admin import partition_count
+from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
+from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 
 IN_PROGRESS = {"queued", "running", "up_for_retry"}
@@ -78,8 +79,12 @@ def decide(state: str | None, *, only_failed: bool, force: bool) -> str:
 async def replay(self: AppCommand, **args: Any) -> None:
     """Reprocess a range of the commands topic."""
     console = Console()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True)
+    try:
+        await check_connection()
+    except (KafkaRefused, KafkaUnreachable) as exc:
+        raise SystemExit(f"replay: {exc}") from None
+    consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(**aiokafka_options(), enable_idempotence=True)
     await consumer.start()
     await producer.start()
     try:

@@ -16,6 +16,8 @@ def _env(name: str, default: str) -> str:
 
 
 DEFAULT_QUEUE = "default"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Queue names become part of topic names, so they keep to Kafka's topic characters.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
@@ -86,6 +88,27 @@ class Settings:
     default_retry_delay_s: float = field(
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )
+    # Kafka security, for every client (see kafka_security.py); named as librdkafka names them.
+    security_protocol: str = field(default_factory=lambda: _env("AIRKAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper())
+    sasl_mechanism: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_MECHANISM", "PLAIN").upper())
+    sasl_username: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_USERNAME", ""))
+    sasl_password: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_PASSWORD", ""), repr=False)
+    ssl_cafile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CAFILE", ""))
+    ssl_certfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CERTFILE", ""))
+    ssl_keyfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEYFILE", ""))
+    ssl_key_password: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEY_PASSWORD", ""), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"AIRKAFKA_SECURITY_PROTOCOL is {self.security_protocol!r}; "
+                             f"use one of {', '.join(SECURITY_PROTOCOLS)}")
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ValueError(f"AIRKAFKA_SASL_MECHANISM is {self.sasl_mechanism!r}; "
+                                 f"use one of {', '.join(SASL_MECHANISMS)}")
+            if not (self.sasl_username and self.sasl_password):
+                raise ValueError(f"AIRKAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                                 "AIRKAFKA_SASL_USERNAME and AIRKAFKA_SASL_PASSWORD")
 
     def commands_topic_for(self, queue: str) -> str:
         return per_queue(self.commands_topic, queue)

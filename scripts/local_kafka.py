@@ -47,30 +47,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass
 class Broker:
     workdir: Path
     port: int
     process: subprocess.Popen | None = None
+    # A second listener, SASL_PLAINTEXT, for these users (name -> password), with every mechanism.
+    sasl_users: dict[str, str] | None = None
+    sasl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def _sasl_config(self) -> dict[str, str]:
+        if not self.sasl_users:
+            return {}
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
+        return {
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            **{f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config":
+               "org.apache.kafka.common.security.scram.ScramLoginModule required;" for m in SASL_MECHANISMS[1:]},
+        }
+
+    def _scram_credentials(self) -> list[str]:
+        """StorageTool arguments: KRaft takes SCRAM users when the log directory is formatted."""
+        return [arg for name, password in (self.sasl_users or {}).items() for m in SASL_MECHANISMS[1:]
+                for arg in ("--add-scram", f"{m}=[name={name},password={password}]")]
+
+    @property
     def properties(self) -> Path:
         return self.workdir / "server.properties"
 
-    def write_config(self, extra: dict[str, str]) -> None:
+    def write_config(self) -> None:
         controller = free_port()
+        clients = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        if self.sasl_users:
+            self.sasl_port = self.sasl_port or free_port()
+            clients.append(f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}")
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": ",".join([*clients, f"CONTROLLER://127.0.0.1:{controller}"]),
+            "advertised.listeners": ",".join(clients),
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.workdir / "data"),
             "num.partitions": "1",
@@ -81,7 +112,7 @@ class Broker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
-            **extra,
+            **self._sasl_config(),
         }
         self.properties.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
 
@@ -91,7 +122,7 @@ class Broker:
         if not (self.workdir / "data" / "meta.properties").exists():
             subprocess.run(
                 [*java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", uuid.uuid4().hex[:22], "-c", str(self.properties)],
+                 "-t", uuid.uuid4().hex[:22], "-c", str(self.properties), *self._scram_credentials()],
                 check=True, stdout=subprocess.DEVNULL,
             )
         log = self.workdir / "broker.log"
@@ -132,10 +163,10 @@ class Broker:
             self.process.wait()
 
 
-def start_broker(workdir: Path, port: int | None = None, extra: dict[str, str] | None = None) -> Broker:
+def start_broker(workdir: Path, port: int | None = None, sasl_users: dict[str, str] | None = None) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
-    broker = Broker(workdir, port or free_port())
-    broker.write_config(extra or {})
+    broker = Broker(workdir, port or free_port(), sasl_users=sasl_users)
+    broker.write_config()
     broker.start()
     return broker
 

@@ -68,19 +68,22 @@ assert TaskInstance.key not in executor.running
 """
 
 
-def test_revoke_task_cancels_the_try_on_its_worker(airflow_stack, broker, tmp_path):
+def revoke_through_the_executor(deployment: Deployment, executor_env: dict[str, str]) -> None:
     """The real executor class, in Airflow's interpreter, cancels a running task over Kafka."""
-    airflow, worker = airflow_stack
     target = command_id("revoke_dag", "revoke_task", "run-1", -1, 1)
-    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
     deployment.send_commands({"id": target, "kind": "shell", "args": {"argv": ["sleep", "60"]}})
     deployment.read(deployment.state_changes, lambda r: any(
         x["value"]["id"] == target and x["value"]["state"] == "running" for x in r))
-    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"revoke-test-{tmp_path.name}"}  # not the scheduler's
-    subprocess.run([str(PYTHON), "-c", REVOKE], env=env, check=True, timeout=120)
+    subprocess.run([str(PYTHON), "-c", REVOKE], env=executor_env, check=True, timeout=120)
     changes = deployment.state_changes_until_terminal([target])[target]
     assert [c["state"] for c in changes] == ["queued", "running", "cancelled"]
     assert changes[-1]["detail"] == f"cancelled by revoke-{target}"
+
+
+def test_revoke_task_cancels_the_try_on_its_worker(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    revoke_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"revoke-test-{tmp_path.name}"})
 
 
 SYNC = """
@@ -103,9 +106,8 @@ print(json.dumps({"events": events, "running": sorted(k.task_id for k in executo
 """
 
 
-def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path):
-    airflow, worker = airflow_stack
-    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str]) -> None:
+    """The real executor's sync() reports success and failure, and never fails a cancelled try."""
     ok, bad, dup = (command_id("sync_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "dup"))
     deployment.send_commands(
         {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
@@ -116,8 +118,13 @@ def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflo
         x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r))
     deployment.send([(dup.encode(), json.dumps({"id": "c-dup", "kind": "cancel", "args": {"target": dup}}).encode())])
     deployment.state_changes_until_terminal([ok, bad, dup])
-    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"}  # not the scheduler's
-    result = subprocess.run([str(PYTHON), "-c", SYNC], env=env, check=True, timeout=180,
+    result = subprocess.run([str(PYTHON), "-c", SYNC], env=executor_env, check=True, timeout=180,
                             capture_output=True, text=True)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": []}
+
+
+def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    sync_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"})

@@ -14,10 +14,10 @@ def worker(deployment):
     worker.stop()
 
 
-def replay(deployment, worker, *flags: str) -> str:
+def replay(deployment, worker, *flags: str, **env: str) -> str:
     result = subprocess.run(
         [str(FAUST), "-A", "airkafka_app", "replay", "--worker-url", worker.url, *flags],
-        env=deployment.env(), capture_output=True, text=True, timeout=120, cwd=worker.workdir,
+        env=deployment.env(**env), capture_output=True, text=True, timeout=120, cwd=worker.workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
