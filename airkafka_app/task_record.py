@@ -26,9 +26,13 @@ class TaskRecord:
     updated_at: float = field(default_factory=time.time)
     # The attempt this delivery of the command started at: its retries are counted from here.
     first_attempt: int | None = None
+    # "partition:offset" of the command message that started it: Kafka may deliver that very
+    # message again (after a rebalance), and it must not start a run a second time.
+    source: str | None = None
 
     @classmethod
-    def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str) -> TaskRecord:
+    def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str,
+                    source: str | None = None) -> TaskRecord:
         check_transition(previous.state if previous else None, State.QUEUED)
         now = time.time()
         attempt = previous.attempt + 1 if previous else 1
@@ -41,6 +45,7 @@ class TaskRecord:
             worker=worker,
             queued_at=now,
             updated_at=now,
+            source=source,
         )
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from airkafka_app.commands import decode_command
 from scripts.local_kafka import free_port
@@ -71,6 +71,11 @@ class Deployment:
         """Each keyed by its routing key, as the contract asks."""
         encoded = [json.dumps(c).encode() for c in commands]
         self.send(((decode_command(None, value).routing_key.encode(), value) for value in encoded), queue)
+
+    def rewind_commands(self) -> None:
+        """Commit offset 0 on every partition of the commands topic for the workers' group, as a
+        reset or a lost commit would: they then receive every command again."""
+        asyncio.run(_rewind(self.bootstrap, self.name, self.commands, self.partitions))
 
     def read(self, topic: str, until: Callable[[list[dict]], bool], timeout: float = 60.0) -> list[dict]:
         return asyncio.run(_read(self.bootstrap, topic, until, timeout))
@@ -181,6 +186,17 @@ async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes | None, b
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def _rewind(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.commit({tp: 0 for tp in tps})
+    finally:
+        await consumer.stop()
 
 
 async def _read(bootstrap: str, topic: str, until: Callable[[list[dict]], bool], timeout: float) -> list[dict]:

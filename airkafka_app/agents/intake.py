@@ -109,21 +109,27 @@ async def accept(queue: Queue, event: EventT) -> None:
         return
     if RECOVER_HEADER in headers:
         return  # recovered already, or its worker is back
-    if held := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE):
+    source = f"{event.message.partition}:{event.message.offset}"
+    if held := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
         queue.counters.increment(DUPLICATES, event.message.partition)
-        log.info("task %s duplicate ignored: already %s", command.id, held)
+        log.info("task %s duplicate ignored: %s", command.id, held)
         return
-    record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name), event)
+    record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source), event)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
 
 
-def _already(previous: TaskRecord | None, held: bool, forced: bool) -> str | None:
-    """Why a command must not start a run, if it must not: Faust re-delivers events after a
-    rebalance, before the table may know of a run admitted meanwhile."""
+def _already(previous: TaskRecord | None, held: bool, forced: bool, source: str) -> str | None:
+    """Why a command must not start a run, if it must not. Faust delivers messages again after a
+    rebalance: the run may be admitted here before the table knows of it, or the message may be
+    the one that started the last attempt, whatever that attempt's end."""
     if held:
-        return "admitted on this worker"
-    if previous is not None and previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
-        return previous.state.value
+        return "already admitted on this worker"
+    if previous is None:
+        return None
+    if previous.source == source:
+        return f"message {source} delivered again; its attempt {previous.attempt} is {previous.state.value}"
+    if previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
+        return f"already {previous.state.value}"
     return None
 
 

@@ -1,5 +1,6 @@
 """State that survives a wiped data directory, and two workers sharing the partitions."""
 import shutil
+import time
 
 from scripts.local_deployment import Deployment, shell, wait_for_split
 
@@ -56,3 +57,28 @@ def test_a_commands_topic_with_another_partition_count_stops_the_worker(broker, 
     worker = deployment.worker("misfit").start()
     assert worker.process.wait(60) != 0
     assert f"topic '{deployment.commands}' has 1 partitions but AIRKAFKA_PARTITIONS is 4" in worker.log()
+
+
+def test_commands_delivered_again_from_the_start_run_nothing_twice(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    exit_codes = {f"again{n}": n % 2 for n in range(20)}
+    ids = list(exit_codes)
+    worker = deployment.worker("again").start().wait_ready()
+    try:
+        deployment.send_commands(*(shell(i, "sh", "-c", f"exit {code}") for i, code in exit_codes.items()))
+        deployment.state_changes_until_terminal(ids)
+    finally:
+        worker.stop()
+    deployment.rewind_commands()
+    worker.start().wait_ready()
+    try:
+        deadline = time.monotonic() + 60
+        while worker.get("/stats/")[1]["duplicates"] < len(ids):
+            assert time.monotonic() < deadline, worker.get("/stats/")[1]
+            time.sleep(0.5)
+        changes = deployment.state_changes_until_terminal(ids)
+        # The failed ones too: the message that started their attempt is not a new command.
+        assert all([r["attempt"] for r in changes[i]] == [1, 1, 1] for i in ids), changes
+        assert worker.log().count("delivered again; its attempt 1 is failed") == len(ids) // 2
+    finally:
+        worker.stop()
