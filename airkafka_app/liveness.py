@@ -23,13 +23,11 @@ from airkafka_app.kafka_admin import partition_count
 from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.queues import queues
 from airkafka_app.settings import settings
-from airkafka_app.states import State
+from airkafka_app.states import IN_FLIGHT
 from airkafka_app.task_record import TaskRecord
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
-
-IN_FLIGHT = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY})
 
 
 class Heartbeats(Service):
@@ -113,12 +111,11 @@ async def beat() -> None:
 
 @app.timer(settings.heartbeat_s)
 async def sweep() -> None:
-    """Ask the owners to recover orphans. Reads every record this worker holds: O(table)."""
+    """Ask the owners to recover orphans, among the records in flight."""
     if app.rebalancing or not heartbeats.caught_up.is_set():
         return
     for queue in queues.values():
-        for data in list(queue.tasks.table.values()):
-            record = TaskRecord.from_json(data)
+        for record in queue.tasks.in_flight():
             if is_orphan(record) and not pool.holds(record.id):
                 command = Command(**record.command)
                 log.info("task %s attempt %d %s on lost worker %s: asking its owner to recover it",

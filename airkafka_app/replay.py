@@ -22,8 +22,8 @@ from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, 
 from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.settings import DEFAULT_QUEUE, settings
+from airkafka_app.states import IN_FLIGHT
 
-IN_PROGRESS = {"queued", "running", "up_for_retry"}
 FAILED = {"failed", "cancelled"}
 
 
@@ -55,7 +55,7 @@ async def _range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], args: di
 
 def decide(state: str | None, *, only_failed: bool, force: bool) -> str:
     """What a replay does with a task in ``state`` (None: not in the table)."""
-    if state in IN_PROGRESS:
+    if state in IN_FLIGHT:
         return "skipped: in progress"
     if state == "success" and not force:
         return "skipped: already successful"

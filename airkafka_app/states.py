@@ -18,6 +18,8 @@ class State(str, Enum):
 
 
 TERMINAL = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
+# Accepted and not ended: some worker owes this task a run.
+IN_FLIGHT = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY})
 
 # A resubmitted failed or cancelled task starts over as a new attempt; a successful one only
 # through a forced replay.
@@ -32,7 +34,7 @@ ALLOWED: dict[State | None, frozenset[State]] = {
 }
 
 # A command for an id in one of these states is a duplicate and is not run again.
-NOT_RERUN = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY, State.SUCCESS})
+NOT_RERUN = IN_FLIGHT | {State.SUCCESS}
 
 
 class IllegalTransition(ValueError):

@@ -5,7 +5,7 @@ Faust-free: both are plain JSON-ready dicts on the wire, read by the executor.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airkafka_app.states import State, check_transition
@@ -67,7 +67,8 @@ class TaskRecord:
         return replace(self, state=state, updated_at=now, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow, unlike dataclasses.asdict, which deep-copies the command on every transition.
+        data = dict(vars(self))
         data["state"] = self.state.value
         return data
 

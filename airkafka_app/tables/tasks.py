@@ -19,7 +19,7 @@ from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import REPORT_HEADER, Command
 from airkafka_app.settings import per_queue, settings
-from airkafka_app.states import State
+from airkafka_app.states import IN_FLIGHT, State
 from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ class TaskTable:
             partitions=settings.partitions,
             help=f"Task id -> the task's record, queue {queue}.",
         )
+        # Keys of the records not yet ended, so that the sweep reads those, not the whole
+        # history. Rebuilt from the table after each rebalance (its partitions changed, and
+        # recovery writes around save()), then kept by save().
+        self._in_flight: set[bytes] = set()
+        self._in_flight_generation: int | None = None
 
     def load(self, task_id: str) -> TaskRecord | None:
         data = self.table.get(task_id.encode())
@@ -56,6 +61,10 @@ class TaskTable:
                      record.state.value)
             return record
         self.table[key] = record.to_json()
+        if record.state in IN_FLIGHT:
+            self._in_flight.add(key)
+        else:
+            self._in_flight.discard(key)
         topics.state_changes.send_soon(key=key, value=json.dumps(record.state_change()).encode())
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
@@ -63,6 +72,20 @@ class TaskTable:
         summary = record.detail.partition("\n")[0]
         log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
         return record
+
+    def in_flight(self) -> list[TaskRecord]:
+        """The records this worker holds that have not ended; call it outside a rebalance."""
+        if self._in_flight_generation != app.consumer_generation_id:
+            self._in_flight = {key for key, data in self.table.items() if data["state"] in IN_FLIGHT}
+            self._in_flight_generation = app.consumer_generation_id
+        records = []
+        for key in list(self._in_flight):
+            data = self.table.get(key)
+            if data is None or data["state"] not in IN_FLIGHT:
+                self._in_flight.discard(key)
+            else:
+                records.append(TaskRecord.from_json(data))
+        return records
 
     def transition(self, task_id: str, state: State, event: EventT, **changes: Any) -> TaskRecord:
         """Move a stored task to ``state``, from its current record in the table."""
