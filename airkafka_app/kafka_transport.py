@@ -1,5 +1,10 @@
-"""Faust's aiokafka transport, with one fix: after a rebalance, a stream partition that has no
-committed offset is read again from its start.
+"""Faust's aiokafka transport, with two fixes.
+
+The producer is idempotent. Without it, a batch that a stopping broker had written but answered
+with an error was retried and written twice: a duplicated state change, seen in the
+broker-restart fault test.
+
+After a rebalance, a stream partition that has no committed offset is read again from its start.
 
 During recovery Faust resumes fetching before it seeks the stream partitions to their committed
 offsets, and drops the events buffered meanwhile when it resumes; it counts on that seek to
@@ -11,6 +16,7 @@ nor a dead letter, seen in the two-worker fault test.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -41,5 +47,11 @@ class Consumer(faust_aiokafka.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class Producer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
