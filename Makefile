@@ -8,8 +8,10 @@ PY := $(VENV)/bin/python
 # Airflow cannot share a venv with Faust (croniter), so the executor side gets its own.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION := 3.3.2
+# The bench's peer, in a venv of its own: Celery's dependencies are not the worker's.
+CELERY_VENV ?= .venv-celery
 
-.PHONY: demo test bench kafka clean
+.PHONY: demo test bench kafka redis-server clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -24,6 +26,14 @@ $(AIRFLOW_VENV)/installed: setup.cfg pyproject.toml
 	$(AIRFLOW_VENV)/bin/python -m pip install -q 'apache-airflow==$(AIRFLOW_VERSION)' -e '.[executor]'
 	touch $@
 
+$(CELERY_VENV)/installed: Makefile
+	$(PYTHON) -m venv $(CELERY_VENV)
+	$(CELERY_VENV)/bin/python -m pip install -q 'celery[redis]>=5.5,<6'
+	touch $@
+
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+
 kafka: $(VENV)/installed
 	$(PY) scripts/local_kafka.py fetch
 
@@ -33,8 +43,8 @@ demo: $(VENV)/installed kafka
 test: $(VENV)/installed $(AIRFLOW_VENV)/installed kafka
 	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest
 
-bench: $(VENV)/installed kafka
-	$(PY) bench/pipeline.py
+bench: $(VENV)/installed $(CELERY_VENV)/installed kafka redis-server
+	AIRKAFKA_CELERY_VENV=$(CELERY_VENV) $(PY) bench/compare.py
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .cache *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(CELERY_VENV) .cache *.egg-info

@@ -117,19 +117,13 @@ async def measure(deployment: Deployment, args: argparse.Namespace) -> tuple[lis
     return throughputs, p50s, p99s
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=5000)
-    parser.add_argument("--sequential", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
-
+def run_airkafka(tasks: int, sequential: int, repeat: int, partitions: int, concurrency: int) -> dict:
+    """A fresh broker and one worker: throughputs, p50s and p99s (ms) of each run, and peak RSS (MB)."""
     workdir = ROOT / ".cache" / "bench" / uuid.uuid4().hex[:8]
     broker = start_broker(workdir / "kafka")
-    deployment = Deployment(broker.bootstrap, workdir, partitions=args.partitions)
-    worker = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(args.concurrency))
+    deployment = Deployment(broker.bootstrap, workdir, partitions=partitions)
+    worker = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(concurrency))
+    args = argparse.Namespace(tasks=tasks, sequential=sequential, repeat=repeat)
     try:
         worker.start().wait_ready()
         throughputs, p50s, p99s = asyncio.run(measure(deployment, args))
@@ -137,13 +131,30 @@ def main() -> None:
     finally:
         worker.stop()
         broker.stop()
+    return {"throughputs": throughputs, "p50s": p50s, "p99s": p99s, "rss_mb": rss}
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--sequential", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    figures = run_airkafka(args.tasks, args.sequential, args.repeat, args.partitions, args.concurrency)
+    throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
     print(f"AirKafka pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions")
     print(f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
           f"{', '.join(f'{t:.0f}' for t in throughputs)})")
     print(f"  latency p50 {statistics.median(p50s):8.1f} ms        ({args.sequential} sequential; runs: "
           f"{', '.join(f'{p:.1f}' for p in p50s)})")
     print(f"  latency p99 {statistics.median(p99s):8.1f} ms        (runs: {', '.join(f'{p:.1f}' for p in p99s)})")
-    print(f"  worker peak RSS {rss:.0f} MB")
+    print(f"  worker peak RSS {figures['rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
