@@ -110,9 +110,9 @@ async def accept(queue: Queue, event: EventT) -> None:
     if RECOVER_HEADER in headers:
         return  # recovered already, or its worker is back
     source = f"{event.message.partition}:{event.message.offset}"
-    if held := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
+    if why := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
         queue.counters.increment(DUPLICATES, event.message.partition)
-        log.info("task %s duplicate ignored: %s", command.id, held)
+        log.info("task %s duplicate ignored: %s", command.id, why)
         return
     record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source), event)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
