@@ -9,6 +9,8 @@ from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport
 from airkafka_app.settings import settings
 
+log = logging.getLogger(__name__)
+
 
 def _credentials() -> faust.auth.Credentials | None:
     if uses_sasl():
@@ -16,9 +18,6 @@ def _credentials() -> faust.auth.Credentials | None:
                                      mechanism=settings.sasl_mechanism, ssl_context=ssl_context())
     context = ssl_context()
     return faust.SSLCredentials(context) if context else None
-
-
-log = logging.getLogger(__name__)
 
 
 class App(faust.App):

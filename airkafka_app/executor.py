@@ -39,6 +39,7 @@ class KafkaExecutor(BaseExecutor):
     pre_assigns_external_executor_id = True
 
     def start(self) -> None:
+        self._last_error: KafkaError | None = None
         self.producer = Producer({**confluent_options(), "linger.ms": 5, "enable.idempotence": True,
                                   "error_cb": self._remember_error})
         self._check_connection()
@@ -59,7 +60,6 @@ class KafkaExecutor(BaseExecutor):
 
     def _check_connection(self) -> None:
         """Refuse to start, with the broker's reason, rather than fail every task later."""
-        self._last_error: KafkaError | None = None
         try:
             self.producer.list_topics(timeout=CONNECT_TIMEOUT_S)
         except KafkaException as exc:
