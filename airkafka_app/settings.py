@@ -77,7 +77,7 @@ class Settings:
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
-    producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0.005")))
+    producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0")))
     airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
     executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP", ""))
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))

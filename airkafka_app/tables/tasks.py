@@ -2,12 +2,14 @@
 
 Writes need Faust's current event (its partition picks the RocksDB partition and the
 changelog partition), so they happen while a command is processed, or in a run that
-was started from it and keeps it as its context. A run can outlive its worker's hold on
-that partition (a rebalance); its transitions then travel as reports to the new owner,
-which never reads a changelog it owns.
+was started from it and keeps it as its context. A write lands in RocksDB at once; its
+changelog record and state change follow in the publisher's next batch (``publisher.py``).
+A run can outlive its worker's hold on that partition (a rebalance); its transitions then
+travel as reports to the new owner, which never reads a changelog it owns.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -15,14 +17,16 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import REPORT_HEADER, Command
 from airkafka_app.settings import per_queue, settings
 from airkafka_app.states import IN_FLIGHT, State
+from airkafka_app.tables.publisher import publisher
 from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
+
+ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 
 
 class TaskTable:
@@ -53,24 +57,26 @@ class TaskTable:
         """Store the record and publish its state change, in that order; or, when this worker
         no longer surely owns the event's partition, report it to the partition's owner."""
         key = record.id.encode()
-        if app.rebalancing or event.message.tp not in app.assignor.assigned_actives():
+        if app.rebalancing or event.message.tp not in _assigned_actives():
             command = Command(**record.command)
             self.commands.send_soon(key=command.routing_key.encode(), value=command.encode(),
                                     headers=[(REPORT_HEADER, json.dumps(record.to_json()).encode())])
             log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
                      record.state.value)
             return record
-        self.table[key] = record.to_json()
+        data = record.to_json()
+        self.table.data[key] = data
         if record.state in IN_FLIGHT:
             self._in_flight.add(key)
         else:
             self._in_flight.discard(key)
-        topics.state_changes.send_soon(key=key, value=json.dumps(record.state_change()).encode())
+        publisher.add(self.table, event.message.partition, key, data, json.dumps(record.state_change()).encode())
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
-        level = logging.DEBUG if record.state in (State.QUEUED, State.RUNNING, State.SUCCESS) else logging.INFO
-        summary = record.detail.partition("\n")[0]
-        log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
+        level = logging.DEBUG if record.state in ROUTINE else logging.INFO
+        if log.isEnabledFor(level):
+            summary = record.detail.partition("\n")[0]
+            log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
         return record
 
     def in_flight(self) -> list[TaskRecord]:
@@ -93,3 +99,14 @@ class TaskTable:
         if current is None:
             raise KeyError(task_id)
         return self.save(current.to(state, **changes), event)
+
+
+def _assigned_actives() -> frozenset:
+    return _actives_of(app.consumer_generation_id)
+
+
+@functools.lru_cache(maxsize=1)
+def _actives_of(generation: int) -> frozenset:
+    """The active partitions of a group generation, once: Faust builds the set anew on each call.
+    A generation's assignment is set before its id is known, and save() asks only out of a rebalance."""
+    return frozenset(app.assignor.assigned_actives())
