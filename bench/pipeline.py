@@ -40,8 +40,8 @@ class Bench:
 
     async def __aenter__(self) -> Bench:
         d = self.deployment
-        self.producer = AIOKafkaProducer(bootstrap_servers=d.bootstrap, linger_ms=2)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=d.bootstrap, group_id=None, fetch_max_wait_ms=5)
+        self.producer = AIOKafkaProducer(bootstrap_servers=d.bootstrap, linger_ms=0)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=d.bootstrap, group_id=None)
         await self.producer.start()
         await self.consumer.start()
         partitions = [TopicPartition(d.state_changes, p) for p in range(d.partitions)]
