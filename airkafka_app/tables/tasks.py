@@ -26,6 +26,11 @@ from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
 
+# Per partition. Faust's defaults (64 MiB memtables, three of them, and a 2 GiB block cache)
+# let a worker's memory grow with the table's history; records are small and a task's last
+# one is read soon after it is written, so small memtables and a small cache cost nothing.
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
+
 ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 
 
@@ -42,6 +47,7 @@ class TaskTable:
             key_type=bytes,
             partitions=settings.partitions,
             help=f"Task id -> the task's record, queue {queue}.",
+            options=ROCKSDB_OPTIONS,
         )
         # Keys of the records not yet ended, so that the sweep reads those, not the whole
         # history. Rebuilt from the table after each rebalance (its partitions changed, and
