@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from airkafka_app import airflow_tasks
 from airkafka_app.commands import CANCEL, Command
-from airkafka_app.kafka_connection import confluent_options, describe
+from airkafka_app.kafka_connection import confluent_options, confluent_producer_options, describe
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.states import State
 
@@ -40,8 +40,7 @@ class KafkaExecutor(BaseExecutor):
 
     def start(self) -> None:
         self._last_error: KafkaError | None = None
-        self.producer = Producer({**confluent_options(), "linger.ms": 5, "enable.idempotence": True,
-                                  "error_cb": self._remember_error})
+        self.producer = Producer({**confluent_producer_options(), "linger.ms": 5, "error_cb": self._remember_error})
         self._check_connection()
         # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
         # scheduler does not take half the partitions, and so half the results, from the first.

@@ -52,6 +52,13 @@ def confluent_options(config: Settings = settings) -> dict[str, str]:
     return options
 
 
+def confluent_producer_options(config: Settings = settings) -> dict[str, Any]:
+    """librdkafka properties of a producer of commands. librdkafka's default partitioner hashes
+    keys with CRC32; the Java clients, aiokafka and Faust use murmur2, and a command must land on
+    the partition whose worker holds its task's record (and routes its views and recoveries)."""
+    return {**confluent_options(config), "partitioner": "murmur2_random", "enable.idempotence": True}
+
+
 def describe(config: Settings = settings) -> str:
     """How the clients connect, for messages: never the password."""
     how = f"over {config.security_protocol}"

@@ -1,7 +1,12 @@
 """KafkaExecutor on a real Airflow 3.3 with a Faust worker on the real broker: true final states."""
+import asyncio
 import json
+import os
 import subprocess
 import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 
 from airkafka_app.airflow_tasks import command_id
 from scripts.local_airflow import PYTHON
@@ -128,3 +133,37 @@ def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflo
     airflow, worker = airflow_stack
     deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
     sync_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"})
+
+
+PLACE_KEYS = """
+import sys
+from confluent_kafka import Producer
+from airkafka_app.kafka_connection import confluent_producer_options
+
+producer = Producer(confluent_producer_options())
+for n in range(200):
+    producer.produce(sys.argv[1], key=f"task-{n}".encode(), value=b"{}")
+assert producer.flush(30) == 0
+"""
+
+
+def test_the_executors_producer_places_each_key_on_the_partition_faust_owns_it_by(broker, tmp_path):
+    """librdkafka's default partitioner (CRC32) would put commands where no table record is."""
+    topic = f"keys-{tmp_path.name}"
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 8, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    env = {**os.environ, "AIRKAFKA_BROKER": f"kafka://{broker.bootstrap}"}
+    subprocess.run([str(PYTHON), "-c", PLACE_KEYS, topic], env=env, check=True, timeout=120)
+    placed = {r["key"].decode(): r["partition"] for r in Deployment(broker.bootstrap, tmp_path).read(
+        topic, lambda records: len(records) >= 200)}
+    partitions = list(range(8))
+    expected = {key: DefaultPartitioner()(key.encode(), partitions, partitions) for key in placed}
+    assert len(placed) == 200 and placed == expected
