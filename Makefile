@@ -20,6 +20,10 @@ $(VENV)/installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[worker,test]'
 	touch $@
 
+$(VENV)/bench-installed: $(VENV)/installed
+	$(PY) -m pip install -q -e '.[worker,bench]'
+	touch $@
+
 $(AIRFLOW_VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
@@ -43,7 +47,7 @@ demo: $(VENV)/installed kafka
 test: $(VENV)/installed $(AIRFLOW_VENV)/installed kafka
 	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest
 
-bench: $(VENV)/installed $(CELERY_VENV)/installed kafka redis-server
+bench: $(VENV)/bench-installed $(CELERY_VENV)/installed kafka redis-server
 	AIRKAFKA_CELERY_VENV=$(CELERY_VENV) $(PY) bench/compare.py
 
 clean:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import ROOT, arguments, percentile, run_airkafka  # noqa: E402
+from pipeline import ROOT, arguments, cpu_line, percentile, run_airkafka  # noqa: E402
 from spawn_limit import spawn_rate  # noqa: E402
 
 CELERY_PYTHON = Path(os.environ.get("AIRKAFKA_CELERY_VENV", ROOT / ".venv-celery")) / "bin" / "python"
@@ -49,7 +49,7 @@ def main() -> None:
     median = statistics.median
     spawn = [asyncio.run(spawn_rate(args.tasks, args.concurrency)) for _ in range(args.repeat)]
     celery = run_celery(args.tasks, args.sequential, args.repeat)
-    ours = run_airkafka(args.tasks, args.sequential, args.repeat, args.partitions, args.concurrency)
+    ours = run_airkafka(args)
 
     def runs(values: list[float], digits: int) -> str:
         return ", ".join(f"{v:.{digits}f}" for v in values)
@@ -68,6 +68,7 @@ def main() -> None:
                   f"{celery['rss_mb']:.0f} (worker and its 2 children)", "")
     console = Console()
     console.print(table)
+    console.print(f"AirKafka CPU ms per task: {cpu_line(ours['cpu_ms_median'])}")
     console.print(f"AirKafka / Celery throughput: {median(ours['throughputs']) / median(celery['throughputs']):.2f}x "
                   f"(target 3x)")
     console.print(f"AirKafka / spawn limit:       {median(ours['throughputs']) / median(spawn):.0%} (target 80%)")

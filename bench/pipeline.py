@@ -5,88 +5,117 @@
 
 Throughput: commands/s from the first produce to the last terminal state change read
 by a plain consumer. Latency: one task at a time, submit -> its terminal state change.
-Each figure is the median of --repeat runs. A benchmark, not a test: it asserts nothing.
+The client is confluent-kafka, as in the executor, so that the bench's own Kafka work takes
+little of the two cores it shares with the broker and the worker. Each figure is the median
+of --repeat runs, after a warm-up long enough for the broker's JIT to settle. Where the CPU
+goes is printed too, in ms per task. A benchmark, not a test: it asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.local_deployment import Deployment, shell  # noqa: E402
+from scripts.local_deployment import Deployment, WorkerProcess, shell  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
 TERMINAL = {"success", "failed", "cancelled"}
+CPU_PARTS = ("worker", "its tasks", "broker", "bench client")
 
 
 class Bench:
     """A producer of commands and a reader of state changes that notes when each task ended."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, worker: WorkerProcess) -> None:
         self.deployment = deployment
+        self.worker = worker
         self.ended: dict[str, float] = {}
-        self.pending: set[str] = set()
-        self.all_ended = asyncio.Event()
+        self._pending: set[str] = set()
+        self._all_ended = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.producer = Producer({"bootstrap.servers": deployment.bootstrap, "linger.ms": 0,
+                                  "partitioner": "murmur2_random"})
+        self.consumer = Consumer({"bootstrap.servers": deployment.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                                  "enable.auto.commit": False})
+        # Explicit end offsets: OFFSET_END would be resolved only when the fetcher starts, after
+        # the first commands may have ended, and their records would be skipped.
+        ends = [TopicPartition(deployment.state_changes, p,
+                               self.consumer.get_watermark_offsets(TopicPartition(deployment.state_changes, p))[1])
+                for p in range(deployment.partitions)]
+        self.consumer.assign(ends)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    async def __aenter__(self) -> Bench:
-        d = self.deployment
-        self.producer = AIOKafkaProducer(bootstrap_servers=d.bootstrap, linger_ms=0)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=d.bootstrap, group_id=None)
-        await self.producer.start()
-        await self.consumer.start()
-        partitions = [TopicPartition(d.state_changes, p) for p in range(d.partitions)]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_end(*partitions)
-        self.reader = asyncio.create_task(self._read())
-        return self
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join()
+        self.consumer.close()
+        self.producer.flush(10)
 
-    async def __aexit__(self, *exc) -> None:
-        self.reader.cancel()
-        await self.producer.stop()
-        await self.consumer.stop()
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            # poll returns at the first record; consume waits for its count or its timeout.
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            for message in [first, *self.consumer.consume(num_messages=1000, timeout=0)]:
+                if message.error():
+                    continue
+                change = json.loads(message.value())
+                if change["state"] in TERMINAL:
+                    self._ended(change["id"], time.perf_counter())
 
-    async def _read(self) -> None:
-        async for message in self.consumer:
-            change = json.loads(message.value)
-            if change["state"] in TERMINAL and change["id"] in self.pending:
-                self.ended[change["id"]] = time.perf_counter()
-                self.pending.discard(change["id"])
-                if not self.pending:
-                    self.all_ended.set()
+    def _ended(self, task_id: str, at: float) -> None:
+        with self._lock:
+            if task_id in self._pending:
+                self.ended[task_id] = at
+                self._pending.discard(task_id)
+                if not self._pending:
+                    self._all_ended.set()
 
-    async def run(self, ids: list[str]) -> float:
+    def run(self, ids: list[str], timeout: float = 300.0) -> float:
         """Send ``ids`` at once and wait until each has ended; returns the start time."""
-        self.pending.update(ids)
-        self.all_ended.clear()
+        with self._lock:
+            self._pending.update(ids)
+            self._all_ended.clear()
         started = time.perf_counter()
         for task_id in ids:
-            await self.producer.send(
-                self.deployment.commands, json.dumps(shell(task_id, "true")).encode(), key=task_id.encode()
-            )
-        await self.producer.flush()
-        await self.all_ended.wait()
+            value = json.dumps(shell(task_id, "true")).encode()
+            while True:
+                try:
+                    self.producer.produce(self.deployment.commands, value, key=task_id.encode())
+                    break
+                except BufferError:
+                    self.producer.poll(0.01)
+        self.producer.poll(0)
+        deadline = time.monotonic() + timeout
+        while not self._all_ended.wait(1.0):
+            if self.worker.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{len(self._pending)} tasks did not end; worker log:\n{self.worker.log()[-3000:]}")
         return started
 
-    async def throughput(self, count: int) -> float:
+    def throughput(self, count: int) -> float:
         ids = [f"tp-{uuid.uuid4().hex}" for _ in range(count)]
-        started = await self.run(ids)
+        started = self.run(ids)
         return count / (max(self.ended[i] for i in ids) - started)
 
-    async def latencies(self, count: int) -> list[float]:
+    def latencies(self, count: int) -> list[float]:
         results = []
         for _ in range(count):
             task_id = f"lat-{uuid.uuid4().hex}"
-            started = await self.run([task_id])
+            started = self.run([task_id])
             results.append(self.ended[task_id] - started)
         return results
 
@@ -102,36 +131,58 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def measure(deployment: Deployment, args: argparse.Namespace) -> tuple[list[float], list[float], list[float]]:
-    throughputs, p50s, p99s = [], [], []
-    async with Bench(deployment) as bench:
-        # Warm-up: connections, metadata, and the broker's JIT, which otherwise costs a fresh
-        # JVM more CPU per task than the worker itself for the first seconds of load.
-        await bench.throughput(min(args.tasks, 2000))
-        await bench.latencies(20)
-        for _ in range(args.repeat):
-            throughputs.append(await bench.throughput(args.tasks))
-            lat = await bench.latencies(args.sequential)
-            p50s.append(percentile(lat, 50) * 1000)
-            p99s.append(percentile(lat, 99) * 1000)
-    return throughputs, p50s, p99s
+def _cpu_seconds(pid: int, children: bool = False) -> float:
+    """User and system time of a process, or of its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_airkafka(tasks: int, sequential: int, repeat: int, partitions: int, concurrency: int) -> dict:
-    """A fresh broker and one worker: throughputs, p50s and p99s (ms) of each run, and peak RSS (MB)."""
+def cpu_now(worker_pid: int, broker_pid: int) -> tuple[float, ...]:
+    own = os.times()
+    return (_cpu_seconds(worker_pid), _cpu_seconds(worker_pid, children=True), _cpu_seconds(broker_pid),
+            own.user + own.system)
+
+
+def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
+    """Throughputs, p50s and p99s (ms) and CPU ms per task by part, one entry per repetition."""
+    # Warm-up: connections, metadata, and the broker's JIT, which compiles for tens of seconds
+    # under load and meanwhile costs more CPU per task than the worker does.
+    for _ in range(args.warmup):
+        bench.throughput(args.tasks)
+    bench.latencies(20)
+    figures: dict[str, list] = {"throughputs": [], "p50s": [], "p99s": [], "cpu_ms": []}
+    for _ in range(args.repeat):
+        before = cpu_now(bench.worker.process.pid, broker_pid)
+        figures["throughputs"].append(bench.throughput(args.tasks))
+        after = cpu_now(bench.worker.process.pid, broker_pid)
+        figures["cpu_ms"].append([1000 * (b - a) / args.tasks for a, b in zip(before, after)])
+        lat = bench.latencies(args.sequential)
+        figures["p50s"].append(percentile(lat, 50) * 1000)
+        figures["p99s"].append(percentile(lat, 99) * 1000)
+    return figures
+
+
+def run_airkafka(args: argparse.Namespace) -> dict:
+    """A fresh broker and one worker: the figures of ``measure``, medians of the CPU, and peak RSS (MB)."""
     workdir = ROOT / ".cache" / "bench" / uuid.uuid4().hex[:8]
     broker = start_broker(workdir / "kafka")
-    deployment = Deployment(broker.bootstrap, workdir, partitions=partitions)
-    worker = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(concurrency))
-    args = argparse.Namespace(tasks=tasks, sequential=sequential, repeat=repeat)
+    deployment = Deployment(broker.bootstrap, workdir, partitions=args.partitions)
+    worker = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(args.concurrency))
     try:
         worker.start().wait_ready()
-        throughputs, p50s, p99s = asyncio.run(measure(deployment, args))
-        rss = peak_rss_mb(worker.process.pid)
+        bench = Bench(deployment, worker)
+        try:
+            figures = measure(bench, broker.process.pid, args)
+        finally:
+            bench.close()
+        figures["rss_mb"] = peak_rss_mb(worker.process.pid)
     finally:
         worker.stop()
         broker.stop()
-    return {"throughputs": throughputs, "p50s": p50s, "p99s": p99s, "rss_mb": rss}
+    figures["cpu_ms_median"] = {part: statistics.median(run[i] for run in figures["cpu_ms"])
+                                for i, part in enumerate(CPU_PARTS)}
+    return figures
 
 
 def arguments(description: str) -> argparse.Namespace:
@@ -139,14 +190,19 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--sequential", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2, help="throughput runs before measuring")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
     return parser.parse_args()
 
 
+def cpu_line(cpu_ms: dict[str, float]) -> str:
+    return ", ".join(f"{part} {ms:.2f}" for part, ms in cpu_ms.items()) + f"; all {sum(cpu_ms.values()):.2f}"
+
+
 def main() -> None:
     args = arguments(__doc__)
-    figures = run_airkafka(args.tasks, args.sequential, args.repeat, args.partitions, args.concurrency)
+    figures = run_airkafka(args)
     throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
     print(f"AirKafka pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions")
     print(f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
@@ -154,6 +210,7 @@ def main() -> None:
     print(f"  latency p50 {statistics.median(p50s):8.1f} ms        ({args.sequential} sequential; runs: "
           f"{', '.join(f'{p:.1f}' for p in p50s)})")
     print(f"  latency p99 {statistics.median(p99s):8.1f} ms        (runs: {', '.join(f'{p:.1f}' for p in p99s)})")
+    print(f"  CPU ms per task: {cpu_line(figures['cpu_ms_median'])}")
     print(f"  worker peak RSS {figures['rss_mb']:.0f} MB")
 
 
