@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -152,6 +154,7 @@ def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
         bench.throughput(args.tasks)
     bench.latencies(20)
     figures: dict[str, list] = {"throughputs": [], "p50s": [], "p99s": [], "cpu_ms": []}
+    profiler = _profile(bench.worker.process.pid, args.profile) if args.profile else None
     for _ in range(args.repeat):
         before = cpu_now(bench.worker.process.pid, broker_pid)
         figures["throughputs"].append(bench.throughput(args.tasks))
@@ -160,7 +163,19 @@ def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
         lat = bench.latencies(args.sequential)
         figures["p50s"].append(percentile(lat, 50) * 1000)
         figures["p99s"].append(percentile(lat, 99) * 1000)
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(60)
     return figures
+
+
+def _profile(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy on the worker, counting only samples that hold the GIL: time the worker spends
+    waiting, for a child to exec or for the network, is not its CPU."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--gil", "--nonblocking", "--rate", "200",
+                             "--format", "raw" if output.suffix == ".txt" else "speedscope", "--output", str(output)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_airkafka(args: argparse.Namespace) -> dict:
@@ -193,6 +208,9 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="throughput runs before measuring")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="py-spy profile of the worker over the measured runs: speedscope JSON, or "
+                             "collapsed stacks for a .txt name")
     return parser.parse_args()
 
 

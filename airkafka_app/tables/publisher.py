@@ -14,8 +14,6 @@ of the tasks its commands started.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
 import faust
 from faust.types import FutureMessage
 
@@ -25,12 +23,12 @@ from airkafka_app.application import app
 
 class TablePublisher:
     def __init__(self) -> None:
-        self._records: dict[tuple[faust.Table, bytes], tuple[int, dict[str, Any]]] = {}
+        self._records: dict[tuple[faust.Table, bytes], tuple[int, bytes]] = {}
         self._changes: list[tuple[bytes, bytes]] = []
         self._in_flight: FutureMessage | None = None
         self._scheduled = False
 
-    def add(self, table: faust.Table, partition: int, key: bytes, record: dict[str, Any], change: bytes) -> None:
+    def add(self, table: faust.Table, partition: int, key: bytes, record: bytes, change: bytes) -> None:
         """Gather a written record, and its state change, for the next batch."""
         self._records[(table, key)] = (partition, record)
         self._changes.append((key, change))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -42,9 +43,12 @@ class TaskTable:
         self.commands = commands
         # bytes keys: table_route hashes the key as the changelog serializes it, and raw
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
+        # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike,
+        # by the standard library: Faust's codec encodes each write twice, and slower.
         self.table = app.Table(
             per_queue("tasks", queue),
             key_type=bytes,
+            value_type=bytes,
             partitions=settings.partitions,
             help=f"Task id -> the task's record, queue {queue}.",
             options=ROCKSDB_OPTIONS,
@@ -55,8 +59,17 @@ class TaskTable:
         self._in_flight: set[bytes] = set()
         self._in_flight_generation: int | None = None
 
-    def load(self, task_id: str) -> TaskRecord | None:
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        """The task's record as stored: a JSON object."""
         data = self.table.get(task_id.encode())
+        return json.loads(data) if data is not None else None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of this worker's partitions, as stored."""
+        return (json.loads(data) for data in self.table.values())
+
+    def load(self, task_id: str) -> TaskRecord | None:
+        data = self.get(task_id)
         return TaskRecord.from_json(data) if data is not None else None
 
     def save(self, record: TaskRecord, event: EventT) -> TaskRecord:
@@ -70,13 +83,13 @@ class TaskTable:
             log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
                      record.state.value)
             return record
-        data = record.to_json()
-        self.table.data[key] = data
+        value = json.dumps(record.to_json()).encode()
+        self.table.data[key] = value
         if record.state in IN_FLIGHT:
             self._in_flight.add(key)
         else:
             self._in_flight.discard(key)
-        publisher.add(self.table, event.message.partition, key, data, json.dumps(record.state_change()).encode())
+        publisher.add(self.table, event.message.partition, key, value, json.dumps(record.state_change()).encode())
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
         level = logging.DEBUG if record.state in ROUTINE else logging.INFO
@@ -88,11 +101,11 @@ class TaskTable:
     def in_flight(self) -> list[TaskRecord]:
         """The records this worker holds that have not ended; call it outside a rebalance."""
         if self._in_flight_generation != app.consumer_generation_id:
-            self._in_flight = {key for key, data in self.table.items() if data["state"] in IN_FLIGHT}
+            self._in_flight = {key for key, data in self.table.items() if json.loads(data)["state"] in IN_FLIGHT}
             self._in_flight_generation = app.consumer_generation_id
         records = []
         for key in list(self._in_flight):
-            data = self.table.get(key)
+            data = self.get(key.decode())
             if data is None or data["state"] not in IN_FLIGHT:
                 self._in_flight.discard(key)
             else:

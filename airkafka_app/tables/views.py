@@ -40,7 +40,7 @@ async def task_detail(web: View, request: Request, task_id: str) -> Response:
         # the group leader, which may not serve this queue.
         return await app.router.route_topic_req(queue.commands, request.query.get("key", task_id), web, request)
     except SameNode:
-        data = queue.tasks.table.get(task_id.encode())
+        data = queue.tasks.get(task_id)
     if data is None:
         return web.json({"error": f"unknown task {task_id!r}"}, status=404)
     return web.json(data)
@@ -59,7 +59,7 @@ async def task_list(web: View, request: Request) -> Response:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
         return web.json({"error": "limit must be an integer"}, status=400)
-    found = [data for data in queue.tasks.table.values() if state is None or data["state"] == state]
+    found = [data for data in queue.tasks.records() if state is None or data["state"] == state]
     found.sort(key=lambda data: data["updated_at"], reverse=True)
     return web.json({"tasks": found[:limit], "count": len(found)})
 
@@ -85,7 +85,7 @@ class TaskCancel(View):
 
 def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
     by_state = Counter({state.value: 0 for state in State})
-    by_state.update(data["state"] for data in queue.tasks.table.values())
+    by_state.update(data["state"] for data in queue.tasks.records())
     return by_state, queue.counters.totals()
 
 
