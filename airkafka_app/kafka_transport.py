@@ -2,8 +2,8 @@
 
 The producer is idempotent. Without it, a batch that a stopping broker had written but answered
 with an error was retried and written twice: a duplicated state change, seen in the
-broker-restart fault test. Its ``before_flush`` callbacks run before each flush, which Faust
-does before it commits offsets: writes held back for batching go out first.
+broker-restart fault test. Its ``before_flush`` callbacks run, and are awaited, before each
+flush, which Faust does before it commits offsets: writes held back for batching go out first.
 
 After a rebalance, a stream partition that has no committed offset is read again from its start.
 
@@ -16,7 +16,7 @@ nor a dead letter, seen in the two-worker fault test.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -57,14 +57,14 @@ class Producer(faust_aiokafka.Producer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
-        self.before_flush: list[Callable[[], None]] = []
+        self.before_flush: list[Callable[[], Awaitable[None]]] = []
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
     async def flush(self) -> None:
         for callback in self.before_flush:
-            callback()
+            await callback()
         await super().flush()
 
 

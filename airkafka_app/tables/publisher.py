@@ -7,9 +7,11 @@ three, and produce requests grow with the load instead of multiplying with it. W
 in flight, a write goes out at the end of the loop's current step.
 
 As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
-before it commits offsets or gives up partitions, and that flush sends what is gathered first
-(``kafka_transport.Producer.before_flush``). So an offset is committed only after the records
-of the tasks its commands started.
+before it commits offsets or gives up partitions, and that flush first sends what is gathered
+and waits until the broker has acknowledged it (``kafka_transport.Producer.before_flush``). So
+an offset is committed only after the records of the tasks its commands started. Faust's own
+flush is not enough for that: it returns once its buffer has not moved for 0.1 s, with
+messages still in it.
 """
 from __future__ import annotations
 
@@ -50,6 +52,13 @@ class TablePublisher:
         self._in_flight = last
         last.add_done_callback(self._landed)
 
+    async def flush_and_wait(self) -> None:
+        """Send what is gathered, and wait until the broker has acknowledged the last batch."""
+        self.flush()
+        if self._in_flight is not None:
+            # Shielded: a cancelled flush must not cancel the message's future, which Faust resolves.
+            await asyncio.shield(self._in_flight)
+
     def _landed(self, batch: FutureMessage) -> None:
         if batch is self._in_flight:
             self._in_flight = None
@@ -61,4 +70,4 @@ publisher = TablePublisher()
 
 @app.task
 async def flush_before_commits() -> None:
-    app.producer.before_flush.append(publisher.flush)
+    app.producer.before_flush.append(publisher.flush_and_wait)
