@@ -62,6 +62,11 @@ class Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partitions, its metadata fetched first when this producer lacks it:
+        Faust's ``key_partition``, which routes view requests, fails on a topic without it."""
+        return await self._ensure_producer().partitions_for(topic)
+
     async def flush(self) -> None:
         for callback in self.before_flush:
             await callback()

@@ -35,6 +35,7 @@ async def task_detail(web: View, request: Request, task_id: str) -> Response:
     queue = _queue(request)
     if queue is None:
         return _not_served(web, request)
+    await app.producer.partitions_for(queue.topic_name)
     try:
         # Routed by the queue's commands topic: Faust's table routing knows only the tables of
         # the group leader, which may not serve this queue.
