@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport, with two fixes and a hook.
+"""Faust's aiokafka transport, with two fixes, a flush hook and ``partitions_for``.
 
 The producer is idempotent. Without it, a batch that a stopping broker had written but answered
 with an error was retried and written twice: a duplicated state change, seen in the
