@@ -65,6 +65,9 @@ class LocalAirflow:
             "AIRFLOW__CORE__DAGS_FOLDER": self.env["AIRFLOW__CORE__DAGS_FOLDER"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": self.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"],
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # The worker runs the task supervisors: it must wait no longer after a task ends
+            # than the supervisors of Airflow's own executors do.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": self.env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"],
         }
 
     def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:

@@ -1,8 +1,9 @@
 """The ``airflow`` runner: one Airflow ``ExecuteTask`` workload, supervised by the Task SDK.
 
 It runs in Airflow's own interpreter (``AIRKAFKA_AIRFLOW_PYTHON``), which cannot share a
-venv with Faust. The supervisor can exit 0 for a failed task, so the task's real final
-state is read from the supervisor's ``Workload finished`` log record, never the exit code.
+venv with Faust, forked by the worker's Airflow fork server. The supervisor can exit 0 for a
+failed task, so the task's real final state is read from the supervisor's ``Workload finished``
+log record, never the exit code.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import time
 
 from airkafka_app.commands import Command, InvalidCommand
 from airkafka_app.runners import Outcome
-from airkafka_app.runners.process import run_process, with_tail
+from airkafka_app.runners import airflow_fork_server
+from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
+from airkafka_app.runners.process import with_tail
 from airkafka_app.states import State
 
-EXECUTE_WORKLOAD = "airflow.sdk.execution_time.execute_workload"
 ARG_FIELDS = frozenset({"workload", "external_executor_id"})
 
 
@@ -53,6 +55,7 @@ def token_expiry(workload_json: str) -> float | None:
 class AirflowRunner:
     def __init__(self, python: str) -> None:
         self.python = python
+        self.fork_server = ForkServer([python, "-c", RUN_PATH, airflow_fork_server.__file__])
 
     def check(self, command: Command) -> None:
         unknown = sorted(set(command.args) - ARG_FIELDS)
@@ -71,11 +74,10 @@ class AirflowRunner:
                 f"workload token expired {time.time() - expiry:.0f}s ago: it waited longer than Airflow's "
                 "[scheduler] task_queued_timeout; Airflow will re-queue the task"))
         final = FinalState()
-        argv = [self.python, "-m", EXECUTE_WORKLOAD, "--json-string", command.args["workload"]]
         try:
-            finished = await run_process(argv, timeout_s=command.timeout_s, on_line=final)
+            finished = await self.fork_server.run(command.args["workload"], timeout_s=command.timeout_s, on_line=final)
         except OSError as exc:
-            return Outcome(State.FAILED, None, f"cannot start {self.python!r}: {exc}")
+            return Outcome(State.FAILED, None, f"cannot run the workload with {self.python!r}: {exc}")
         exit_code, summary = finished.summary(command.timeout_s)
         if final.already_running:
             # A redelivered workload whose task runs elsewhere: not a failure of that task.

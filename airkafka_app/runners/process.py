@@ -62,56 +62,88 @@ class Finished:
         return self.returncode, f"exit code {self.returncode}"
 
 
-class _Watched:
-    """A started process, watched on the running loop: its output until EOF, its exit until reaped.
+class _Output:
+    """A child's output pipe, read on the running loop until EOF, then closed."""
 
-    The exit stays watched after the output is given up (a cancel), so that no zombie is left.
-    """
-
-    def __init__(self, process: subprocess.Popen, tail: OutputTail) -> None:
-        assert process.stdout is not None
+    def __init__(self, fd: int, tail: OutputTail) -> None:
         self._loop = asyncio.get_running_loop()
-        self._process = process
+        self._fd = fd
         self._tail = tail
-        self._output = process.stdout
-        os.set_blocking(self._output.fileno(), False)
-        self.output_closed = self._loop.create_future()
-        self.exited = self._loop.create_future()
-        self._pidfd = os.pidfd_open(process.pid)
-        self._loop.add_reader(self._output.fileno(), self._read)
-        self._loop.add_reader(self._pidfd, self._reap)
+        os.set_blocking(fd, False)
+        self.closed = self._loop.create_future()
+        self._loop.add_reader(fd, self._read)
 
     def _read(self) -> None:
         try:
-            chunk = os.read(self._output.fileno(), READ_BYTES)
+            chunk = os.read(self._fd, READ_BYTES)
         except BlockingIOError:
             return
         if chunk:
             self._tail.feed(chunk)
             return
         self._tail.end()
-        self.close_output()
+        self.close()
 
-    def _reap(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._process.wait()  # it has exited: waitpid returns at once
-        if not self.exited.done():
-            self.exited.set_result(self._process.returncode)
-
-    def close_output(self) -> None:
-        if not self._output.closed:
-            self._loop.remove_reader(self._output.fileno())
-            self._output.close()
-        if not self.output_closed.done():
-            self.output_closed.set_result(None)
+    def close(self) -> None:
+        if not self.closed.done():
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self.closed.set_result(None)
 
 
-def _kill_group(pid: int) -> None:
+def exit_of(process: subprocess.Popen) -> asyncio.Future[int]:
+    """The process's return code, once it has exited and been reaped; watched through a pidfd."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(process.pid)
+
+    def reap() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        process.wait()  # it has exited: waitpid returns at once
+        exited.set_result(process.returncode)
+
+    loop.add_reader(pidfd, reap)
+    return exited
+
+
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+async def supervise(
+    output_fd: int,
+    exited: asyncio.Future[int],
+    kill: Callable[[], None],
+    *,
+    timeout_s: float | None = None,
+    on_line: Callable[[bytes], None] | None = None,
+) -> Finished:
+    """Follow a started child to its end: its output until EOF, then its exit.
+
+    At the timeout or on a cancel, ``kill`` ends its process group. ``exited`` stays watched
+    after a cancel, so that the child is still reaped.
+    """
+    tail = OutputTail(on_line)
+    output = _Output(output_fd, tail)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await output.closed
+            # Shielded: after a timeout, the exit is awaited once more below.
+            returncode = await asyncio.shield(exited)
+    except TimeoutError:
+        kill()
+        await exited
+        return Finished(None, tail.text())
+    except asyncio.CancelledError:
+        kill()
+        raise
+    finally:
+        output.close()
+    return Finished(returncode, tail.text())
 
 
 async def run_process(
@@ -122,33 +154,25 @@ async def run_process(
     timeout_s: float | None = None,
     on_line: Callable[[bytes], None] | None = None,
 ) -> Finished:
-    """Run ``argv`` without a shell; raises OSError when it cannot start."""
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    tail = OutputTail(on_line)
-    watched = _Watched(process, tail)
+    """Run ``argv`` without a shell, in a session of its own; raises OSError when it cannot start."""
+    output_fd, child_output = os.pipe()
     try:
-        async with asyncio.timeout(timeout_s):
-            await watched.output_closed
-            # Shielded: after a timeout, the exit is awaited once more below.
-            returncode = await asyncio.shield(watched.exited)
-    except TimeoutError:
-        _kill_group(process.pid)
-        await watched.exited
-        return Finished(None, tail.text())
-    except asyncio.CancelledError:
-        _kill_group(process.pid)
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=child_output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError:
+        os.close(output_fd)
         raise
     finally:
-        watched.close_output()
-    return Finished(returncode, tail.text())
+        os.close(child_output)
+    return await supervise(output_fd, exit_of(process), lambda: kill_group(process.pid),
+                           timeout_s=timeout_s, on_line=on_line)
 
 
 def with_tail(summary: str, tail: str) -> str:

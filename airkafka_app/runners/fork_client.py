@@ -1,0 +1,195 @@
+"""The worker's side of a fork server (``airflow_fork_server``): started at its first use and
+again after it ends, it hands the server payloads and follows each forked child to its end.
+
+Each child writes to a pipe that the worker made and reads, so its output, its timeout and its
+cancel work as they do for ``run_process``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from itertools import count
+
+from airkafka_app.runners.airflow_fork_server import MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES
+from airkafka_app.runners.process import Finished, exit_of, kill_group, supervise
+
+log = logging.getLogger(__name__)
+
+# Run a file by path without putting its directory on sys.path.
+RUN_PATH = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+START_TIMEOUT_S = 120.0
+
+
+class ForkServerLost(ConnectionError):
+    """The fork server ended while a child of it ran; that child was killed."""
+
+
+class _Child:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.pid: int | None = None
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self._killed = False
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        if self._killed:
+            kill_group(pid)
+
+    def kill(self) -> None:
+        """Kill the child's group now, or as soon as its pid is known."""
+        self._killed = True
+        if self.pid is not None:
+            kill_group(self.pid)
+
+    def lost(self, reason: str) -> None:
+        self.kill()
+        if not self.exited.done():
+            self.exited.set_exception(ForkServerLost(reason))
+
+
+class _Connection:
+    """One running fork server and its children."""
+
+    def __init__(self, process: subprocess.Popen, sock: socket.socket) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.process = process
+        self._sock = sock
+        self._ids = count()
+        self._children: dict[int, _Child] = {}
+        self.alive = True
+        self._loop.add_reader(sock, self._receive)
+
+    async def fork(self, payload: str, output_fd: int) -> _Child:
+        """Ask for a child that runs ``payload`` with ``output_fd`` as its stdout and stderr."""
+        if not self.alive:
+            raise ForkServerLost(f"the fork server (pid {self.process.pid}) has ended")
+        request_id = next(self._ids)
+        message = json.dumps({"id": request_id, "payload": payload}).encode()
+        child = self._children[request_id] = _Child(self._loop)
+        try:
+            await self._send(message, output_fd)
+        except OSError:
+            del self._children[request_id]
+            raise
+        return child
+
+    async def _send(self, message: bytes, fd: int) -> None:
+        while True:
+            try:
+                socket.send_fds(self._sock, [message], [fd])
+                return
+            except BlockingIOError:
+                writable = self._loop.create_future()
+                self._loop.add_writer(self._sock, writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    self._loop.remove_writer(self._sock)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                message = self._sock.recv(MAX_MESSAGE_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._lose(f"its socket failed: {exc}")
+                return
+            if not message:
+                self._lose("it ended")
+                return
+            reply = json.loads(message)
+            child = self._children[reply["id"]]
+            if "pid" in reply:
+                child.started(reply["pid"])
+                continue
+            del self._children[reply["id"]]
+            if "error" in reply:
+                child.exited.set_exception(OSError(reply["error"]))
+            else:
+                child.exited.set_result(reply["returncode"])
+
+    def _lose(self, reason: str) -> None:
+        self.alive = False
+        self._loop.remove_reader(self._sock)
+        self._sock.close()
+        exited = exit_of(self.process)
+        exited.add_done_callback(lambda done: log.warning(
+            "fork server pid %s exited with code %s", self.process.pid, done.result()))
+        log.warning("fork server pid %s lost (%s); killing its %d running children",
+                    self.process.pid, reason, len(self._children))
+        for child in self._children.values():
+            child.lost(f"the fork server (pid {self.process.pid}) ended while the child ran: {reason}")
+        self._children.clear()
+
+
+class ForkServer:
+    """Starts the server with ``argv`` when first needed; a server that ended is replaced."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+        self._connecting: asyncio.Future[_Connection] | None = None
+
+    async def connection(self) -> _Connection:
+        connecting = self._connecting
+        if connecting is None or (connecting.done() and (connecting.exception() or not connecting.result().alive)):
+            connecting = self._connecting = asyncio.ensure_future(self._start())
+        # Shielded: a caller's cancel must not abandon a start that others wait for.
+        return await asyncio.shield(connecting)
+
+    async def run(
+        self,
+        payload: str,
+        *,
+        timeout_s: float | None = None,
+        on_line: Callable[[bytes], None] | None = None,
+    ) -> Finished:
+        """Run ``payload`` in a forked child; raises OSError when no child could be started,
+        and ForkServerLost when the server ended while the child ran."""
+        if len(payload.encode()) > MAX_PAYLOAD_BYTES:
+            raise OSError(f"payload of {len(payload.encode())} bytes is over the fork server's {MAX_PAYLOAD_BYTES}")
+        connection = await self.connection()
+        output_fd, child_output = os.pipe()
+        try:
+            child = await connection.fork(payload, child_output)
+        except BaseException:
+            os.close(output_fd)
+            raise
+        finally:
+            os.close(child_output)
+        return await supervise(output_fd, child.exited, child.kill, timeout_s=timeout_s, on_line=on_line)
+
+    async def _start(self) -> _Connection:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            try:
+                process = subprocess.Popen(self.argv, stdin=theirs, stdout=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                theirs.close()
+            ours.setblocking(False)
+            ready = await self._first_reply(ours, process)
+        except BaseException:
+            ours.close()
+            raise
+        log.info("fork server pid %s ready: %s", ready, self.argv[0])
+        return _Connection(process, ours)
+
+    async def _first_reply(self, sock: socket.socket, process: subprocess.Popen) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                message = await loop.sock_recv(sock, MAX_MESSAGE_BYTES)
+        except TimeoutError:
+            kill_group(process.pid)
+            await exit_of(process)
+            raise OSError(f"the fork server was not ready after {START_TIMEOUT_S:g}s") from None
+        reply = json.loads(message) if message else {}
+        if "ready" in reply:
+            return reply["ready"]
+        code = await exit_of(process)
+        raise OSError(reply.get("error") or f"the fork server exited with code {code} before it was ready")

@@ -1,0 +1,139 @@
+"""The fork server and its client, with the server's real loop and a shell in place of Airflow.
+
+The Airflow side is covered by ``test_the_airflow_fork_server_*`` below, with Airflow's venv,
+and end to end by the Airflow integration tests.
+"""
+import asyncio
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from airkafka_app.runners import airflow_fork_server
+from airkafka_app.runners.airflow import AirflowRunner
+from airkafka_app.runners.fork_client import RUN_PATH, ForkServer, ForkServerLost
+from scripts.local_airflow import PYTHON as AIRFLOW_PYTHON
+
+# The server's loop as Airflow's interpreter runs it, with each payload run by `sh -c`.
+SHELL_SERVER = (
+    "import os, runpy, socket, sys; "
+    "runpy.run_path(sys.argv[1])['serve'](socket.socket(fileno=0), lambda p: os.execvp('sh', ['sh', '-c', p]))"
+)
+
+
+def shell_server() -> ForkServer:
+    return ForkServer([sys.executable, "-c", SHELL_SERVER, airflow_fork_server.__file__])
+
+
+def gone(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return True
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_children_report_output_and_exit_codes_through_one_server():
+    async def scenario():
+        server = shell_server()
+        first = await server.run("echo out; echo err >&2; exit 3")
+        pid = (await server.connection()).process.pid
+        many = await asyncio.gather(*(server.run(f"exit {n % 5}") for n in range(50)))
+        return first, [f.returncode for f in many], pid, (await server.connection()).process.pid
+
+    first, codes, pid_before, pid_after = asyncio.run(scenario())
+    assert (first.returncode, first.tail) == (3, "out\nerr\n")
+    assert codes == [n % 5 for n in range(50)]
+    assert pid_before == pid_after
+
+
+# Each child below would outlive a test that waits for it: these runs end only if its kill works.
+BOUND_S = 30
+
+
+def test_a_timeout_kills_the_childs_whole_group(tmp_path):
+    marker = tmp_path / "pid"
+
+    async def scenario():
+        run = shell_server().run(f"sleep 600 & echo $! > {marker}; wait", timeout_s=0.5)
+        return await asyncio.wait_for(run, BOUND_S)
+
+    finished = asyncio.run(scenario())
+    assert finished.returncode is None
+    sleeper = int(marker.read_text())
+    deadline = time.monotonic() + 3
+    while not gone(sleeper):
+        assert time.monotonic() < deadline, "the background sleep survived the timeout"
+        time.sleep(0.05)
+
+
+def test_a_cancel_kills_the_child(tmp_path):
+    marker = tmp_path / "pid"
+
+    async def scenario():
+        run = asyncio.ensure_future(shell_server().run(f"echo $$ > {marker}; exec sleep 600"))
+        await wait_for(lambda: marker.exists() and marker.read_text().strip())
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, BOUND_S)
+        child = int(marker.read_text())
+        await wait_for(lambda: gone(child))
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_server_fails_its_running_children_and_the_next_run_gets_a_new_one(tmp_path):
+    marker = tmp_path / "pid"
+
+    async def scenario():
+        server = shell_server()
+        run = asyncio.ensure_future(server.run(f"echo $$ > {marker}; exec sleep 600"))
+        await wait_for(lambda: marker.exists() and marker.read_text().strip())
+        lost_pid = (await server.connection()).process.pid
+        os.kill(lost_pid, signal.SIGKILL)
+        with pytest.raises(ForkServerLost, match=f"pid {lost_pid}"):
+            await asyncio.wait_for(run, BOUND_S)
+        child = int(marker.read_text())
+        await wait_for(lambda: gone(child))
+        after = await server.run("exit 0")
+        return lost_pid, (await server.connection()).process.pid, after.returncode
+
+    lost_pid, new_pid, code = asyncio.run(scenario())
+    assert new_pid != lost_pid and code == 0
+
+
+def test_an_interpreter_without_airflow_is_a_clear_error():
+    async def scenario():
+        return await ForkServer([sys.executable, "-c", RUN_PATH, airflow_fork_server.__file__]).run("{}")
+
+    with pytest.raises(OSError, match="cannot import the Airflow Task SDK: ModuleNotFoundError"):
+        asyncio.run(scenario())
+
+
+def test_the_airflow_fork_server_reports_a_bad_workload_in_its_output():
+    async def scenario():
+        runner = AirflowRunner(str(AIRFLOW_PYTHON))
+        finished = await runner.fork_server.run('{"type": "NotAWorkload"}')
+        return finished, await runner.fork_server.run("{}")
+
+    bad_type, empty = asyncio.run(scenario())
+    assert bad_type.returncode == 1 and "validation error" in bad_type.tail
+    assert empty.returncode == 1 and "validation error" in empty.tail
+
+
+def test_the_airflow_runner_fails_a_task_whose_interpreter_cannot_start():
+    from airkafka_app.commands import Command
+    from airkafka_app.states import State
+
+    command = Command("t", "airflow", {"workload": '{"token": "x"}'})
+    outcome = asyncio.run(AirflowRunner("/nonexistent/python").run(command))
+    assert outcome.state is State.FAILED
+    assert outcome.detail.startswith("cannot run the workload with '/nonexistent/python': ")
