@@ -110,23 +110,32 @@ def main() -> None:
 
         # What a supervisor and its task process import (listed from a forked supervisor's
         # sys.modules), so that each fork starts with them.
-        import airflow.executors.base_executor  # noqa: F401
+        import airflow.dag_processing.dagbag  # noqa: F401
         import airflow.models.taskinstance  # noqa: F401
         import airflow.plugins_manager  # noqa: F401
         import airflow.sdk.execution_time.supervisor  # noqa: F401
         import airflow.sdk.execution_time.task_runner  # noqa: F401
-        import airflow.sdk.log  # noqa: F401
         import setproctitle  # noqa: F401
         from airflow.executors import workloads
-        from airflow.sdk.execution_time.execute_workload import execute_workload
-
-        decoder = TypeAdapter(workloads.All)
+        from airflow.executors.base_executor import BaseExecutor
+        from airflow.sdk.api.client import Client
+        from airflow.sdk.log import configure_logging
+        from airflow.settings import dispose_orm
     except Exception as exc:
         _send(sock, {"error": f"cannot import the Airflow Task SDK: {type(exc).__name__}: {exc}"})
         sys.exit(1)
 
+    # What execute_workload does per process, done once: each child's stdout is its pipe.
+    dispose_orm(do_log=False)
+    configure_logging(output=sys.stdout.buffer, json_output=True)
+    decoder = TypeAdapter(workloads.All)
+    # A client caches its SSL context per process; loading the CA store cost each
+    # supervisor about as much CPU as its task. Built once here, every fork shares it.
+    Client(base_url="http://localhost", token="").close()
+
     def run(payload: str) -> int:
-        execute_workload(decoder.validate_json(payload))
+        # As LocalExecutor's workers run a workload.
+        BaseExecutor.run_workload(decoder.validate_json(payload), subprocess_logs_to_stdout=True)
         return 0
 
     gc.freeze()  # forked children then share the imported modules' pages instead of copying them
