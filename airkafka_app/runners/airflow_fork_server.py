@@ -113,12 +113,15 @@ def main() -> None:
         import airflow.dag_processing.dagbag  # noqa: F401
         import airflow.models.taskinstance  # noqa: F401
         import airflow.plugins_manager  # noqa: F401
+        import airflow.sdk._shared.logging.remote  # noqa: F401
+        import airflow.sdk.definitions.connection  # noqa: F401
         import airflow.sdk.execution_time.supervisor  # noqa: F401
         import airflow.sdk.execution_time.task_runner  # noqa: F401
+        import encodings.idna  # noqa: F401
         import setproctitle  # noqa: F401
         from airflow.executors import workloads
         from airflow.executors.base_executor import BaseExecutor
-        from airflow.sdk.api.client import Client
+        from airflow.sdk.api.client import Client, get_hostname, getuser
         from airflow.sdk.log import configure_logging
         from airflow.settings import dispose_orm
     except Exception as exc:
@@ -129,9 +132,13 @@ def main() -> None:
     dispose_orm(do_log=False)
     configure_logging(output=sys.stdout.buffer, json_output=True)
     decoder = TypeAdapter(workloads.All)
-    # A client caches its SSL context per process; loading the CA store cost each
-    # supervisor about as much CPU as its task. Built once here, every fork shares it.
+    # What a supervisor caches per process, computed once here so that every fork shares it
+    # (LocalExecutor's long-lived workers keep theirs warm): the API client's SSL context,
+    # whose CA store cost each supervisor about as much CPU as its task, and the host and
+    # user names, a DNS lookup and a passwd read.
     Client(base_url="http://localhost", token="").close()
+    get_hostname()
+    getuser()
 
     def run(payload: str) -> int:
         # As LocalExecutor's workers run a workload.
