@@ -1,6 +1,6 @@
 """The Airflow fork server: a process in Airflow's interpreter that imports the Task SDK once,
-then forks one supervisor per workload, as LocalExecutor's workers do. A fresh interpreter per
-workload spent about 2 s of CPU importing Airflow before its task began.
+then forks a child per workload, which supervises it as LocalExecutor's workers do. A fresh
+interpreter per workload spent about 2 s of CPU importing Airflow before its task began.
 
 It imports only the standard library and Airflow, so Airflow's interpreter needs no AirKafka
 install. It is run by path through ``runpy.run_path`` (see ``fork_client``), not as
