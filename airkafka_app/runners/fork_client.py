@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import subprocess
+from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import count
 
@@ -53,7 +54,11 @@ class _Child:
 
 
 class _Connection:
-    """One running fork server and its children."""
+    """One running fork server and its children.
+
+    Requests wait in an outbox while the socket is full, so that one writer callback serves
+    them all, in order, and a lost server fails each of them.
+    """
 
     def __init__(self, process: subprocess.Popen, sock: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
@@ -61,35 +66,56 @@ class _Connection:
         self._sock = sock
         self._ids = count()
         self._children: dict[int, _Child] = {}
-        self.alive = True
+        # (request id, message, fd, sent)
+        self._outbox: deque[tuple[int, bytes, int, asyncio.Future[None]]] = deque()
+        self.lost = False
         self._loop.add_reader(sock, self._receive)
 
     async def fork(self, payload: str, output_fd: int) -> _Child:
-        """Ask for a child that runs ``payload`` with ``output_fd`` as its stdout and stderr."""
-        if not self.alive:
+        """Ask for a child that runs ``payload`` with ``output_fd`` as its stdout and stderr.
+
+        ``output_fd`` must stay open until this returns: it is sent when the socket has room.
+        """
+        if self.lost:
             raise ForkServerLost(f"the fork server (pid {self.process.pid}) has ended")
         request_id = next(self._ids)
-        message = json.dumps({"id": request_id, "payload": payload}).encode()
         child = self._children[request_id] = _Child(self._loop)
+        message = json.dumps({"id": request_id, "payload": payload}).encode()
+        entry = (request_id, message, output_fd, self._loop.create_future())
+        self._outbox.append(entry)
+        if len(self._outbox) == 1:
+            self._send_outbox()
         try:
-            await self._send(message, output_fd)
+            await entry[3]
+        except asyncio.CancelledError:
+            sent = entry[3]
+            if entry in self._outbox:
+                self._outbox.remove(entry)  # its fd is about to be closed
+            if not sent.done() or sent.exception() is not None:
+                self._children.pop(request_id, None)
+            else:  # its child starts, with nobody left to follow it
+                child.exited.add_done_callback(lambda done: done.exception())
+                child.kill()
+            raise
         except OSError:
-            del self._children[request_id]
+            self._children.pop(request_id, None)
             raise
         return child
 
-    async def _send(self, message: bytes, fd: int) -> None:
-        while True:
+    def _send_outbox(self) -> None:
+        while self._outbox:
+            _, message, fd, sent = self._outbox[0]
             try:
                 socket.send_fds(self._sock, [message], [fd])
-                return
             except BlockingIOError:
-                writable = self._loop.create_future()
-                self._loop.add_writer(self._sock, writable.set_result, None)
-                try:
-                    await writable
-                finally:
-                    self._loop.remove_writer(self._sock)
+                self._loop.add_writer(self._sock, self._send_outbox)
+                return
+            except OSError as exc:
+                sent.set_exception(exc)
+            else:
+                sent.set_result(None)
+            self._outbox.popleft()
+        self._loop.remove_writer(self._sock)
 
     def _receive(self) -> None:
         while True:
@@ -115,16 +141,22 @@ class _Connection:
                 child.exited.set_result(reply["returncode"])
 
     def _lose(self, reason: str) -> None:
-        self.alive = False
+        self.lost = True
         self._loop.remove_reader(self._sock)
+        self._loop.remove_writer(self._sock)
         self._sock.close()
         exited = exit_of(self.process)
         exited.add_done_callback(lambda done: log.warning(
             "fork server pid %s exited with code %s", self.process.pid, done.result()))
+        ended = f"the fork server (pid {self.process.pid}) ended: {reason}"
+        for request_id, _, _, sent in self._outbox:  # never sent: no child to kill
+            del self._children[request_id]
+            sent.set_exception(ForkServerLost(ended))
+        self._outbox.clear()
         log.warning("fork server pid %s lost (%s); killing its %d running children",
                     self.process.pid, reason, len(self._children))
         for child in self._children.values():
-            child.lost(f"the fork server (pid {self.process.pid}) ended while the child ran: {reason}")
+            child.lost(f"{ended}, while the child ran")
         self._children.clear()
 
 
@@ -137,7 +169,7 @@ class ForkServer:
 
     async def connection(self) -> _Connection:
         connecting = self._connecting
-        if connecting is None or (connecting.done() and (connecting.exception() or not connecting.result().alive)):
+        if connecting is None or (connecting.done() and (connecting.exception() or connecting.result().lost)):
             connecting = self._connecting = asyncio.ensure_future(self._start())
         # Shielded: a caller's cancel must not abandon a start that others wait for.
         return await asyncio.shield(connecting)
@@ -151,8 +183,8 @@ class ForkServer:
     ) -> Finished:
         """Run ``payload`` in a forked child; raises OSError when no child could be started,
         and ForkServerLost when the server ended while the child ran."""
-        if len(payload.encode()) > MAX_PAYLOAD_BYTES:
-            raise OSError(f"payload of {len(payload.encode())} bytes is over the fork server's {MAX_PAYLOAD_BYTES}")
+        if (size := len(payload.encode())) > MAX_PAYLOAD_BYTES:
+            raise OSError(f"payload of {size} bytes is over the fork server's {MAX_PAYLOAD_BYTES}")
         connection = await self.connection()
         output_fd, child_output = os.pipe()
         try:

@@ -137,3 +137,18 @@ def test_the_airflow_runner_fails_a_task_whose_interpreter_cannot_start():
     outcome = asyncio.run(AirflowRunner("/nonexistent/python").run(command))
     assert outcome.state is State.FAILED
     assert outcome.detail.startswith("cannot run the workload with '/nonexistent/python': ")
+
+
+def test_runs_waiting_on_a_full_socket_fail_when_the_server_ends():
+    # A server that says it is ready and then reads nothing: past 512 requests its socket is full.
+    deaf = "import json, socket, time; s = socket.socket(fileno=0); s.send(json.dumps({'ready': 0}).encode()); time.sleep(600)"
+
+    async def scenario():
+        server = ForkServer([sys.executable, "-c", deaf])
+        runs = [asyncio.ensure_future(server.run("x" * 1000)) for _ in range(700)]
+        await asyncio.sleep(0.5)
+        os.kill((await server.connection()).process.pid, signal.SIGKILL)
+        return await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), BOUND_S)
+
+    outcomes = asyncio.run(scenario())
+    assert {type(outcome) for outcome in outcomes} == {ForkServerLost}
