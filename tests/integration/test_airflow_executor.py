@@ -5,6 +5,7 @@ import os
 import subprocess
 import time
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -92,28 +93,35 @@ def test_revoke_task_cancels_the_try_on_its_worker(airflow_stack, broker, tmp_pa
 
 
 SYNC = """
-import json
+import json, sys, time
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airkafka_app.executor import KafkaExecutor
 
-keys = {name: TaskInstanceKey("sync_dag", name, "run-1", 1, -1) for name in ("ok", "bad", "dup")}
+run_id, reader = sys.argv[1:]
+keys = {name: TaskInstanceKey("sync_dag", name, run_id, 1, -1) for name in ("ok", "bad", "dup")}
 executor = KafkaExecutor()
 executor.start()
 executor.running.update(keys.values())
+read = {"sync": executor.sync, "slots_available": lambda: executor.slots_available}[reader]
 for _ in range(60):
-    executor.sync()
+    read()
     if not executor.running:
         break
-    import time; time.sleep(1)
+    time.sleep(1)
 events = {key.task_id: state for key, (state, _) in executor.get_event_buffer().items()}
 executor.end()
 print(json.dumps({"events": events, "running": sorted(k.task_id for k in executor.running)}))
 """
 
 
-def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str]) -> None:
-    """The real executor's sync() reports success and failure, and never fails a cancelled try."""
-    ok, bad, dup = (command_id("sync_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "dup"))
+def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str],
+                              reader: str = "sync") -> None:
+    """The real executor's sync() reports success and failure, and never fails a cancelled try.
+
+    ``reader`` is what the executor is asked: sync(), or the free slots the scheduler counts
+    before it calls sync(), which must count the ends already published."""
+    run_id = f"run-{reader}"
+    ok, bad, dup = (command_id("sync_dag", name, run_id, -1, 1) for name in ("ok", "bad", "dup"))
     deployment.send_commands(
         {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
         {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 4"]}},
@@ -121,18 +129,21 @@ def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, st
     )
     deployment.read(deployment.state_changes, lambda r: any(
         x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r))
-    deployment.send([(dup.encode(), json.dumps({"id": "c-dup", "kind": "cancel", "args": {"target": dup}}).encode())])
+    cancel = {"id": f"cancel-{dup}", "kind": "cancel", "args": {"target": dup}}
+    deployment.send([(dup.encode(), json.dumps(cancel).encode())])
     deployment.state_changes_until_terminal([ok, bad, dup])
-    result = subprocess.run([str(PYTHON), "-c", SYNC], env=executor_env, check=True, timeout=180,
-                            capture_output=True, text=True)
+    result = subprocess.run([str(PYTHON), "-c", SYNC, run_id, reader], env=executor_env, check=True,
+                            timeout=180, capture_output=True, text=True)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": []}
 
 
-def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path):
+@pytest.mark.parametrize("reader", ["sync", "slots_available"])
+def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path, reader):
     airflow, worker = airflow_stack
     deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    sync_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"})
+    sync_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"},
+                              reader)
 
 
 PLACE_KEYS = """
