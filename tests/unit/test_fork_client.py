@@ -55,6 +55,29 @@ def test_children_report_output_and_exit_codes_through_one_server():
     assert pid_before == pid_after
 
 
+# The payload runs as a supervisor would: it reports its policy, then forks a "task" that does too.
+PYTHON_SERVER = (
+    "import os, runpy, socket, sys; "
+    "runpy.run_path(sys.argv[1])['serve'](socket.socket(fileno=0), lambda p: exec(p) or 0)"
+)
+POLICIES = """
+import os
+print(os.sched_getscheduler(0), flush=True)
+pid = os.fork()
+if pid == 0:
+    print(os.sched_getscheduler(0), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_the_supervisor_runs_as_batch_and_its_task_as_normal():
+    """A woken supervisor that preempts its exiting task misses its exit and sleeps up to 1 s."""
+    server = ForkServer([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__])
+    finished = asyncio.run(server.run(POLICIES))
+    assert (finished.returncode, finished.tail) == (0, f"{os.SCHED_BATCH}\n{os.SCHED_OTHER}\n")
+
+
 # Each child below would outlive a test that waits for it: these runs end only if its kill works.
 BOUND_S = 30
 
