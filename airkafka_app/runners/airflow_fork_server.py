@@ -1,6 +1,7 @@
 """The Airflow fork server: a process in Airflow's interpreter that imports the Task SDK once,
-then forks a child per workload, which supervises it as LocalExecutor's workers do. A fresh
-interpreter per workload spent about 2 s of CPU importing Airflow before its task began.
+then forks long-lived supervisors that run one workload at a time, as LocalExecutor's workers
+do. A fresh interpreter per workload spent about 2 s of CPU importing Airflow before its task
+began; a fork per workload cost its copy-on-write faults and its exit again for every task.
 
 It imports only the standard library and Airflow, so Airflow's interpreter needs no AirKafka
 install. It is run by path through ``runpy.run_path`` (see ``fork_client``), not as
@@ -9,14 +10,17 @@ install. It is run by path through ``runpy.run_path`` (see ``fork_client``), not
 The protocol, on the SOCK_SEQPACKET socket at fd 0, one JSON object per message:
 
 - server: ``{"ready": pid}`` once the imports are done, or ``{"error": "..."}`` and exit;
-- worker: ``{"id": n, "payload": "..."}``, with the write end of the child's output pipe attached;
-- server: ``{"id": n, "pid": pid}`` once forked, or ``{"id": n, "error": "..."}``;
-  then ``{"id": n, "returncode": rc}``, where -N means killed by signal N.
+- worker: ``{"id": n, "payload": "..."}``, with the write end of the run's output pipe attached;
+- server: ``{"id": n, "pid": pid}``, the supervisor running it, or ``{"id": n, "error": "..."}``;
+  then ``{"id": n, "returncode": rc}``, where -N means the supervisor was killed by signal N;
+- worker: ``{"kill": n}`` kills the group of the supervisor running request n, if it still does.
 
-The server ends when the worker's end closes. Children run on, each in a process group of its own.
+The server ends when the worker's end closes, and idle supervisors with it. Busy ones run on,
+each in a process group of its own, for the worker to kill.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -50,22 +54,44 @@ def _supervise_as_batch() -> None:
     os.register_at_fork(after_in_child=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
 
 
-def _child(payload: str, output_fd: int, run: Callable[[str], int], inherited: list[int]) -> NoReturn:
-    """The forked child: its own group, the pipe as stdout and stderr, SCHED_BATCH, then ``run``;
-    never returns."""
+class _Supervisor:
+    """A long-lived child of the server that runs one payload at a time."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.pidfd = os.pidfd_open(pid)
+        self.request_id: int | None = None
+
+
+def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: list[int]) -> NoReturn:
+    """The forked supervisor: in its own group and SCHED_BATCH, it runs each payload it is sent
+    with the attached pipe as stdout and stderr, and reports ``run``'s return code. It exits on
+    the server's EOF, and after an exception or a SystemExit, so that its exit code reports it."""
     code = 1
     try:
         os.setpgid(0, 0)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # was the server's socket
-        os.close(null)
-        os.dup2(output_fd, 1)
-        os.dup2(output_fd, 2)
-        for fd in (output_fd, *inherited):
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # was the worker's socket
+        for fd in inherited:
             os.close(fd)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _supervise_as_batch()
-        code = run(payload)
+        while True:
+            message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+            if not message:
+                code = 0
+                break
+            (output_fd,) = fds
+            os.dup2(output_fd, 1)
+            os.dup2(output_fd, 2)
+            os.close(output_fd)
+            returncode = run(json.loads(message)["payload"])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(null, 1)  # the worker reads the pipe to its end
+            os.dup2(null, 2)
+            _send(sock, {"returncode": returncode})
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -80,43 +106,105 @@ def _child(payload: str, output_fd: int, run: Callable[[str], int], inherited: l
 
 
 def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
-    """Fork ``run(payload)`` per request and report each child's pid and return code."""
+    """Run each request's ``run(payload)`` in an idle supervisor, forking one when none is idle,
+    and report its pid and return code. A kill is the server's to make: only the server knows
+    whether a supervisor still runs the request, or has taken the next one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing the socket
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
-    children: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
+    supervisors: set[_Supervisor] = set()
+    idle: list[_Supervisor] = []
+    busy: dict[int, _Supervisor] = {}  # request id -> its supervisor
+
+    def start_supervisor(output_fd: int) -> _Supervisor:
+        """A new supervisor; ``output_fd``, the request's, is sent to it, not inherited."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            ours.close()
+            others = [fd for other in supervisors for fd in (other.sock.fileno(), other.pidfd)]
+            _supervisor_main(theirs, run, [selector.fileno(), output_fd, *others])
+        theirs.close()
+        try:
+            os.setpgid(pid, pid)  # also here, so that a kill may come at once
+        except OSError:
+            pass  # the child got there first, or has already ended
+        supervisor = _Supervisor(pid, ours)
+        supervisors.add(supervisor)
+        selector.register(supervisor.sock, selectors.EVENT_READ, supervisor)
+        selector.register(supervisor.pidfd, selectors.EVENT_READ, supervisor)
+        return supervisor
+
+    def finish(supervisor: _Supervisor, returncode: int) -> None:
+        if supervisor.request_id is not None:
+            del busy[supervisor.request_id]
+            _send(sock, {"id": supervisor.request_id, "returncode": returncode})
+            supervisor.request_id = None
+
+    def dispatch(message: bytes, request_id: int, output_fd: int) -> None:
+        try:
+            supervisor = None
+            while idle and supervisor is None:
+                candidate = idle.pop()
+                try:
+                    socket.send_fds(candidate.sock, [message], [output_fd])
+                    supervisor = candidate
+                except ConnectionError:
+                    pass  # it ended while idle: its pidfd reports it
+            if supervisor is None:
+                supervisor = start_supervisor(output_fd)
+                socket.send_fds(supervisor.sock, [message], [output_fd])
+        except OSError as exc:
+            _send(sock, {"id": request_id, "error": f"cannot start a supervisor: {exc}"})
+            return
+        finally:
+            os.close(output_fd)
+        supervisor.request_id = request_id
+        busy[request_id] = supervisor
+        _send(sock, {"id": request_id, "pid": supervisor.pid})
+
+    def end(supervisor: _Supervisor) -> int:
+        """Forget an ended supervisor; its exit code."""
+        for fd in (supervisor.sock.fileno(), supervisor.pidfd):
+            if fd in selector.get_map():
+                selector.unregister(fd)
+        supervisor.sock.close()
+        os.close(supervisor.pidfd)
+        supervisors.discard(supervisor)
+        if supervisor in idle:
+            idle.remove(supervisor)
+        _, status = os.waitpid(supervisor.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
     _send(sock, {"ready": os.getpid()})
     while True:
         for key, _ in selector.select():
-            if key.fileobj is not sock:
-                request_id, pid = children.pop(key.fd)
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                _, status = os.waitpid(pid, 0)
-                _send(sock, {"id": request_id, "returncode": os.waitstatus_to_exitcode(status)})
-                continue
-            message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
-            if not message:
-                return
-            request = json.loads(message)
-            (output_fd,) = fds
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                os.close(output_fd)
-                _send(sock, {"id": request["id"], "error": f"fork failed: {exc}"})
-                continue
-            if pid == 0:
-                _child(request["payload"], output_fd, run, [selector.fileno(), *children])
-            try:
-                os.setpgid(pid, pid)  # also here, so that the worker may kill the group at once
-            except OSError:
-                pass  # the child got there first, or has already ended
-            os.close(output_fd)
-            pidfd = os.pidfd_open(pid)
-            children[pidfd] = (request["id"], pid)
-            selector.register(pidfd, selectors.EVENT_READ)
-            _send(sock, {"id": request["id"], "pid": pid})
+            supervisor = key.data
+            if supervisor is None:
+                message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+                if not message:
+                    return
+                request = json.loads(message)
+                if "kill" in request:
+                    if (target := busy.get(request["kill"])) is not None:
+                        with contextlib.suppress(ProcessLookupError):  # its exit is being reported
+                            os.killpg(target.pid, signal.SIGKILL)
+                else:
+                    dispatch(message, request["id"], fds[0])
+            elif supervisor not in supervisors:
+                continue  # ended earlier in this batch of events
+            elif key.fd == supervisor.pidfd:
+                finish(supervisor, end(supervisor))
+            elif message := supervisor.sock.recv(MAX_MESSAGE_BYTES):
+                finish(supervisor, json.loads(message)["returncode"])
+                idle.append(supervisor)
+            else:
+                selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
 
 
 def main() -> None:
@@ -124,8 +212,8 @@ def main() -> None:
     try:
         from pydantic import TypeAdapter
 
-        # What a supervisor and its task process import (listed from a forked supervisor's
-        # sys.modules), so that each fork starts with them.
+        # What a supervisor and its task process import (listed from a supervisor's
+        # sys.modules), so that each supervisor starts with them.
         import airflow.dag_processing.dagbag  # noqa: F401
         import airflow.models.taskinstance  # noqa: F401
         import airflow.plugins_manager  # noqa: F401
@@ -134,24 +222,23 @@ def main() -> None:
         import airflow.sdk.execution_time.supervisor  # noqa: F401
         import airflow.sdk.execution_time.task_runner  # noqa: F401
         import encodings.idna  # noqa: F401
-        import setproctitle  # noqa: F401
         from airflow.executors import workloads
         from airflow.executors.base_executor import BaseExecutor
         from airflow.sdk.api.client import Client, get_hostname, getuser
         from airflow.sdk.log import configure_logging
         from airflow.settings import dispose_orm
+        from setproctitle import setproctitle
     except Exception as exc:
         _send(sock, {"error": f"cannot import the Airflow Task SDK: {type(exc).__name__}: {exc}"})
         sys.exit(1)
 
-    # What execute_workload does per process, done once: each child's stdout is its pipe.
+    # What execute_workload does per process, done once: a supervisor's stdout is its run's pipe.
     dispose_orm(do_log=False)
     configure_logging(output=sys.stdout.buffer, json_output=True)
     decoder = TypeAdapter(workloads.All)
-    # What a supervisor caches per process, computed once here so that every fork shares it
-    # (LocalExecutor's long-lived workers keep theirs warm): the API client's SSL context,
-    # whose CA store cost each supervisor about as much CPU as its task, and the host and
-    # user names, a DNS lookup and a passwd read.
+    # What a supervisor caches per process, computed once here so that every supervisor starts
+    # with it: the API client's SSL context, whose CA store cost a supervisor about as much CPU
+    # as its task, and the host and user names, a DNS lookup and a passwd read.
     Client(base_url="http://localhost", token="").close()
     get_hostname()
     getuser()
@@ -159,6 +246,7 @@ def main() -> None:
     def run(payload: str) -> int:
         # As LocalExecutor's workers run a workload.
         BaseExecutor.run_workload(decoder.validate_json(payload), subprocess_logs_to_stdout=True)
+        setproctitle("airflow supervisor: idle")  # not the id of a task that has ended
         return 0
 
     gc.freeze()  # forked children then share the imported modules' pages instead of copying them

@@ -1,7 +1,7 @@
 """The worker's side of a fork server (``airflow_fork_server``): started at its first use and
-again after it ends, it hands the server payloads and follows each forked child to its end.
+again after it ends, it hands the server payloads and follows each run to its end.
 
-Each child writes to a pipe that the worker made and reads, so its output, its timeout and its
+Each run writes to a pipe that the worker made and reads, so its output, its timeout and its
 cancel work as they do for ``run_process``.
 """
 from __future__ import annotations
@@ -27,30 +27,32 @@ START_TIMEOUT_S = 120.0
 
 
 class ForkServerLost(ConnectionError):
-    """The fork server ended while a child of it ran; that child was killed."""
+    """The fork server ended during a run; the run's supervisor was killed."""
 
 
 class _Child:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.pid: int | None = None
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self._killed = False
+    """One request's run in a supervisor of the server."""
 
-    def started(self, pid: int) -> None:
-        self.pid = pid
-        if self._killed:
-            kill_group(pid)
+    def __init__(self, loop: asyncio.AbstractEventLoop, kill: Callable[[], None]) -> None:
+        self.pid: int | None = None  # its supervisor's, once the server has handed it over
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self._kill = kill
 
     def kill(self) -> None:
-        """Kill the child's group now, or as soon as its pid is known."""
-        self._killed = True
-        if self.pid is not None:
-            kill_group(self.pid)
+        """Have the server kill the supervisor's group, if it still runs this request: a
+        supervisor runs one request after another, so only the server knows."""
+        if not self.exited.done():
+            self._kill()
 
     def lost(self, reason: str) -> None:
-        self.kill()
+        if self.pid is not None:
+            kill_group(self.pid)  # without the server, its supervisor takes no other request
         if not self.exited.done():
             self.exited.set_exception(ForkServerLost(reason))
+
+
+# (request id, message, its output fd, sent); a kill has no id, no fd and nobody waiting.
+_Entry = tuple[int | None, bytes, int | None, asyncio.Future[None] | None]
 
 
 class _Connection:
@@ -66,25 +68,22 @@ class _Connection:
         self._sock = sock
         self._ids = count()
         self._children: dict[int, _Child] = {}
-        # (request id, message, fd, sent)
-        self._outbox: deque[tuple[int, bytes, int, asyncio.Future[None]]] = deque()
+        self._outbox: deque[_Entry] = deque()
         self.lost = False
         self._loop.add_reader(sock, self._receive)
 
     async def fork(self, payload: str, output_fd: int) -> _Child:
-        """Ask for a child that runs ``payload`` with ``output_fd`` as its stdout and stderr.
+        """Ask for a run of ``payload`` with ``output_fd`` as its stdout and stderr.
 
         ``output_fd`` must stay open until this returns: it is sent when the socket has room.
         """
         if self.lost:
             raise ForkServerLost(f"the fork server (pid {self.process.pid}) has ended")
         request_id = next(self._ids)
-        child = self._children[request_id] = _Child(self._loop)
+        child = self._children[request_id] = _Child(self._loop, lambda: self._kill(request_id))
         message = json.dumps({"id": request_id, "payload": payload}).encode()
         entry = (request_id, message, output_fd, self._loop.create_future())
-        self._outbox.append(entry)
-        if len(self._outbox) == 1:
-            self._send_outbox()
+        self._post(entry)
         try:
             await entry[3]
         except asyncio.CancelledError:
@@ -102,18 +101,29 @@ class _Connection:
             raise
         return child
 
+    def _kill(self, request_id: int) -> None:
+        if not self.lost:
+            self._post((None, json.dumps({"kill": request_id}).encode(), None, None))
+
+    def _post(self, entry: _Entry) -> None:
+        self._outbox.append(entry)
+        if len(self._outbox) == 1:
+            self._send_outbox()
+
     def _send_outbox(self) -> None:
         while self._outbox:
             _, message, fd, sent = self._outbox[0]
             try:
-                socket.send_fds(self._sock, [message], [fd])
+                socket.send_fds(self._sock, [message], [] if fd is None else [fd])
             except BlockingIOError:
                 self._loop.add_writer(self._sock, self._send_outbox)
                 return
             except OSError as exc:
-                sent.set_exception(exc)
+                if sent is not None:
+                    sent.set_exception(exc)
             else:
-                sent.set_result(None)
+                if sent is not None:
+                    sent.set_result(None)
             self._outbox.popleft()
         self._loop.remove_writer(self._sock)
 
@@ -132,7 +142,7 @@ class _Connection:
             reply = json.loads(message)
             child = self._children[reply["id"]]
             if "pid" in reply:
-                child.started(reply["pid"])
+                child.pid = reply["pid"]
                 continue
             del self._children[reply["id"]]
             if "error" in reply:
@@ -150,8 +160,9 @@ class _Connection:
             "fork server pid %s exited with code %s", self.process.pid, done.result()))
         ended = f"the fork server (pid {self.process.pid}) ended: {reason}"
         for request_id, _, _, sent in self._outbox:  # never sent: no child to kill
-            del self._children[request_id]
-            sent.set_exception(ForkServerLost(ended))
+            if request_id is not None:
+                del self._children[request_id]
+                sent.set_exception(ForkServerLost(ended))
         self._outbox.clear()
         log.warning("fork server pid %s lost (%s); killing its %d running children",
                     self.process.pid, reason, len(self._children))
@@ -181,8 +192,8 @@ class ForkServer:
         timeout_s: float | None = None,
         on_line: Callable[[bytes], None] | None = None,
     ) -> Finished:
-        """Run ``payload`` in a forked child; raises OSError when no child could be started,
-        and ForkServerLost when the server ended while the child ran."""
+        """Run ``payload`` in one of the server's supervisors; raises OSError when it could not
+        be started, and ForkServerLost when the server ended during the run."""
         if (size := len(payload.encode())) > MAX_PAYLOAD_BYTES:
             raise OSError(f"payload of {size} bytes is over the fork server's {MAX_PAYLOAD_BYTES}")
         connection = await self.connection()

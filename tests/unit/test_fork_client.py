@@ -78,6 +78,56 @@ def test_the_supervisor_runs_as_batch_and_its_task_as_normal():
     assert (finished.returncode, finished.tail) == (0, f"{os.SCHED_BATCH}\n{os.SCHED_OTHER}\n")
 
 
+def test_one_supervisor_runs_one_request_after_another_each_with_its_own_output():
+    async def scenario():
+        server = ForkServer([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__])
+        return [await server.run(f"import os; print({n}, os.getpid())") for n in range(3)]
+
+    runs = asyncio.run(scenario())
+    assert [f.returncode for f in runs] == [0, 0, 0]
+    lines = [f.tail.split() for f in runs]
+    assert [line[0] for line in lines] == ["0", "1", "2"]
+    assert len({line[1] for line in lines}) == 1
+
+
+def test_a_kill_reaches_only_the_request_it_names(tmp_path):
+    """A supervisor takes the next request once it has ended one: a late kill must miss it."""
+    import json
+    import socket
+    import subprocess
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = subprocess.Popen([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__], stdin=theirs)
+    theirs.close()
+    ours.settimeout(BOUND_S)
+    try:
+        assert "ready" in json.loads(ours.recv(4096))
+
+        def request(n: int, payload: str) -> None:
+            read, write = os.pipe()
+            socket.send_fds(ours, [json.dumps({"id": n, "payload": payload}).encode()], [write])
+            os.close(write)
+            os.close(read)
+
+        def reply() -> dict:
+            return json.loads(ours.recv(4096))
+
+        request(0, "pass")
+        started, ended = reply(), reply()
+        assert ended == {"id": 0, "returncode": 0}
+        request(1, "import time; time.sleep(1)")
+        assert reply() == {"id": 1, "pid": started["pid"]}
+        ours.send(json.dumps({"kill": 0}).encode())
+        assert reply() == {"id": 1, "returncode": 0}
+        request(2, "import time; time.sleep(60)")
+        assert reply() == {"id": 2, "pid": started["pid"]}
+        ours.send(json.dumps({"kill": 2}).encode())
+        assert reply() == {"id": 2, "returncode": -signal.SIGKILL}
+    finally:
+        ours.close()
+        server.wait(BOUND_S)
+
+
 # Each child below would outlive a test that waits for it: these runs end only if its kill works.
 BOUND_S = 30
 
