@@ -105,18 +105,76 @@ def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: 
         os._exit(code)
 
 
-def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
-    """Run each request's ``run(payload)`` in an idle supervisor, forking one when none is idle,
-    and report its pid and return code. A kill is the server's to make: only the server knows
-    whether a supervisor still runs the request, or has taken the next one."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing the socket
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    supervisors: set[_Supervisor] = set()
-    idle: list[_Supervisor] = []
-    busy: dict[int, _Supervisor] = {}  # request id -> its supervisor
+class _Pool:
+    """The server's supervisors. An idle one takes the next request; a new one is forked only
+    when none is idle. A kill is the pool's to make: only it knows whether a supervisor still
+    runs the request, or has taken the next one."""
 
-    def start_supervisor(output_fd: int) -> _Supervisor:
+    def __init__(self, sock: socket.socket, run: Callable[[str], int]) -> None:
+        self.sock = sock
+        self.run = run
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        self.supervisors: set[_Supervisor] = set()
+        self.idle: list[_Supervisor] = []
+        self.busy: dict[int, _Supervisor] = {}  # request id -> its supervisor
+
+    def serve(self) -> None:
+        """Until the worker's end closes."""
+        _send(self.sock, {"ready": os.getpid()})
+        while True:
+            for key, _ in self.selector.select():
+                supervisor = key.data
+                if supervisor is None:
+                    if not self._receive():
+                        return
+                elif supervisor not in self.supervisors:
+                    continue  # ended earlier in this batch of events
+                elif key.fd == supervisor.pidfd:
+                    self._finish(supervisor, self._end(supervisor))
+                elif message := supervisor.sock.recv(MAX_MESSAGE_BYTES):
+                    self._finish(supervisor, json.loads(message)["returncode"])
+                    self.idle.append(supervisor)
+                else:
+                    self.selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
+
+    def _receive(self) -> bool:
+        """One message from the worker; False at its end."""
+        message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE_BYTES, 1)
+        if not message:
+            return False
+        request = json.loads(message)
+        if "kill" in request:
+            if (target := self.busy.get(request["kill"])) is not None:
+                with contextlib.suppress(ProcessLookupError):  # its exit is being reported
+                    os.killpg(target.pid, signal.SIGKILL)
+        else:
+            self._dispatch(message, request["id"], fds[0])
+        return True
+
+    def _dispatch(self, message: bytes, request_id: int, output_fd: int) -> None:
+        try:
+            supervisor = None
+            while self.idle and supervisor is None:
+                candidate = self.idle.pop()
+                try:
+                    socket.send_fds(candidate.sock, [message], [output_fd])
+                    supervisor = candidate
+                except ConnectionError:
+                    pass  # it ended while idle: its pidfd reports it
+            if supervisor is None:
+                supervisor = self._start(output_fd)
+                socket.send_fds(supervisor.sock, [message], [output_fd])
+        except OSError as exc:
+            _send(self.sock, {"id": request_id, "error": f"cannot start a supervisor: {exc}"})
+            return
+        finally:
+            os.close(output_fd)
+        supervisor.request_id = request_id
+        self.busy[request_id] = supervisor
+        _send(self.sock, {"id": request_id, "pid": supervisor.pid})
+
+    def _start(self, output_fd: int) -> _Supervisor:
         """A new supervisor; ``output_fd``, the request's, is sent to it, not inherited."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -127,84 +185,43 @@ def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
             raise
         if pid == 0:
             ours.close()
-            others = [fd for other in supervisors for fd in (other.sock.fileno(), other.pidfd)]
-            _supervisor_main(theirs, run, [selector.fileno(), output_fd, *others])
+            others = [fd for other in self.supervisors for fd in (other.sock.fileno(), other.pidfd)]
+            _supervisor_main(theirs, self.run, [self.selector.fileno(), output_fd, *others])
         theirs.close()
         try:
             os.setpgid(pid, pid)  # also here, so that a kill may come at once
         except OSError:
             pass  # the child got there first, or has already ended
         supervisor = _Supervisor(pid, ours)
-        supervisors.add(supervisor)
-        selector.register(supervisor.sock, selectors.EVENT_READ, supervisor)
-        selector.register(supervisor.pidfd, selectors.EVENT_READ, supervisor)
+        self.supervisors.add(supervisor)
+        self.selector.register(supervisor.sock, selectors.EVENT_READ, supervisor)
+        self.selector.register(supervisor.pidfd, selectors.EVENT_READ, supervisor)
         return supervisor
 
-    def finish(supervisor: _Supervisor, returncode: int) -> None:
+    def _finish(self, supervisor: _Supervisor, returncode: int) -> None:
         if supervisor.request_id is not None:
-            del busy[supervisor.request_id]
-            _send(sock, {"id": supervisor.request_id, "returncode": returncode})
+            del self.busy[supervisor.request_id]
+            _send(self.sock, {"id": supervisor.request_id, "returncode": returncode})
             supervisor.request_id = None
 
-    def dispatch(message: bytes, request_id: int, output_fd: int) -> None:
-        try:
-            supervisor = None
-            while idle and supervisor is None:
-                candidate = idle.pop()
-                try:
-                    socket.send_fds(candidate.sock, [message], [output_fd])
-                    supervisor = candidate
-                except ConnectionError:
-                    pass  # it ended while idle: its pidfd reports it
-            if supervisor is None:
-                supervisor = start_supervisor(output_fd)
-                socket.send_fds(supervisor.sock, [message], [output_fd])
-        except OSError as exc:
-            _send(sock, {"id": request_id, "error": f"cannot start a supervisor: {exc}"})
-            return
-        finally:
-            os.close(output_fd)
-        supervisor.request_id = request_id
-        busy[request_id] = supervisor
-        _send(sock, {"id": request_id, "pid": supervisor.pid})
-
-    def end(supervisor: _Supervisor) -> int:
+    def _end(self, supervisor: _Supervisor) -> int:
         """Forget an ended supervisor; its exit code."""
         for fd in (supervisor.sock.fileno(), supervisor.pidfd):
-            if fd in selector.get_map():
-                selector.unregister(fd)
+            if fd in self.selector.get_map():
+                self.selector.unregister(fd)
         supervisor.sock.close()
         os.close(supervisor.pidfd)
-        supervisors.discard(supervisor)
-        if supervisor in idle:
-            idle.remove(supervisor)
+        self.supervisors.discard(supervisor)
+        if supervisor in self.idle:
+            self.idle.remove(supervisor)
         _, status = os.waitpid(supervisor.pid, 0)
         return os.waitstatus_to_exitcode(status)
 
-    _send(sock, {"ready": os.getpid()})
-    while True:
-        for key, _ in selector.select():
-            supervisor = key.data
-            if supervisor is None:
-                message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
-                if not message:
-                    return
-                request = json.loads(message)
-                if "kill" in request:
-                    if (target := busy.get(request["kill"])) is not None:
-                        with contextlib.suppress(ProcessLookupError):  # its exit is being reported
-                            os.killpg(target.pid, signal.SIGKILL)
-                else:
-                    dispatch(message, request["id"], fds[0])
-            elif supervisor not in supervisors:
-                continue  # ended earlier in this batch of events
-            elif key.fd == supervisor.pidfd:
-                finish(supervisor, end(supervisor))
-            elif message := supervisor.sock.recv(MAX_MESSAGE_BYTES):
-                finish(supervisor, json.loads(message)["returncode"])
-                idle.append(supervisor)
-            else:
-                selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
+
+def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
+    """Run each request's ``run(payload)`` in a supervisor, and report its pid and return code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing the socket
+    _Pool(sock, run).serve()
 
 
 def main() -> None:
