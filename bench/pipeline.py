@@ -5,7 +5,7 @@
 
 Throughput: commands/s from the first produce to the last terminal state change read
 by a plain consumer. Latency: one task at a time, submit -> its terminal state change.
-The client is confluent-kafka, as in the executor, so that the bench's own Kafka work takes
+The client is confluent-kafka with the executor's options, so that the bench's own Kafka work takes
 little of the two cores it shares with the broker and the worker. Each figure is the median
 of --repeat runs, after a warm-up long enough for the broker's JIT to settle. Where the CPU
 goes is printed too, in ms per task. A benchmark, not a test: it asserts nothing.
@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from airkafka_app.kafka_connection import confluent_options, confluent_producer_options  # noqa: E402
 from scripts.local_deployment import Deployment, WorkerProcess, shell  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
@@ -47,9 +48,10 @@ class Bench:
         self._all_ended = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.producer = Producer({"bootstrap.servers": deployment.bootstrap, "linger.ms": 0,
-                                  "partitioner": "murmur2_random"})
-        self.consumer = Consumer({"bootstrap.servers": deployment.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+        # The executor's client options, as users get them (Nagle off among them).
+        broker = {"bootstrap.servers": deployment.bootstrap}
+        self.producer = Producer({**confluent_producer_options(), **broker, "linger.ms": 0})
+        self.consumer = Consumer({**confluent_options(), **broker, "group.id": f"bench-{uuid.uuid4().hex}",
                                   "enable.auto.commit": False})
         # Explicit end offsets: OFFSET_END would be resolved only when the fetcher starts, after
         # the first commands may have ended, and their records would be skipped.

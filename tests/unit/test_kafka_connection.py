@@ -15,7 +15,8 @@ def settings_with(monkeypatch, **env: str) -> Settings:
 
 def test_plaintext_by_default(monkeypatch):
     config = settings_with(monkeypatch)
-    assert confluent_options(config) == {"bootstrap.servers": "a:9092,b:9093", "security.protocol": "PLAINTEXT"}
+    assert confluent_options(config) == {"bootstrap.servers": "a:9092,b:9093", "security.protocol": "PLAINTEXT",
+                                         "socket.nagle.disable": True}
     assert aiokafka_options(config) == {"bootstrap_servers": ["a:9092", "b:9093"],
                                         "security_protocol": "PLAINTEXT", "ssl_context": None}
 
@@ -24,7 +25,7 @@ def test_sasl_scram_reaches_both_kinds_of_client(monkeypatch):
     config = settings_with(monkeypatch, SECURITY_PROTOCOL="sasl_plaintext", SASL_MECHANISM="scram-sha-512",
                            SASL_USERNAME="alice", SASL_PASSWORD="s3cret")
     assert confluent_options(config) == {
-        "bootstrap.servers": "a:9092,b:9093", "security.protocol": "SASL_PLAINTEXT",
+        "bootstrap.servers": "a:9092,b:9093", "security.protocol": "SASL_PLAINTEXT", "socket.nagle.disable": True,
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "s3cret",
     }
     assert aiokafka_options(config) == {
