@@ -1,8 +1,10 @@
 """The Faust application: broker, RocksDB store, partitions and web server, from settings."""
+import asyncio
 import logging
 import os
 
 import faust
+from faust.types import ProducerT
 
 from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
 from airkafka_app.kafka_connection import ssl_context, uses_sasl
@@ -21,8 +23,20 @@ def _credentials() -> faust.auth.Credentials | None:
 
 
 class App(faust.App):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._producer_starting = asyncio.Lock()
+
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    async def maybe_start_producer(self) -> ProducerT:
+        """Faust's, without mode's ``stampede`` around it, whose wrapper yields to the loop three
+        times per call; Faust calls it for each message it sends. The producer's sender woke
+        between the messages of one batch and sent them one request, and one round trip, apiece."""
+        async with self._producer_starting:
+            await self.producer.maybe_start()
+        return self.producer
 
     async def on_first_start(self) -> None:
         """Stop at once, in one line, when Kafka cannot be used, rather than deep in Faust's start.
