@@ -67,11 +67,11 @@ app = App(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     origin="airkafka_app",
-    # The table publisher batches the writes, one batch in flight; a linger would only hold
-    # back a lone task's records, so it is 0 unless set.
+    # For Faust's own sends (dead letters, heartbeats, reports): the table publisher's batches
+    # are closed when handed over, and go out at once.
     producer_linger=settings.producer_linger_s,
-    # A batch under load holds thousands of records; at Faust's 16 KiB per partition the
-    # producer waits a round trip for every few dozen of them.
+    # A table publisher's batch under load holds thousands of records; at Faust's 16 KiB per
+    # partition the producer waits a round trip for every few dozen of them.
     producer_max_batch_size=256 * 1024,
     # Faust checks co-partitioning against the consumer's metadata, which may have seen a
     # just-created changelog topic as having 0 partitions; refresh it within seconds, not minutes.

@@ -1,9 +1,11 @@
-"""Faust's aiokafka transport, with two fixes, a flush hook and ``partitions_for``.
+"""Faust's aiokafka transport, with two fixes, a flush hook, ``partitions_for`` and ``send_batches``.
 
 The producer is idempotent. Without it, a batch that a stopping broker had written but answered
 with an error was retried and written twice: a duplicated state change, seen in the
 broker-restart fault test. Its ``before_flush`` callbacks run, and are awaited, before each
 flush, which Faust does before it commits offsets: writes held back for batching go out first.
+``send_batches`` hands aiokafka whole record batches, for the table publisher's records: Faust's
+per-message path cost each record a future, callbacks and a pass through its buffer.
 
 After a rebalance, a stream partition that has no committed offset is read again from its start.
 
@@ -16,7 +18,7 @@ nor a dead letter, seen in the two-worker fault test.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -48,15 +50,9 @@ class Consumer(faust_aiokafka.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-# Faust pauses every stream while more messages than this wait in its producer buffer. Its
-# default, 100, paused intake on each batch of table writes; admission bounds the backlog anyway.
-PRODUCER_BUFFER_MESSAGES = 10_000
-
-
 class Producer(faust_aiokafka.Producer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
         self.before_flush: list[Callable[[], Awaitable[None]]] = []
 
     def _settings_extra(self) -> Mapping[str, Any]:
@@ -66,6 +62,26 @@ class Producer(faust_aiokafka.Producer):
         """The topic's partitions, its metadata fetched first when this producer lacks it:
         Faust's ``key_partition``, which routes view requests, fails on a topic without it."""
         return await self._ensure_producer().partitions_for(topic)
+
+    async def send_batches(self, records: Mapping[TP, Sequence[tuple[bytes, bytes]]]) -> dict[TP, int]:
+        """Send each partition's (key, value) records in order, as few batches as fit; once the
+        broker has acknowledged them all, the offset of each partition's last record."""
+        producer = self._ensure_producer()
+        sent = []
+        for tp, items in records.items():
+            batch, count = producer.create_batch(), 0
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    sent.append((tp, count, await producer.send_batch(batch, tp.topic, partition=tp.partition)))
+                    batch, count = producer.create_batch(), 0
+                    batch.append(key=key, value=value, timestamp=None)
+                count += 1
+            batch.close()  # a closed batch goes out at once, whatever the linger
+            sent.append((tp, count, await producer.send_batch(batch, tp.topic, partition=tp.partition)))
+        last: dict[TP, int] = {}
+        for tp, count, delivered in sent:
+            last[tp] = (await delivered).offset + count - 1  # a batch reports its first record's offset
+        return last
 
     async def flush(self) -> None:
         for callback in self.before_flush:

@@ -12,22 +12,41 @@ and waits until the broker has acknowledged it (``kafka_transport.Producer.befor
 an offset is committed only after the records of the tasks its commands started. Faust's own
 flush is not enough for that: it returns once its buffer has not moved for 0.1 s, with
 messages still in it.
+
+A batch goes to aiokafka whole (``Producer.send_batches``), past Faust's per-message path, so
+the publisher does what Faust does for each changelog record it sends: it keeps the last
+acknowledged offset of each changelog partition in the store, where recovery starts reading.
+aiokafka retries a batch for as long as the producer's request timeout (20 minutes with Faust's
+default), so a batch that still fails has met an error that sending again would not cure. Its
+tasks are logged; the table keeps their records, and views show them.
 """
 from __future__ import annotations
 
 import asyncio
-import faust
-from faust.types import FutureMessage
+import logging
+from collections import defaultdict
 
-from airkafka_app import topics
+import faust
+from faust.types import TP
+
 from airkafka_app.application import app
+from airkafka_app.settings import settings
+
+log = logging.getLogger(__name__)
+
+MAX_LOGGED_IDS = 20
+
+# (table, key) -> (partition, record): a key's latest record only.
+Records = dict[tuple[faust.Table, bytes], tuple[int, bytes]]
+# (key, state change), in transition order.
+Changes = list[tuple[bytes, bytes]]
 
 
 class TablePublisher:
     def __init__(self) -> None:
-        self._records: dict[tuple[faust.Table, bytes], tuple[int, bytes]] = {}
-        self._changes: list[tuple[bytes, bytes]] = []
-        self._in_flight: FutureMessage | None = None
+        self._records: Records = {}
+        self._changes: Changes = []
+        self._in_flight: asyncio.Task | None = None
         self._scheduled = False
 
     def add(self, table: faust.Table, partition: int, key: bytes, record: bytes, change: bytes) -> None:
@@ -39,30 +58,47 @@ class TablePublisher:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Hand what is gathered to Faust's producer: the changelog records, then the state changes."""
+        """Hand what is gathered to the producer: the changelog records, then the state changes."""
         self._scheduled = False
-        if not self._changes:
+        if not self._changes or self._in_flight is not None:
             return
         records, changes = self._records, self._changes
         self._records, self._changes = {}, []
-        for (table, key), (partition, record) in records.items():
-            table.send_changelog(partition, key, record)
-        for key, change in changes:
-            last = topics.state_changes.send_soon(key=key, value=change)
-        self._in_flight = last
-        last.add_done_callback(self._landed)
+        self._in_flight = asyncio.ensure_future(self._send(records, changes))
+        self._in_flight.add_done_callback(lambda sent: self._landed(sent, changes))
 
     async def flush_and_wait(self) -> None:
         """Send what is gathered, and wait until the broker has acknowledged the last batch."""
         self.flush()
         if self._in_flight is not None:
-            # Shielded: a cancelled flush must not cancel the message's future, which Faust resolves.
+            # Shielded: a cancelled flush must not cancel the batch.
             await asyncio.shield(self._in_flight)
 
-    def _landed(self, batch: FutureMessage) -> None:
-        if batch is self._in_flight:
-            self._in_flight = None
-            self.flush()
+    async def _send(self, records: Records, changes: Changes) -> None:
+        batches: dict[TP, list[tuple[bytes, bytes]]] = defaultdict(list)
+        changelogs = {}
+        for (table, key), (partition, record) in records.items():
+            tp = TP(table.changelog_topic_name, partition)
+            batches[tp].append((key, record))
+            changelogs[tp] = table
+        topic = settings.state_changes_topic
+        await app.producer.partitions_for(topic)  # key_partition needs the topic's metadata
+        partitions: dict[bytes, int] = {}
+        for key, change in changes:
+            if (partition := partitions.get(key)) is None:
+                partition = partitions[key] = app.producer.key_partition(topic, key).partition
+            batches[TP(topic, partition)].append((key, change))
+        last = await app.producer.send_batches(batches)
+        for tp, table in changelogs.items():
+            table.data.set_persisted_offset(tp, last[tp])
+
+    def _landed(self, sent: asyncio.Task, changes: Changes) -> None:
+        self._in_flight = None
+        if not sent.cancelled() and (error := sent.exception()) is not None:
+            ids = list(dict.fromkeys(key.decode() for key, _ in changes))
+            log.error("table publisher: %d state changes not sent, of tasks %s%s: %r", len(changes),
+                      ", ".join(ids[:MAX_LOGGED_IDS]), " and more" if len(ids) > MAX_LOGGED_IDS else "", error)
+        self.flush()
 
 
 publisher = TablePublisher()

@@ -1,6 +1,10 @@
 """State that survives a wiped data directory, and two workers sharing the partitions."""
+import asyncio
 import shutil
 import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rocksdict import AccessType, Rdict
 
 from scripts.local_deployment import Deployment, shell, wait_for_split
 
@@ -87,3 +91,38 @@ def test_commands_delivered_again_from_the_start_run_nothing_twice(broker, tmp_p
         assert worker.log().count("delivered again; its attempt 1 is failed") == len(ids) // 2
     finally:
         worker.stop()
+
+
+def test_a_stopped_worker_has_kept_how_far_each_changelog_partition_is_in_its_store(broker, tmp_path):
+    """Recovery reads a partition's changelog from the offset its store kept; the table publisher,
+    which sends the changelog records itself, must keep it as Faust does for its own sends."""
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("keeper").start().wait_ready()
+    ids = [f"kept{n}" for n in range(40)]
+    try:
+        deployment.send_commands(*(shell(i, "true") for i in ids))
+        deployment.state_changes_until_terminal(ids)
+    finally:
+        worker.stop()
+    changelog = f"{deployment.name}-tasks-changelog"
+    ends = asyncio.run(_end_offsets(broker.bootstrap, changelog, deployment.partitions))
+    assert any(ends.values()), ends
+    for partition, end in ends.items():
+        if not end:
+            continue
+        store = Rdict(str(worker.data_dir / "v1" / "tables" / f"tasks-{partition}.db"),
+                      access_type=AccessType.read_only())
+        try:
+            assert store.get(b"__faust\0offset__") == str(end - 1).encode(), (partition, end)
+        finally:
+            store.close()
+
+
+async def _end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+    return {tp.partition: end for tp, end in ends.items()}
