@@ -64,7 +64,7 @@ def main() -> None:
     for name in ("p50s", "p99s"):
         table.add_row(f"latency {name[:-1]}, ms", f"{median(ours[name]):.1f} ({runs(ours[name], 1)})",
                       f"{median(celery[name]):.1f} ({runs(celery[name], 1)})", "")
-    table.add_row("peak RSS, MB", f"{ours['rss_mb']:.0f} (the worker)",
+    table.add_row("peak RSS, MB", f"{ours['rss_mb']:.0f} (the worker; its spawn server {ours['server_rss_mb']:.0f})",
                   f"{celery['rss_mb']:.0f} (worker and its 2 children)", "")
     console = Console()
     console.print(table)

@@ -135,17 +135,36 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _cpu_seconds(pid: int, children: bool = False) -> float:
     """User and system time of a process, or of its reaped children, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     first = 13 if children else 11
     return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return found
+
+
 def cpu_now(worker_pid: int, broker_pid: int) -> tuple[float, ...]:
+    """CPU seconds so far of the worker with its spawn server, of the tasks they reaped, of the
+    broker, and of this process."""
     own = os.times()
-    return (_cpu_seconds(worker_pid), _cpu_seconds(worker_pid, children=True), _cpu_seconds(broker_pid),
-            own.user + own.system)
+    worker = [worker_pid, *_children_of(worker_pid)]  # the tasks' are reaped; what lives is a server
+    return (sum(_cpu_seconds(pid) for pid in worker), sum(_cpu_seconds(pid, children=True) for pid in worker),
+            _cpu_seconds(broker_pid), own.user + own.system)
 
 
 def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
@@ -194,6 +213,7 @@ def run_airkafka(args: argparse.Namespace) -> dict:
         finally:
             bench.close()
         figures["rss_mb"] = peak_rss_mb(worker.process.pid)
+        figures["server_rss_mb"] = sum(peak_rss_mb(pid) for pid in _children_of(worker.process.pid))
     finally:
         worker.stop()
         broker.stop()
@@ -231,7 +251,7 @@ def main() -> None:
           f"{', '.join(f'{p:.1f}' for p in p50s)})")
     print(f"  latency p99 {statistics.median(p99s):8.1f} ms        (runs: {', '.join(f'{p:.1f}' for p in p99s)})")
     print(f"  CPU ms per task: {cpu_line(figures['cpu_ms_median'])}")
-    print(f"  worker peak RSS {figures['rss_mb']:.0f} MB")
+    print(f"  worker peak RSS {figures['rss_mb']:.0f} MB, its spawn server's {figures['server_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Process checks shared by the tests."""
+import asyncio
+import time
 
 
 def is_running(pid: int) -> bool:
@@ -8,3 +10,10 @@ def is_running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status and "\nState:\tX" not in status
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -36,8 +36,14 @@ MAX_PAYLOAD_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 4096
 
 
-def _send(sock: socket.socket, message: dict) -> None:
+def send(sock: socket.socket, message: dict) -> None:
     sock.send(json.dumps(message).encode())
+
+
+def receive(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    """The worker's next request and the fd attached to it, if any; None at the worker's end."""
+    message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+    return (json.loads(message) if message else None), fds
 
 
 def _supervise_as_batch() -> None:
@@ -91,7 +97,7 @@ def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: 
             sys.stderr.flush()
             os.dup2(null, 1)  # the worker reads the pipe to its end
             os.dup2(null, 2)
-            _send(sock, {"returncode": returncode})
+            send(sock, {"returncode": returncode})
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -121,7 +127,7 @@ class _Pool:
 
     def serve(self) -> None:
         """Until the worker's end closes."""
-        _send(self.sock, {"ready": os.getpid()})
+        send(self.sock, {"ready": os.getpid()})
         while True:
             for key, _ in self.selector.select():
                 supervisor = key.data
@@ -140,16 +146,15 @@ class _Pool:
 
     def _receive(self) -> bool:
         """One message from the worker; False at its end."""
-        message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE_BYTES, 1)
-        if not message:
+        request, fds = receive(self.sock)
+        if request is None:
             return False
-        request = json.loads(message)
         if "kill" in request:
             if (target := self.busy.get(request["kill"])) is not None:
                 with contextlib.suppress(ProcessLookupError):  # its exit is being reported
                     os.killpg(target.pid, signal.SIGKILL)
         else:
-            self._dispatch(message, request["id"], fds[0])
+            self._dispatch(json.dumps(request).encode(), request["id"], fds[0])
         return True
 
     def _dispatch(self, message: bytes, request_id: int, output_fd: int) -> None:
@@ -166,13 +171,13 @@ class _Pool:
                 supervisor = self._start(output_fd)
                 socket.send_fds(supervisor.sock, [message], [output_fd])
         except OSError as exc:
-            _send(self.sock, {"id": request_id, "error": f"cannot start a supervisor: {exc}"})
+            send(self.sock, {"id": request_id, "error": f"cannot start a supervisor: {exc}"})
             return
         finally:
             os.close(output_fd)
         supervisor.request_id = request_id
         self.busy[request_id] = supervisor
-        _send(self.sock, {"id": request_id, "pid": supervisor.pid})
+        send(self.sock, {"id": request_id, "pid": supervisor.pid})
 
     def _start(self, output_fd: int) -> _Supervisor:
         """A new supervisor; ``output_fd``, the request's, is sent to it, not inherited."""
@@ -201,7 +206,7 @@ class _Pool:
     def _finish(self, supervisor: _Supervisor, returncode: int) -> None:
         if supervisor.request_id is not None:
             del self.busy[supervisor.request_id]
-            _send(self.sock, {"id": supervisor.request_id, "returncode": returncode})
+            send(self.sock, {"id": supervisor.request_id, "returncode": returncode})
             supervisor.request_id = None
 
     def _end(self, supervisor: _Supervisor) -> int:
@@ -246,7 +251,7 @@ def main() -> None:
         from airflow.settings import dispose_orm
         from setproctitle import setproctitle
     except Exception as exc:
-        _send(sock, {"error": f"cannot import the Airflow Task SDK: {type(exc).__name__}: {exc}"})
+        send(sock, {"error": f"cannot import the Airflow Task SDK: {type(exc).__name__}: {exc}"})
         sys.exit(1)
 
     # What execute_workload does per process, done once: a supervisor's stdout is its run's pipe.

@@ -1,8 +1,8 @@
-"""The worker's side of a fork server (``airflow_fork_server``): started at its first use and
-again after it ends, it hands the server payloads and follows each run to its end.
+"""The worker's side of a fork server (``airflow_fork_server``, ``spawn_server``): started at its
+first use and again after it ends, it hands the server payloads and follows each run to its end.
 
 Each run writes to a pipe that the worker made and reads, so its output, its timeout and its
-cancel work as they do for ``run_process``.
+cancel work as they do for a process the worker started itself (``process.supervise``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import count
+from typing import Any
 
-from airkafka_app.runners.airflow_fork_server import MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES
+from airkafka_app.runners.airflow_fork_server import MAX_MESSAGE_BYTES
 from airkafka_app.runners.process import Finished, exit_of, kill_group, supervise
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,18 @@ class _Connection:
         self.lost = False
         self._loop.add_reader(sock, self._receive)
 
-    async def fork(self, payload: str, output_fd: int) -> _Child:
-        """Ask for a run of ``payload`` with ``output_fd`` as its stdout and stderr.
+    async def fork(self, payload: Any, output_fd: int) -> _Child:
+        """Ask for a run of ``payload`` (any JSON value) with ``output_fd`` as its stdout and stderr.
 
         ``output_fd`` must stay open until this returns: it is sent when the socket has room.
         """
         if self.lost:
             raise ForkServerLost(f"the fork server (pid {self.process.pid}) has ended")
         request_id = next(self._ids)
-        child = self._children[request_id] = _Child(self._loop, lambda: self._kill(request_id))
         message = json.dumps({"id": request_id, "payload": payload}).encode()
+        if len(message) > MAX_MESSAGE_BYTES:
+            raise OSError(f"a request of {len(message)} bytes is over the fork server's {MAX_MESSAGE_BYTES}")
+        child = self._children[request_id] = _Child(self._loop, lambda: self._kill(request_id))
         entry = (request_id, message, output_fd, self._loop.create_future())
         self._post(entry)
         try:
@@ -180,22 +183,21 @@ class ForkServer:
 
     async def connection(self) -> _Connection:
         connecting = self._connecting
-        if connecting is None or (connecting.done() and (connecting.exception() or connecting.result().lost)):
+        if (connecting is None or connecting.get_loop() is not asyncio.get_running_loop()
+                or (connecting.done() and (connecting.exception() or connecting.result().lost))):
             connecting = self._connecting = asyncio.ensure_future(self._start())
         # Shielded: a caller's cancel must not abandon a start that others wait for.
         return await asyncio.shield(connecting)
 
     async def run(
         self,
-        payload: str,
+        payload: Any,
         *,
         timeout_s: float | None = None,
         on_line: Callable[[bytes], None] | None = None,
     ) -> Finished:
-        """Run ``payload`` in one of the server's supervisors; raises OSError when it could not
-        be started, and ForkServerLost when the server ended during the run."""
-        if (size := len(payload.encode())) > MAX_PAYLOAD_BYTES:
-            raise OSError(f"payload of {size} bytes is over the fork server's {MAX_PAYLOAD_BYTES}")
+        """Have the server run ``payload``; raises OSError when it could not be started, and
+        ForkServerLost when the server ended during the run."""
         connection = await self.connection()
         output_fd, child_output = os.pipe()
         try:

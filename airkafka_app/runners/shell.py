@@ -1,12 +1,20 @@
-"""The ``shell`` runner: an allowlisted argv, run without a shell, in its own process group."""
+"""The ``shell`` runner: an allowlisted argv, run without a shell, in its own process group.
+
+A spawn holds the worker's event loop until the child has called exec. Alone, a run spawns its
+process itself: the loop has nothing else to do, and the spawn server's wake-ups would only
+add to the run's latency. Beside other runs, it hands the spawn to the spawn server
+(``spawn_server.py``), and the loop goes on reading commands and publishing states.
+"""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 
 from airkafka_app.commands import Command, InvalidCommand
 from airkafka_app.runners import Outcome
-from airkafka_app.runners.process import run_process, with_tail
+from airkafka_app.runners.fork_client import ForkServer, ForkServerLost
+from airkafka_app.runners.process import Finished, run_process, with_tail
 from airkafka_app.states import State
 
 ARG_FIELDS = frozenset({"argv", "env", "cwd"})
@@ -15,6 +23,8 @@ ARG_FIELDS = frozenset({"argv", "env", "cwd"})
 class ShellRunner:
     def __init__(self, allow: Iterable[str]) -> None:
         self.allow = frozenset(allow)
+        self.spawner = ForkServer([sys.executable, "-m", "airkafka_app.runners.spawn_server"])
+        self._running = 0
 
     def check(self, command: Command) -> None:
         args = command.args
@@ -35,11 +45,25 @@ class ShellRunner:
             raise InvalidCommand(f"shell program {argv[0]!r} is not on AIRKAFKA_SHELL_ALLOW")
 
     async def run(self, command: Command) -> Outcome:
-        args = command.args
-        env = {**os.environ, **args["env"]} if args.get("env") else None
+        program = command.args["argv"][0]
+        self._running += 1
         try:
-            finished = await run_process(args["argv"], env=env, cwd=args.get("cwd") or None, timeout_s=command.timeout_s)
+            finished = await (self._spawn_here if self._running == 1 else self._spawn_in_server)(command)
+        except ForkServerLost as exc:
+            return Outcome(State.FAILED, None, f"{program!r} lost: {exc}")
         except OSError as exc:
-            return Outcome(State.FAILED, None, f"cannot start {args['argv'][0]!r}: {exc}")
+            return Outcome(State.FAILED, None, f"cannot start {program!r}: {exc}")
+        finally:
+            self._running -= 1
         exit_code, summary = finished.summary(command.timeout_s)
         return Outcome(State.SUCCESS if exit_code == 0 else State.FAILED, exit_code, with_tail(summary, finished.tail))
+
+    async def _spawn_here(self, command: Command) -> Finished:
+        args = command.args
+        env = {**os.environ, **args["env"]} if args.get("env") else None
+        return await run_process(args["argv"], env=env, cwd=args.get("cwd") or None, timeout_s=command.timeout_s)
+
+    async def _spawn_in_server(self, command: Command) -> Finished:
+        args = command.args
+        payload = {"argv": args["argv"], "env": args.get("env") or None, "cwd": args.get("cwd") or None}
+        return await self.spawner.run(payload, timeout_s=command.timeout_s)

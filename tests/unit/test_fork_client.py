@@ -14,7 +14,9 @@ import pytest
 from airkafka_app.runners import airflow_fork_server
 from airkafka_app.runners.airflow import AirflowRunner
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer, ForkServerLost
+from airkafka_app.runners.shell import ShellRunner
 from scripts.local_airflow import PYTHON as AIRFLOW_PYTHON
+from tests.processes import wait_for
 
 # The server's loop as Airflow's interpreter runs it, with each payload run by `sh -c`.
 SHELL_SERVER = (
@@ -32,13 +34,6 @@ def gone(pid: int) -> bool:
         return "\nState:\tZ" in open(f"/proc/{pid}/status").read()
     except FileNotFoundError:
         return True
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 def test_children_report_output_and_exit_codes_through_one_server():
@@ -163,12 +158,22 @@ def test_a_cancel_kills_the_child(tmp_path):
     asyncio.run(scenario())
 
 
-def test_a_lost_server_fails_its_running_children_and_the_next_run_gets_a_new_one(tmp_path):
+# Each server with a payload that runs a shell script: this file's stand-in for Airflow, and the
+# spawn server, which starts the shell runner's processes.
+SERVERS = {
+    "fork server": (shell_server, lambda script: script),
+    "spawn server": (lambda: ShellRunner(allow=()).spawner, lambda script: {"argv": ["sh", "-c", script]}),
+}
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_a_lost_server_fails_its_running_children_and_the_next_run_gets_a_new_one(tmp_path, kind):
     marker = tmp_path / "pid"
+    new_server, script = SERVERS[kind]
 
     async def scenario():
-        server = shell_server()
-        run = asyncio.ensure_future(server.run(f"echo $$ > {marker}; exec sleep 600"))
+        server = new_server()
+        run = asyncio.ensure_future(server.run(script(f"echo $$ > {marker}; exec sleep 600")))
         await wait_for(lambda: marker.exists() and marker.read_text().strip())
         lost_pid = (await server.connection()).process.pid
         os.kill(lost_pid, signal.SIGKILL)
@@ -176,7 +181,7 @@ def test_a_lost_server_fails_its_running_children_and_the_next_run_gets_a_new_on
             await asyncio.wait_for(run, BOUND_S)
         child = int(marker.read_text())
         await wait_for(lambda: gone(child))
-        after = await server.run("exit 0")
+        after = await server.run(script("exit 0"))
         return lost_pid, (await server.connection()).process.pid, after.returncode
 
     lost_pid, new_pid, code = asyncio.run(scenario())

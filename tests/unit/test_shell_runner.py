@@ -1,4 +1,5 @@
 import asyncio
+import os
 import time
 
 import pytest
@@ -17,29 +18,69 @@ def shell(argv, **fields) -> Command:
     return Command(id="t", kind="shell", args={"argv": argv, **fields.pop("args", {})}, **fields)
 
 
-def run(command: Command):
-    return asyncio.run(RUNNER.run(command))
+@pytest.fixture(params=["alone", "beside another run"])
+def run(request):
+    """Runs a command alone, when the runner spawns its process itself, or while another run goes
+    on, when the runner hands the spawn to the spawn server."""
+
+    def run_command(command: Command, runner: ShellRunner = RUNNER):
+        async def scenario():
+            if request.param == "alone":
+                return await runner.run(command)
+            other = asyncio.ensure_future(runner.run(shell(["sleep", "60"])))
+            await asyncio.sleep(0)  # its run has begun
+            try:
+                return await runner.run(command)
+            finally:
+                other.cancel()
+                await asyncio.gather(other, return_exceptions=True)
+
+        return asyncio.run(scenario())
+
+    return run_command
 
 
-def test_success_and_real_exit_code():
+def test_a_run_alone_spawns_its_process_itself_and_beside_others_through_the_spawn_server():
+    async def scenario():
+        alone = await RUNNER.run(shell(["sh", "-c", "echo $PPID"]))
+        other = asyncio.ensure_future(RUNNER.run(shell(["sleep", "60"])))
+        await asyncio.sleep(0)
+        try:
+            beside = await RUNNER.run(shell(["sh", "-c", "echo $PPID"]))
+            server = (await RUNNER.spawner.connection()).process.pid
+        finally:
+            other.cancel()
+            await asyncio.gather(other, return_exceptions=True)
+        return alone, beside, server
+
+    alone, beside, server = asyncio.run(scenario())
+
+    def parent(outcome) -> int:
+        return int(outcome.detail.split("\n")[1])
+
+    assert parent(alone) == os.getpid()
+    assert parent(beside) == server != os.getpid()
+
+
+def test_success_and_real_exit_code(run):
     assert run(shell(["true"])).state is State.SUCCESS
     outcome = run(shell(["sh", "-c", "echo oops >&2; exit 127"]))
     assert (outcome.state, outcome.exit_code) == (State.FAILED, 127)
     assert outcome.detail == "exit code 127\noops\n"
 
 
-def test_env_and_cwd_reach_the_process(tmp_path):
+def test_env_and_cwd_reach_the_process(run, tmp_path):
     outcome = run(shell(["sh", "-c", "echo $GREETING; pwd"], args={"env": {"GREETING": "hi"}, "cwd": str(tmp_path)}))
     assert outcome.detail == f"exit code 0\nhi\n{tmp_path}\n"
 
 
-def test_detail_keeps_only_the_tail():
+def test_detail_keeps_only_the_tail(run):
     outcome = run(shell(["sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"]))
     tail = outcome.detail.split("\n", 1)[1]
     assert len(tail.encode()) == TAIL_BYTES and tail.endswith("line1999\n")
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path):
+def test_timeout_kills_the_whole_process_group(run, tmp_path):
     marker = tmp_path / "child.pid"
     started = time.monotonic()
     outcome = run(shell(["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"], timeout_s=0.5))
@@ -53,7 +94,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     assert not is_running(child)
 
 
-def test_killed_by_signal_is_failed():
+def test_killed_by_signal_is_failed(run):
     outcome = run(shell(["sh", "-c", "kill -9 $$"]))
     assert (outcome.state, outcome.exit_code) == (State.FAILED, 137)
     assert "SIGKILL" in outcome.detail
@@ -81,3 +122,10 @@ def test_check_refuses_before_running(allow, args, reason):
 def test_unknown_kind_is_refused():
     with pytest.raises(InvalidCommand, match="unknown kind 'python'"):
         runner_for({"shell": RUNNER}, Command(id="t", kind="python", args={}))
+
+
+def test_a_program_that_cannot_start_fails_the_task_and_says_why(run, tmp_path):
+    missing = str(tmp_path / "missing")
+    outcome = run(shell([missing]), ShellRunner(allow={missing, "sleep"}))
+    assert (outcome.state, outcome.exit_code) == (State.FAILED, None)
+    assert outcome.detail == f"cannot start {missing!r}: [Errno 2] No such file or directory: {missing!r}"

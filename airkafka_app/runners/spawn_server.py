@@ -1,0 +1,90 @@
+"""The spawn server: a small process of the worker's interpreter that starts the ``shell`` runner's
+processes and reaps them, so that the worker's event loop never waits on a spawn.
+
+A spawn stops the spawning thread until the child has called exec (``vfork``), holding the GIL.
+In the worker that took about 1 ms per task under load, most of it waiting for a core while the
+broker and the other tasks had both: a third of the event loop's time, during which it neither
+read commands nor published state changes. Here only this process waits.
+
+It speaks the fork client's protocol (``fork_client``, as ``airflow_fork_server`` does), on the
+SOCK_SEQPACKET socket at fd 0, one JSON object per message:
+
+- server: ``{"ready": pid}``;
+- worker: ``{"id": n, "payload": {"argv": [...], "env": {...} | null, "cwd": str | null}}``, with
+  the write end of the process's output pipe attached; ``env`` is added to the worker's environment;
+- server: ``{"id": n, "pid": pid}``, or ``{"id": n, "error": "..."}`` when it could not start;
+  then ``{"id": n, "returncode": rc}``, where -N means killed by signal N;
+- worker: ``{"kill": n}`` kills request n's process group, unless it has been reaped.
+
+Each process runs in a session of its own. The server ends at the worker's end of the socket;
+the processes it started run on, as they did when the worker spawned them itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+
+# The protocol's helpers live with the Airflow fork server, which must import without AirKafka.
+from airkafka_app.runners.airflow_fork_server import receive, send
+
+
+class _Spawner:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        self.running: dict[int, subprocess.Popen] = {}  # request id -> its process, until reaped
+        self.devnull = os.open(os.devnull, os.O_RDONLY)
+
+    def serve(self) -> None:
+        """Until the worker's end closes."""
+        send(self.sock, {"ready": os.getpid()})
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    if not self._receive():
+                        return
+                else:
+                    self._reap(*key.data)
+
+    def _receive(self) -> bool:
+        """One message from the worker; False at its end."""
+        request, fds = receive(self.sock)
+        if request is None:
+            return False
+        if "kill" in request:
+            if (process := self.running.get(request["kill"])) is not None:
+                with contextlib.suppress(ProcessLookupError):  # its group has no process left
+                    os.killpg(process.pid, signal.SIGKILL)
+        else:
+            self._spawn(request["id"], request["payload"], fds[0])
+        return True
+
+    def _spawn(self, request_id: int, payload: dict, output_fd: int) -> None:
+        env = {**os.environ, **payload["env"]} if payload.get("env") else None
+        try:
+            process = subprocess.Popen(payload["argv"], stdin=self.devnull, stdout=output_fd, stderr=subprocess.STDOUT,
+                                       env=env, cwd=payload.get("cwd"), start_new_session=True)
+        except OSError as exc:
+            send(self.sock, {"id": request_id, "error": str(exc)})
+            return
+        finally:
+            os.close(output_fd)
+        pidfd = os.pidfd_open(process.pid)
+        self.running[request_id] = process
+        self.selector.register(pidfd, selectors.EVENT_READ, (request_id, pidfd))
+        send(self.sock, {"id": request_id, "pid": process.pid})
+
+    def _reap(self, request_id: int, pidfd: int) -> None:
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        process = self.running.pop(request_id)
+        send(self.sock, {"id": request_id, "returncode": process.wait()})
+
+
+if __name__ == "__main__":
+    _Spawner(socket.socket(fileno=0)).serve()
