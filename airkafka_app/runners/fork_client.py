@@ -28,26 +28,26 @@ START_TIMEOUT_S = 120.0
 
 
 class ForkServerLost(ConnectionError):
-    """The fork server ended during a run; the run's supervisor was killed."""
+    """The fork server ended during a run; the run's process group was killed."""
 
 
 class _Child:
-    """One request's run in a supervisor of the server."""
+    """One request's run: an Airflow supervisor of the server's, or a process it spawned."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, kill: Callable[[], None]) -> None:
-        self.pid: int | None = None  # its supervisor's, once the server has handed it over
+        self.pid: int | None = None  # its process's, once the server has said
         self.exited: asyncio.Future[int] = loop.create_future()
         self._kill = kill
 
     def kill(self) -> None:
-        """Have the server kill the supervisor's group, if it still runs this request: a
-        supervisor runs one request after another, so only the server knows."""
+        """Have the server kill the run's group, if it still runs this request: only the server
+        knows, for a supervisor runs one request after another, and a reaped pid is reused."""
         if not self.exited.done():
             self._kill()
 
     def lost(self, reason: str) -> None:
         if self.pid is not None:
-            kill_group(self.pid)  # without the server, its supervisor takes no other request
+            kill_group(self.pid)  # the server, which would, is gone
         if not self.exited.done():
             self.exited.set_exception(ForkServerLost(reason))
 
@@ -183,6 +183,7 @@ class ForkServer:
 
     async def connection(self) -> _Connection:
         connecting = self._connecting
+        # A new event loop (each test's) cannot use the socket of the one before.
         if (connecting is None or connecting.get_loop() is not asyncio.get_running_loop()
                 or (connecting.done() and (connecting.exception() or connecting.result().lost))):
             connecting = self._connecting = asyncio.ensure_future(self._start())
