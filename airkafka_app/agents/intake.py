@@ -134,12 +134,13 @@ def _already(previous: TaskRecord | None, held: bool, forced: bool, source: str)
 
 
 def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:
-    """Record a transition made by a worker that had lost this partition, unless it is stale."""
+    """Store the record of a transition made by a worker that had lost this partition, unless the
+    table holds a newer one. Its state change was published by that worker."""
     current = queue.tasks.load(report.id)
     if current is not None and (report.attempt, report.updated_at) <= (current.attempt, current.updated_at):
         log.info("task %s stale report of attempt %d %s ignored", report.id, report.attempt, report.state.value)
         return
-    queue.tasks.save(report, event)
+    queue.tasks.store(report, event)
 
 
 async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:

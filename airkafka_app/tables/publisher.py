@@ -49,10 +49,17 @@ class TablePublisher:
         self._in_flight: asyncio.Task | None = None
         self._scheduled = False
 
-    def add(self, table: faust.Table, partition: int, key: bytes, record: bytes, change: bytes) -> None:
-        """Gather a written record, and its state change, for the next batch."""
+    def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes) -> None:
+        """Gather a record written to a table, for its changelog in the next batch."""
         self._records[(table, key)] = (partition, record)
+        self._schedule()
+
+    def add_change(self, key: bytes, change: bytes) -> None:
+        """Gather a state change for the next batch."""
         self._changes.append((key, change))
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._in_flight is None and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -60,12 +67,12 @@ class TablePublisher:
     def flush(self) -> None:
         """Hand what is gathered to the producer: the changelog records, then the state changes."""
         self._scheduled = False
-        if not self._changes or self._in_flight is not None:
+        if not (self._records or self._changes) or self._in_flight is not None:
             return
         records, changes = self._records, self._changes
         self._records, self._changes = {}, []
         self._in_flight = asyncio.ensure_future(self._send(records, changes))
-        self._in_flight.add_done_callback(lambda sent: self._landed(sent, changes))
+        self._in_flight.add_done_callback(lambda sent: self._landed(sent, records, changes))
 
     async def flush_and_wait(self) -> None:
         """Send what is gathered, and wait until the broker has acknowledged the last batch."""
@@ -92,12 +99,13 @@ class TablePublisher:
         for tp, table in changelogs.items():
             table.data.set_persisted_offset(tp, last[tp])
 
-    def _landed(self, sent: asyncio.Task, changes: Changes) -> None:
+    def _landed(self, sent: asyncio.Task, records: Records, changes: Changes) -> None:
         self._in_flight = None
         if not sent.cancelled() and (error := sent.exception()) is not None:
-            ids = list(dict.fromkeys(key.decode() for key, _ in changes))
-            log.error("table publisher: %d state changes not sent, of tasks %s%s: %r", len(changes),
-                      ", ".join(ids[:MAX_LOGGED_IDS]), " and more" if len(ids) > MAX_LOGGED_IDS else "", error)
+            ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _ in changes]))
+            log.error("table publisher: %d records and %d state changes not sent, of tasks %s%s: %r", len(records),
+                      len(changes), ", ".join(ids[:MAX_LOGGED_IDS]), " and more" if len(ids) > MAX_LOGGED_IDS else "",
+                      error)
         self.flush()
 
 

@@ -4,8 +4,9 @@ Writes need Faust's current event (its partition picks the RocksDB partition and
 changelog partition), so they happen while a command is processed, or in a run that
 was started from it and keeps it as its context. A write lands in RocksDB at once; its
 changelog record and state change follow in the publisher's next batch (``publisher.py``).
-A run can outlive its worker's hold on that partition (a rebalance); its transitions then
-travel as reports to the new owner, which never reads a changelog it owns.
+A run can outlive its worker's hold on that partition (a rebalance); its records then
+travel as reports to the new owner, which never reads a changelog it owns, and the run's
+worker publishes their state changes itself.
 """
 from __future__ import annotations
 
@@ -73,8 +74,11 @@ class TaskTable:
         return TaskRecord.from_json(data) if data is not None else None
 
     def save(self, record: TaskRecord, event: EventT) -> TaskRecord:
-        """Store the record and publish its state change, in that order; or, when this worker
-        no longer surely owns the event's partition, report it to the partition's owner."""
+        """Record a transition: the task's record goes to the table, or, when this worker no longer
+        surely owns the event's partition, as a report to the partition's owner; its state change
+        is published by this worker either way, in the order of its transitions. A report can
+        reach the owner after the same run's next transition, which this worker stored itself
+        once the rebalance was over: the report is then stale, and only its state change tells."""
         key = record.id.encode()
         if app.rebalancing or event.message.tp not in _assigned_actives():
             command = Command(**record.command)
@@ -82,14 +86,9 @@ class TaskTable:
                                     headers=[(REPORT_HEADER, json.dumps(record.to_json()).encode())])
             log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
                      record.state.value)
-            return record
-        value = json.dumps(record.to_json()).encode()
-        self.table.data[key] = value
-        if record.state in IN_FLIGHT:
-            self._in_flight.add(key)
         else:
-            self._in_flight.discard(key)
-        publisher.add(self.table, event.message.partition, key, value, json.dumps(record.state_change()).encode())
+            self.store(record, event)
+        publisher.add_change(key, json.dumps(record.state_change()).encode())
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
         level = logging.DEBUG if record.state in ROUTINE else logging.INFO
@@ -97,6 +96,17 @@ class TaskTable:
             summary = record.detail.partition("\n")[0]
             log.log(level, "task %s attempt %d %s %s", record.id, record.attempt, record.state.value, summary)
         return record
+
+    def store(self, record: TaskRecord, event: EventT) -> None:
+        """Write the record to the event's partition: RocksDB at once, the changelog in the publisher's next batch."""
+        key = record.id.encode()
+        value = json.dumps(record.to_json()).encode()
+        self.table.data[key] = value
+        if record.state in IN_FLIGHT:
+            self._in_flight.add(key)
+        else:
+            self._in_flight.discard(key)
+        publisher.add_record(self.table, event.message.partition, key, value)
 
     def in_flight(self) -> list[TaskRecord]:
         """The records this worker holds that have not ended; call it outside a rebalance."""
