@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from aiokafka.structs import RecordMetadata
 from faust.types import TP
 
 
@@ -58,15 +59,32 @@ class Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
+    async def _track(self, topic: str) -> None:
+        """Have the producer's metadata refreshes always name ``topic``.
+
+        aiokafka tracks a topic only when its metadata is missing. One known from an earlier
+        fetch of all topics is not tracked, and the first refresh naming only tracked topics
+        drops it: its batches then wait for a leader that no refresh can find. A fresh worker
+        with a single batch in flight stopped publishing for good that way.
+        """
+        await self._ensure_producer().client.add_topic(topic)
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Awaitable[RecordMetadata]:
+        await self._track(topic)
+        return await super().send(topic, *args, **kwargs)
+
     async def partitions_for(self, topic: str) -> set[int]:
         """The topic's partitions, its metadata fetched first when this producer lacks it:
         Faust's ``key_partition``, which routes view requests, fails on a topic without it."""
+        await self._track(topic)
         return await self._ensure_producer().partitions_for(topic)
 
     async def send_batches(self, records: Mapping[TP, Sequence[tuple[bytes, bytes]]]) -> dict[TP, int]:
         """Send each partition's (key, value) records in order, as few batches as fit; once the
         broker has acknowledged them all, the offset of each partition's last record."""
         producer = self._ensure_producer()
+        for topic in {tp.topic for tp in records}:
+            await self._track(topic)
         sent = []
         for tp, items in records.items():
             batch, count = producer.create_batch(), 0

@@ -4,9 +4,11 @@ import asyncio
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
 
-from airkafka_app.kafka_transport import seek_to_committed_or_beginning
+from airkafka_app.kafka_transport import Transport, seek_to_committed_or_beginning
 
 
 async def _scenario(bootstrap: str) -> dict[str, int]:
@@ -46,3 +48,33 @@ async def _scenario(bootstrap: str) -> dict[str, int]:
 def test_partitions_without_a_committed_offset_are_read_again_from_their_start(broker):
     positions = asyncio.run(_scenario(broker.bootstrap))
     assert positions == {"never": 0, "zero": 0, "three": 3, "changelog": 5}
+
+
+async def _tracked_after_refresh(bootstrap: str) -> dict[str, bool]:
+    known, later = f"known-{uuid.uuid4().hex}", f"later-{uuid.uuid4().hex}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    producer = None
+    try:
+        await admin.create_topics([NewTopic(known, 1, 1)])
+        app = faust.App(f"t-{uuid.uuid4().hex}", broker=f"kafka://{bootstrap}")
+        producer = Transport(app.conf.broker_consumer, app).create_producer()
+        await producer.start()
+        client = producer._ensure_producer().client
+        await client.force_metadata_update()  # nothing tracked yet: metadata of every topic
+        await producer.send_batches({TP(known, 0): [(b"k", b"v")]})
+        await admin.create_topics([NewTopic(later, 1, 1)])
+        await (await producer.send(later, b"k", b"v", None, None, None))
+        await client.force_metadata_update()
+        return {name: client.cluster.partitions_for_topic(topic) is not None
+                for name, topic in (("known", known), ("later", later))}
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await admin.close()
+
+
+def test_a_topic_the_publisher_sent_to_stays_in_the_producers_metadata(broker):
+    """A topic known from a fetch of every topic, then dropped by a refresh of the tracked ones,
+    left the table publisher's batch waiting for a leader for good (a fresh worker's stall)."""
+    assert asyncio.run(_tracked_after_refresh(broker.bootstrap)) == {"known": True, "later": True}
