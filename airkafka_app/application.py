@@ -4,9 +4,12 @@ import logging
 import os
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 
-from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
+from airkafka_app.kafka_admin import (
+    KafkaRefused, KafkaUnreachable, TopicLayoutError, TopicSpec, check_connection, ensure_topics,
+)
 from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport
 from airkafka_app.settings import settings
@@ -46,13 +49,28 @@ class App(faust.App):
         """
         try:
             await check_connection()
-        except KafkaRefused as exc:
+            await ensure_topics(self._topics_needed())
+        except (KafkaRefused, TopicLayoutError, KafkaError) as exc:
             log.error("%s", exc)
             raise SystemExit(os.EX_CONFIG) from None
         except KafkaUnreachable as exc:
             log.error("%s", exc)
             raise SystemExit(os.EX_UNAVAILABLE) from None
         await super().on_first_start()
+
+    def _topics_needed(self) -> dict[str, TopicSpec]:
+        """Every topic the worker reads or writes, created before any client asks for its metadata.
+        Faust would create the changelogs only after subscribing, and its first assignment then
+        left out the ones the consumer had not seen yet."""
+        ours = TopicSpec(settings.partitions)
+        shared = TopicSpec(settings.partitions, copartitioned=False)
+        changelog = TopicSpec(settings.partitions, {"cleanup.policy": "compact"})
+        return {
+            **{settings.commands_topic_for(queue): ours for queue in settings.queues},
+            **{table.changelog_topic_name: changelog for table in self.tables.values()},
+            **{name: shared for name in (settings.state_changes_topic, settings.dead_letters_topic,
+                                         settings.heartbeats_topic)},
+        }
 
 
 app = App(

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError,
@@ -43,12 +45,71 @@ async def check_connection() -> None:
     raise KafkaUnreachable(f"no Kafka bootstrap server answered {describe()}: {'; '.join(errors)}")
 
 
+class TopicLayoutError(RuntimeError):
+    """A topic exists with a partition count that breaks co-partitioning."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    # Its partition numbers must mean what the commands topic's mean: a task's command and its
+    # records share a partition number.
+    copartitioned: bool = True
+
+
+TOPIC_ALREADY_EXISTS = 36
+CREATED_WAIT_S = 30.0
+
+
+async def _existing(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """Partition counts of those of ``topics`` that exist. Listed before they are described: a
+    metadata request that names a missing topic has the broker auto-create it, with its default
+    partition count."""
+    present = set(topics) & set(await admin.list_topics())
+    if not present:
+        return {}
+    return {found["topic"]: len(found["partitions"]) for found in await admin.describe_topics(sorted(present))
+            if found["error_code"] == 0}
+
+
 async def partition_count(topic: str) -> int | None:
     """The topic's partition count, or None when it does not exist."""
     admin = AIOKafkaAdminClient(**aiokafka_options())
     await admin.start()
     try:
-        (description,) = await admin.describe_topics([topic])
+        return (await _existing(admin, [topic])).get(topic)
     finally:
         await admin.close()
-    return len(description["partitions"]) if description["error_code"] == 0 else None
+
+
+async def ensure_topics(wanted: Mapping[str, TopicSpec]) -> None:
+    """Create the missing topics, and check the partition counts of the co-partitioned ones.
+
+    Whoever starts first creates them, workers or executor, so that no client's metadata request
+    has the broker auto-create one with its default partition count.
+    """
+    admin = AIOKafkaAdminClient(**aiokafka_options())
+    await admin.start()
+    try:
+        found = await _existing(admin, wanted)
+        missing = [NewTopic(name, spec.partitions, settings.replication, topic_configs=dict(spec.config))
+                   for name, spec in wanted.items() if name not in found]
+        if missing:
+            response = await admin.create_topics(missing)
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise KafkaError(f"cannot create topic {name!r}: error {code} {rest[0] if rest else ''}")
+            deadline = asyncio.get_running_loop().time() + CREATED_WAIT_S
+            while len(found := await _existing(admin, wanted)) < len(wanted):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise KafkaError(f"topics {sorted(set(wanted) - set(found))} not visible "
+                                     f"{CREATED_WAIT_S:g}s after their creation")
+                await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    for name, spec in wanted.items():
+        if spec.copartitioned and found[name] != spec.partitions:
+            raise TopicLayoutError(
+                f"topic {name!r} has {found[name]} partitions but AIRKAFKA_PARTITIONS is {spec.partitions}; "
+                f"recreate the topic or set AIRKAFKA_PARTITIONS={found[name]}")

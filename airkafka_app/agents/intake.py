@@ -15,7 +15,6 @@ from airkafka_app.commands import (
     CANCEL, FORCE, RECOVER_HEADER, REPLAY_HEADER, REPORT_HEADER, Command, InvalidCommand, decode_command,
 )
 from airkafka_app.dead_letters import dead_letter
-from airkafka_app.kafka_admin import partition_count
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, build_registry, runner_for
@@ -28,22 +27,6 @@ from airkafka_app.worker_pool import Run, pool
 log = logging.getLogger(__name__)
 
 runners = build_registry()
-
-
-class TopicLayoutError(RuntimeError):
-    pass
-
-
-async def _prepare(queue: Queue) -> None:
-    for topic in (queue.commands, topics.state_changes, topics.dead_letters, topics.heartbeats):
-        await topic.maybe_declare()
-    found = await partition_count(queue.topic_name)
-    if found != settings.partitions:
-        # Co-partitioning is what puts a task's command and its table entry on one worker.
-        raise TopicLayoutError(
-            f"topic {queue.topic_name!r} has {found} partitions but AIRKAFKA_PARTITIONS is "
-            f"{settings.partitions}; recreate the topic or set AIRKAFKA_PARTITIONS={found}"
-        )
 
 
 async def _reject(queue: Queue, event: EventT, reason: str) -> None:
@@ -157,7 +140,6 @@ async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskR
 
 def _intake(queue: Queue) -> Callable[[StreamT], Awaitable[None]]:
     async def intake(stream: StreamT) -> None:
-        await _prepare(queue)
         async for event in stream.events():
             await accept(queue, event)
 
