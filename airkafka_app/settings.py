@@ -78,6 +78,8 @@ class Settings:
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0")))
+    publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S", "15")))
+    publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S", "120")))
     airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
     executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP", ""))
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from airkafka_app.commands import decode_command
 from scripts.local_kafka import free_port
@@ -76,6 +77,9 @@ class Deployment:
         """Commit offset 0 on every partition of the commands topic for the workers' group, as a
         reset or a lost commit would: they then receive every command again."""
         asyncio.run(_rewind(self.bootstrap, self.name, self.commands, self.partitions))
+
+    def delete_topic(self, topic: str) -> None:
+        asyncio.run(_delete_topic(self.bootstrap, topic))
 
     def read(self, topic: str, until: Callable[[list[dict]], bool], timeout: float = 60.0) -> list[dict]:
         return asyncio.run(_read(self.bootstrap, topic, until, timeout))
@@ -186,6 +190,15 @@ async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes | None, b
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def _delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
 
 
 async def _rewind(bootstrap: str, group: str, topic: str, partitions: int) -> None:

@@ -58,6 +58,8 @@ class Broker:
     # A second listener, SASL_PLAINTEXT, for these users (name -> password), with every mechanism.
     sasl_users: dict[str, str] | None = None
     sasl_port: int | None = None
+    # More server.properties, over the defaults below.
+    config: dict[str, str] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -113,6 +115,7 @@ class Broker:
             "group.initial.rebalance.delay.ms": "0",
             "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
             **self._sasl_config(),
+            **(self.config or {}),
         }
         self.properties.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
 
@@ -163,9 +166,10 @@ class Broker:
             self.process.wait()
 
 
-def start_broker(workdir: Path, port: int | None = None, sasl_users: dict[str, str] | None = None) -> Broker:
+def start_broker(workdir: Path, port: int | None = None, sasl_users: dict[str, str] | None = None,
+                 config: dict[str, str] | None = None) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
-    broker = Broker(workdir, port or free_port(), sasl_users=sasl_users)
+    broker = Broker(workdir, port or free_port(), sasl_users=sasl_users, config=config)
     broker.write_config()
     broker.start()
     return broker

@@ -118,9 +118,11 @@ def _already(previous: TaskRecord | None, held: bool, forced: bool, source: str)
 
 def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:
     """Store the record of a transition made by a worker that had lost this partition, unless the
-    table holds a newer one. Its state change was published by that worker."""
+    table holds a newer one. Its state change was published by that worker. A report equal to
+    the record is stored again: a stalled worker's record may be in its RocksDB and not in the
+    changelog (``stall_watchdog``)."""
     current = queue.tasks.load(report.id)
-    if current is not None and (report.attempt, report.updated_at) <= (current.attempt, current.updated_at):
+    if current is not None and (report.attempt, report.updated_at) < (current.attempt, current.updated_at):
         log.info("task %s stale report of attempt %d %s ignored", report.id, report.attempt, report.state.value)
         return
     queue.tasks.store(report, event)

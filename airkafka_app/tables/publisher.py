@@ -47,7 +47,11 @@ class TablePublisher:
         self._records: Records = {}
         self._changes: Changes = []
         self._in_flight: asyncio.Task | None = None
+        self._sending: tuple[Records, Changes] = ({}, [])
         self._scheduled = False
+        # When the batch in flight was handed over (loop time), and where it goes.
+        self.in_flight_since: float | None = None
+        self.in_flight_partitions: list[TP] = []
 
     def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes) -> None:
         """Gather a record written to a table, for its changelog in the next batch."""
@@ -69,8 +73,9 @@ class TablePublisher:
         self._scheduled = False
         if not (self._records or self._changes) or self._in_flight is not None:
             return
-        records, changes = self._records, self._changes
+        records, changes = self._sending = self._records, self._changes
         self._records, self._changes = {}, []
+        self.in_flight_since = asyncio.get_running_loop().time()
         self._in_flight = asyncio.ensure_future(self._send(records, changes))
         self._in_flight.add_done_callback(lambda sent: self._landed(sent, records, changes))
 
@@ -80,6 +85,12 @@ class TablePublisher:
         if self._in_flight is not None:
             # Shielded: a cancelled flush must not cancel the batch.
             await asyncio.shield(self._in_flight)
+
+    def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
+        """The records (table name, record) and state changes not yet acknowledged, oldest first."""
+        records = {**self._sending[0], **self._records}
+        return ([(table.name, record) for (table, _), (_, record) in records.items()],
+                [*self._sending[1], *self._changes])
 
     async def _send(self, records: Records, changes: Changes) -> None:
         batches: dict[TP, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -95,12 +106,16 @@ class TablePublisher:
             if (partition := partitions.get(key)) is None:
                 partition = partitions[key] = app.producer.key_partition(topic, key).partition
             batches[TP(topic, partition)].append((key, change))
+        self.in_flight_partitions = sorted(batches)
         last = await app.producer.send_batches(batches)
         for tp, table in changelogs.items():
             table.data.set_persisted_offset(tp, last[tp])
 
     def _landed(self, sent: asyncio.Task, records: Records, changes: Changes) -> None:
         self._in_flight = None
+        self._sending = ({}, [])
+        self.in_flight_since = None
+        self.in_flight_partitions = []
         if not sent.cancelled() and (error := sent.exception()) is not None:
             ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _ in changes]))
             log.error("table publisher: %d records and %d state changes not sent, of tasks %s%s: %r", len(records),

@@ -17,6 +17,7 @@ from airkafka_app.application import app
 from airkafka_app.commands import CANCEL, Command
 from airkafka_app.queues import Queue, queues
 from airkafka_app.settings import DEFAULT_QUEUE, settings
+from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.states import State
 
 
@@ -104,7 +105,10 @@ async def stats(web: View, request: Request) -> Response:
 
 @app.page("/health/")
 async def health(web: View, request: Request) -> Response:
-    """503 until the tables are recovered, so a readiness probe never sees a partial table."""
+    """503 until the tables are recovered, so a readiness probe never sees a partial table, and
+    while publishing is stalled."""
+    if watchdog.stalled is not None:
+        return web.json({"status": "stalled", "worker": settings.worker_name, "reason": watchdog.stalled}, status=503)
     if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
         return web.json({"status": "recovering", "worker": settings.worker_name}, status=503)
     assigned = app.assignor.assigned_actives()
