@@ -67,6 +67,7 @@ class App(faust.App):
         changelog = TopicSpec(settings.partitions, {"cleanup.policy": "compact"})
         return {
             **{settings.commands_topic_for(queue): ours for queue in settings.queues},
+            **{settings.internal_topic_for(queue): ours for queue in settings.queues},
             **{table.changelog_topic_name: changelog for table in self.tables.values()},
             **{name: shared for name in (settings.state_changes_topic, settings.dead_letters_topic,
                                          settings.heartbeats_topic)},

@@ -1,23 +1,35 @@
 """The command envelope on the commands topic: decoding and validation (Faust-free).
 
-Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.runners``).
+Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.runners``). Every byte
+may be hostile: decoding either returns a Command or raises InvalidCommand, whatever the input.
 """
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key"})
 MAX_ID_LENGTH = 255
+# The limits of the README's contract.
+MAX_COMMAND_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_RETRIES = 100
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+MAX_RETRY_DELAY_S = 24 * 3600.0
+# How much of a hostile value a reason quotes.
+SHOWN_CHARS = 80
+# A JSON escape of a UTF-16 surrogate: alone, it decodes to a str that cannot be encoded again.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 CANCEL = "cancel"
 # Set by `replay --force`: run the command again even though its task succeeded.
 REPLAY_HEADER = "airkafka-replay"
 FORCE = b"force"
-# Internal headers, set by workers only. Recover: a sweeper asks the owner to check the task
-# for a lost worker. Report: a transition, as its record, from a worker that lost the partition.
-RECOVER_HEADER = "airkafka-recover"
-REPORT_HEADER = "airkafka-report"
+# Headers named so are AirKafka's; a command may carry only the replay header. (Workers of
+# earlier versions sent their internal messages as commands with such headers.)
+RESERVED_HEADER_PREFIX = "airkafka-"
 TRIGGER_DAG = "trigger_dag"
 EVENT_FIELDS = frozenset({"command", "params"})
 
@@ -64,40 +76,96 @@ def _routing_key(kind: str, task_id: str, args: dict[str, Any], serial_key: str 
     return serial_key or task_id
 
 
+def shown(text: str) -> str:
+    """A value quoted in a reason, cut short: reasons land in logs and dead letters."""
+    return repr(text) if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]!r}... ({len(text)} characters)"
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_key(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
+def _refuse_constant(name: str) -> None:
+    raise InvalidCommand(f"{name} is not a number JSON allows")
+
+
+def _nested_deeper(data: Any, limit: int) -> bool:
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        children = []
+        for node in level:
+            children.extend(child for child in (node.values() if isinstance(node, dict) else node)
+                            if isinstance(child, (dict, list)))
+        level = children
+    return False
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def loads(text: str) -> Any:
+    """JSON as the contract allows it: finite numbers, at most MAX_DEPTH levels, and strings that
+    are valid Unicode. Raises InvalidCommand otherwise."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidCommand(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, and numbers over Python's digit limit
+        raise InvalidCommand(f"invalid JSON: {exc}") from None
+    # Cheap scans first: these walks run only on input that may need them.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _nested_deeper(data, MAX_DEPTH):
+        raise InvalidCommand(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        raise InvalidCommand("JSON string holds a lone UTF-16 surrogate")
+    return data
+
+
 def decode_command(key: bytes | None, value: bytes | None) -> Command:
     """Parse one Kafka message into a Command, or raise InvalidCommand saying why."""
     if value is None:
         raise InvalidCommand("message has no value")
+    if len(value) > MAX_COMMAND_BYTES:
+        raise InvalidCommand(f"command of {len(value)} bytes is over the limit of {MAX_COMMAND_BYTES}")
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidCommand("value is not UTF-8") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidCommand(f"invalid JSON: {exc}") from None
+    data = loads(text)
     if not isinstance(data, dict):
         raise InvalidCommand(f"command must be a JSON object, not {type(data).__name__}")
     if "command" in data and "kind" not in data:
         data = _from_event(data, key)
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise InvalidCommand(f"unknown field(s): {', '.join(unknown)}")
+        raise InvalidCommand(f"unknown field(s): {shown(', '.join(unknown))}")
 
     task_id = data.get("id")
     if not _is_key(task_id):
         raise InvalidCommand(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     kind = data.get("kind")
-    if not isinstance(kind, str) or not kind:
-        raise InvalidCommand("'kind' must be a non-empty string")
+    if not _is_key(kind):
+        raise InvalidCommand(f"'kind' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     args = data.get("args")
     if not isinstance(args, dict):
         raise InvalidCommand("'args' must be a JSON object")
@@ -116,16 +184,16 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
             raise InvalidCommand("message key is not UTF-8") from None
         if key_text != expected_key:
             what = "the cancel's target" if kind == CANCEL else "serial_key" if serial_key else "id"
-            raise InvalidCommand(f"message key {key_text!r} does not match {what} {expected_key!r}")
+            raise InvalidCommand(f"message key {shown(key_text)} does not match {what} {expected_key!r}")
     timeout_s = data.get("timeout_s")
-    if timeout_s is not None and (not _is_number(timeout_s) or timeout_s <= 0):
-        raise InvalidCommand("'timeout_s' must be a positive number")
+    if timeout_s is not None and (not _is_number(timeout_s) or not 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise InvalidCommand(f"'timeout_s' must be a number of seconds over 0 and at most {MAX_TIMEOUT_S:.0f}")
     retries = data.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise InvalidCommand("'retries' must be a non-negative integer")
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+        raise InvalidCommand(f"'retries' must be an integer from 0 to {MAX_RETRIES}")
     retry_delay_s = data.get("retry_delay_s")
-    if retry_delay_s is not None and (not _is_number(retry_delay_s) or retry_delay_s < 0):
-        raise InvalidCommand("'retry_delay_s' must be a non-negative number")
+    if retry_delay_s is not None and (not _is_number(retry_delay_s) or not 0 <= retry_delay_s <= MAX_RETRY_DELAY_S):
+        raise InvalidCommand(f"'retry_delay_s' must be a number of seconds from 0 to {MAX_RETRY_DELAY_S:.0f}")
     return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key)
 
 
@@ -134,17 +202,17 @@ def _from_event(data: dict[str, Any], key: bytes | None) -> dict[str, Any]:
     as a ``trigger_dag`` command. It has no id of its own: the message key is its id."""
     unknown = sorted(set(data) - EVENT_FIELDS)
     if unknown:
-        raise InvalidCommand(f"unknown event field(s): {', '.join(unknown)}")
+        raise InvalidCommand(f"unknown event field(s): {shown(', '.join(unknown))}")
     name = data["command"]
-    if not isinstance(name, str) or "." not in name or not name.split(".", 1)[1]:
+    if not isinstance(name, str) or "." not in name or not name.split(".", 1)[1] or len(name) > MAX_ID_LENGTH:
         raise InvalidCommand("event 'command' must look like 'app.<dag_id>'")
     if key is None:
         raise InvalidCommand("an event {command, params} needs a message key: the key is its task id")
     params = data.get("params", "{}")
     try:
-        conf = json.loads(params) if isinstance(params, str) else None
-    except json.JSONDecodeError as exc:
-        raise InvalidCommand(f"event 'params' is not valid JSON: {exc}") from None
+        conf = loads(params) if isinstance(params, str) else None
+    except InvalidCommand as exc:
+        raise InvalidCommand(f"event 'params' is not valid: {exc}") from None
     if not isinstance(conf, dict):
         raise InvalidCommand("event 'params' must be a JSON object encoded as a string")
     try:

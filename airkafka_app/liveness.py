@@ -2,8 +2,8 @@
 
 Every worker publishes a heartbeat every ``AIRKAFKA_HEARTBEAT_S`` and reads everyone's. A
 worker silent for ``AIRKAFKA_WORKER_LOST_AFTER_S`` is lost. The sweep cannot write the table
-(writes need the event of the task's partition), so it re-sends a lost task's command with
-the recover header, and the intake of the partition's owner decides and records.
+(writes need the event of the task's partition), so it sends a recovery request for a lost
+task on the queue's internal topic, and the intake of the partition's owner decides and records.
 Heartbeat times are the senders' clocks: keep the hosts' clocks in sync (NTP).
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,7 +19,8 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import RECOVER_HEADER, Command
+from airkafka_app.commands import Command
+from airkafka_app.internal import encode_recover
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.queues import queues
@@ -53,6 +55,8 @@ class Heartbeats(Service):
         return own - self._own_beats_since >= bound and own - self.last_seen.get(worker or "", 0.0) > bound
 
     def _observe(self, worker: str, at: float) -> None:
+        # A time ahead of ours would keep its sender alive for as long as it is ahead.
+        at = min(at, time.time() + settings.heartbeat_s)
         if worker == settings.worker_name and at - self.last_seen.get(worker, 0.0) > 2 * settings.heartbeat_s:
             self._own_beats_since = at  # the first beat after a gap, or ever
         self.last_seen[worker] = max(at, self.last_seen.get(worker, 0.0))
@@ -63,7 +67,7 @@ class Heartbeats(Service):
                                     enable_auto_commit=False)
         await consumer.start()
         try:
-            # The intake agents declare the topic; wait for it rather than race them.
+            # The worker creates the topic as it starts; a topic deleted since is waited for.
             while not (count := await partition_count(settings.heartbeats_topic)):
                 await asyncio.sleep(settings.heartbeat_s)
             tps = [TopicPartition(settings.heartbeats_topic, p) for p in range(count)]
@@ -77,8 +81,11 @@ class Heartbeats(Service):
             while not self.should_stop:
                 for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     for message in messages:
-                        beat = json.loads(message.value)
-                        self._observe(beat["worker"], beat["at"])
+                        if (beat := parse_beat(message.value)) is None:
+                            log.warning("heartbeat %s:%d@%d skipped: not {\"worker\": <name>, \"at\": <time>}",
+                                        message.topic, message.partition, message.offset)
+                        else:
+                            self._observe(*beat)
                 if not self.caught_up.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                     self.caught_up.set()
         finally:
@@ -86,6 +93,21 @@ class Heartbeats(Service):
 
 
 heartbeats = Heartbeats()
+
+
+def parse_beat(value: bytes | None) -> tuple[str, float] | None:
+    """(worker, time) of a heartbeat, or None for anything else: the topic is open to producers."""
+    try:
+        beat = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(beat, dict):
+        return None
+    worker, at = beat.get("worker"), beat.get("at")
+    if not (isinstance(worker, str) and 0 < len(worker) <= 255 and isinstance(at, (int, float))
+            and not isinstance(at, bool) and math.isfinite(at)):
+        return None
+    return worker, float(at)
 
 
 def is_orphan(record: TaskRecord) -> bool:
@@ -120,5 +142,4 @@ async def sweep() -> None:
                 command = Command(**record.command)
                 log.info("task %s attempt %d %s on lost worker %s: asking its owner to recover it",
                          record.id, record.attempt, record.state.value, record.worker)
-                await queue.commands.send(key=command.routing_key.encode(), value=command.encode(),
-                                          headers=[(RECOVER_HEADER, b"1")])
+                await queue.internal.send(key=command.routing_key.encode(), value=encode_recover(command))

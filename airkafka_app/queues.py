@@ -20,17 +20,23 @@ from airkafka_app.tables.tasks import TaskTable
 class Queue:
     name: str
     commands: faust.TopicT = field(init=False)
+    internal: faust.TopicT = field(init=False)
     tasks: TaskTable = field(init=False)
     counters: CounterTable = field(init=False)
 
     def __post_init__(self) -> None:
         self.commands = topics.commands(self.name)
-        self.tasks = TaskTable(self.name, self.commands)
+        self.internal = topics.internal(self.name)
+        self.tasks = TaskTable(self.name, self.internal)
         self.counters = CounterTable(self.name)
 
     @property
     def topic_name(self) -> str:
         return settings.commands_topic_for(self.name)
+
+    @property
+    def internal_topic_name(self) -> str:
+        return settings.internal_topic_for(self.name)
 
 
 queues: dict[str, Queue] = {name: Queue(name) for name in settings.queues}

@@ -115,6 +115,11 @@ class Settings:
     def commands_topic_for(self, queue: str) -> str:
         return per_queue(self.commands_topic, queue)
 
+    def internal_topic_for(self, queue: str) -> str:
+        """Where the workers of ``queue`` send each other reports and recovery requests: under the
+        app id, with its changelogs, so one ACL on the prefix keeps both to the workers."""
+        return per_queue(f"{self.app_id}-internal", queue)
+
     @property
     def executor_consumer_group(self) -> str:
         """One group per scheduler host: each scheduler must read every state change."""

@@ -24,12 +24,14 @@ from pathlib import Path
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import REPORT_HEADER, Command
+from airkafka_app.commands import Command
+from airkafka_app.internal import encode_report
 from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
 from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
 from airkafka_app.settings import settings
 from airkafka_app.tables.publisher import publisher
+from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +121,8 @@ async def publish_unsent() -> None:
             log.error("unsent record of task %s dropped: table %s is not served here", entry["record"]["id"],
                       entry["table"])
             continue
-        command = Command(**entry["record"]["command"])
-        await queue.commands.send(key=command.routing_key.encode(), value=command.encode(),
-                                  headers=[(REPORT_HEADER, json.dumps(entry["record"]).encode())])
+        record = TaskRecord.from_json(entry["record"])
+        await queue.internal.send(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
     for entry in saved["changes"]:
         await topics.state_changes.send(key=entry["key"].encode(), value=json.dumps(entry["change"]).encode())
     await app.producer.flush()

@@ -22,12 +22,12 @@ TERMINAL = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
 IN_FLIGHT = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY})
 
 # A resubmitted failed or cancelled task starts over as a new attempt; a successful one only
-# through a forced replay.
+# through a forced replay. A waiting task fails without running when it cannot be run.
 ALLOWED: dict[State | None, frozenset[State]] = {
     None: frozenset({State.QUEUED}),
-    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED}),
+    State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
     State.RUNNING: frozenset({State.SUCCESS, State.FAILED, State.UP_FOR_RETRY, State.CANCELLED}),
-    State.UP_FOR_RETRY: frozenset({State.RUNNING, State.CANCELLED}),
+    State.UP_FOR_RETRY: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
     State.FAILED: frozenset({State.QUEUED}),
     State.CANCELLED: frozenset({State.QUEUED}),
     State.SUCCESS: frozenset({State.QUEUED}),

@@ -9,11 +9,11 @@ from airkafka_app.application import app
 from airkafka_app.settings import settings
 
 
-def _raw_topic(name: str) -> faust.TopicT:
+def _raw_topic(*names: str) -> faust.TopicT:
     # Raw bytes: a typed value_type would make Faust drop undecodable messages with
     # only a log line, and every bad input must become a dead letter instead.
     return app.topic(
-        name,
+        *names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -25,6 +25,15 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 def commands(queue: str) -> faust.TopicT:
     return _raw_topic(settings.commands_topic_for(queue))
+
+
+def internal(queue: str) -> faust.TopicT:
+    return _raw_topic(settings.internal_topic_for(queue))
+
+
+def intake(queue: str) -> faust.TopicT:
+    """What a queue's intake agent reads: its commands and its internal topic, co-partitioned."""
+    return _raw_topic(settings.commands_topic_for(queue), settings.internal_topic_for(queue))
 
 
 state_changes = _raw_topic(settings.state_changes_topic)

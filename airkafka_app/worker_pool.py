@@ -9,7 +9,7 @@ from faust.types import EventT
 from mode import Service
 
 from airkafka_app.application import app
-from airkafka_app.commands import Command
+from airkafka_app.commands import MAX_RETRY_DELAY_S, Command
 from airkafka_app.runners import Runner
 from airkafka_app.settings import settings
 from airkafka_app.states import State
@@ -136,5 +136,6 @@ async def start_pool() -> None:
 
 
 def _backoff(command: Command, retry: int) -> float:
+    """Doubling from the first delay, and never over MAX_RETRY_DELAY_S."""
     base = command.retry_delay_s if command.retry_delay_s is not None else settings.default_retry_delay_s
-    return base * 2 ** (retry - 1)
+    return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -12,9 +11,10 @@ from mode import CrashingSupervisor
 from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import (
-    CANCEL, FORCE, RECOVER_HEADER, REPLAY_HEADER, REPORT_HEADER, Command, InvalidCommand, decode_command,
+    CANCEL, FORCE, REPLAY_HEADER, RESERVED_HEADER_PREFIX, Command, InvalidCommand, decode_command, shown,
 )
-from airkafka_app.dead_letters import dead_letter
+from airkafka_app.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
+from airkafka_app.internal import Recover, Report, decode_internal
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, build_registry, runner_for
@@ -32,9 +32,10 @@ runners = build_registry()
 async def _reject(queue: Queue, event: EventT, reason: str) -> None:
     message = event.message
     letter = dead_letter(reason, message.topic, message.partition, message.offset, message.key, message.value)
-    await topics.dead_letters.send(key=message.key, value=json.dumps(letter).encode())
+    # Keyed by a prefix of the message's key: the whole key may be as large as the message.
+    await topics.dead_letters.send(key=(message.key or b"")[:MAX_KEY_BYTES] or None, value=encode_dead_letter(letter))
     queue.counters.increment(DEAD_LETTERS, message.partition)
-    log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason)
+    log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason[:MAX_ERROR_CHARS])
 
 
 def _cancel(queue: Queue, command: Command, event: EventT) -> None:
@@ -51,7 +52,8 @@ def _cancel(queue: Queue, command: Command, event: EventT) -> None:
 
 
 def _topics_without_metadata(queue: Queue) -> list[str]:
-    names = (queue.topic_name, queue.tasks.table.changelog_topic_name, queue.counters.table.changelog_topic_name)
+    names = (queue.topic_name, queue.internal_topic_name, queue.tasks.table.changelog_topic_name,
+             queue.counters.table.changelog_topic_name)
     return [name for name in names if app.consumer.topic_partitions(name) == 0]
 
 
@@ -67,38 +69,69 @@ async def _await_topic_metadata(queue: Queue) -> None:
 
 
 async def accept(queue: Queue, event: EventT) -> None:
+    """Handle one message. Whatever it holds and whatever its handling raises, it ends as a task,
+    a change to one, or a dead letter with the reason, and the worker goes on."""
     await _await_topic_metadata(queue)
     try:
-        command = decode_command(event.message.key, event.message.value)
-        runner = None if command.kind == CANCEL else runner_for(runners, command)
+        if event.message.topic == queue.internal_topic_name:
+            await _internal(queue, decode_internal(event.message.value), event)
+        else:
+            await _command(queue, event)
     except InvalidCommand as exc:
         await _reject(queue, event, str(exc))
-        return
-    if event.message.key is None:
+    except Exception as exc:
+        log.debug("message %s:%d@%d failed", event.message.topic, event.message.partition, event.message.offset,
+                  exc_info=True)
+        await _reject(queue, event, f"{type(exc).__name__}: {exc}")
+
+
+async def _command(queue: Queue, event: EventT) -> None:
+    """A message on the commands topic: its class is decided before any runner is asked, so that
+    a cancel or a re-key never depends on this worker's runners."""
+    message = event.message
+    headers = dict(message.headers or [])
+    if reserved := sorted(name for name in headers if str(name).startswith(RESERVED_HEADER_PREFIX)
+                          and name != REPLAY_HEADER):
+        raise InvalidCommand(f"header {shown(str(reserved[0]))} is reserved to AirKafka's workers")
+    command = decode_command(message.key, message.value)
+    if message.key is None:
         # Without its key, the command sits in a partition that does not own its table entry.
-        await queue.commands.send(key=command.routing_key.encode(), value=event.message.value)
+        await queue.commands.send(key=command.routing_key.encode(), value=message.value)
         log.info("task %s re-keyed by %s", command.id, command.routing_key)
         return
-    if runner is None:
+    if command.kind == CANCEL:
         _cancel(queue, command, event)
         return
-    headers = dict(event.message.headers or [])
-    if REPORT_HEADER in headers:
-        _apply_report(queue, TaskRecord.from_json(json.loads(headers[REPORT_HEADER])), event)
-        return
+    runner = runner_for(runners, command)
     previous = queue.tasks.load(command.id)
     if previous is not None and is_orphan(previous) and not pool.holds(command.id):
         await _recover(queue, command, runner, previous, event)
         return
-    if RECOVER_HEADER in headers:
-        return  # recovered already, or its worker is back
-    source = f"{event.message.partition}:{event.message.offset}"
+    source = f"{message.partition}:{message.offset}"
     if why := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
-        queue.counters.increment(DUPLICATES, event.message.partition)
+        queue.counters.increment(DUPLICATES, message.partition)
         log.info("task %s duplicate ignored: %s", command.id, why)
         return
     record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source), event)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
+
+
+async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> None:
+    if isinstance(message, Report):
+        _apply_report(queue, message.record, event)
+        return
+    command = message.command
+    previous = queue.tasks.load(command.id)
+    if previous is None or not is_orphan(previous) or pool.holds(command.id):
+        return  # recovered already, or its worker is back
+    try:
+        runner = runner_for(runners, command)
+    except InvalidCommand as exc:
+        # Its lost worker could run it; this one, which owns it now, cannot.
+        queue.tasks.save(previous.to(State.FAILED, exit_code=None, detail=f"{_lost(previous)}; cannot be "
+                                     f"recovered here: {exc}"), event)
+        return
+    await _recover(queue, command, runner, previous, event)
 
 
 def _already(previous: TaskRecord | None, held: bool, forced: bool, source: str) -> str | None:
@@ -128,9 +161,13 @@ def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:
     queue.tasks.store(report, event)
 
 
+def _lost(record: TaskRecord) -> str:
+    return f"worker {record.worker} lost: no heartbeat for {settings.worker_lost_after_s:g}s"
+
+
 async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:
     """Run again a task whose worker is gone: its lost attempt failed, unless it never started."""
-    lost = f"worker {record.worker} lost: no heartbeat for {settings.worker_lost_after_s:g}s"
+    lost = _lost(record)
     if record.state is State.RUNNING:
         if record.retries_used >= command.retries:
             queue.tasks.save(record.to(State.FAILED, exit_code=None, detail=f"{lost}; no retries left"), event)
@@ -151,6 +188,6 @@ def _intake(queue: Queue) -> Callable[[StreamT], Awaitable[None]]:
 for _queue in queues.values():
     # A crash here is a broken setup or a bug: stop the worker and say why, rather than
     # restart the agent in a loop that looks alive.
-    app.agent(_queue.commands, name=f"intake.{_queue.name}", supervisor_strategy=CrashingSupervisor)(
+    app.agent(topics.intake(_queue.name), name=f"intake.{_queue.name}", supervisor_strategy=CrashingSupervisor)(
         _intake(_queue)
     )

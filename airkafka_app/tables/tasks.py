@@ -20,7 +20,8 @@ import faust
 from faust.types import EventT
 
 from airkafka_app.application import app
-from airkafka_app.commands import REPORT_HEADER, Command
+from airkafka_app.commands import Command
+from airkafka_app.internal import encode_report
 from airkafka_app.settings import per_queue, settings
 from airkafka_app.states import IN_FLIGHT, State
 from airkafka_app.tables.publisher import publisher
@@ -39,9 +40,9 @@ ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 class TaskTable:
     """Task id -> record, for one queue: each queue's table is co-partitioned with its commands topic."""
 
-    def __init__(self, queue: str, commands: faust.TopicT) -> None:
+    def __init__(self, queue: str, internal: faust.TopicT) -> None:
         self.queue = queue
-        self.commands = commands
+        self.internal = internal
         # bytes keys: table_route hashes the key as the changelog serializes it, and raw
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
         # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike,
@@ -81,9 +82,7 @@ class TaskTable:
         once the rebalance was over: the report is then stale, and only its state change tells."""
         key = record.id.encode()
         if app.rebalancing or event.message.tp not in _assigned_actives():
-            command = Command(**record.command)
-            self.commands.send_soon(key=command.routing_key.encode(), value=command.encode(),
-                                    headers=[(REPORT_HEADER, json.dumps(record.to_json()).encode())])
+            self.internal.send_soon(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
             log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
                      record.state.value)
         else:

@@ -36,7 +36,7 @@ def test_round_trips_through_encode():
         (b"t1", b"\xff\xfe", "not UTF-8"),
         (b"t1", b"{nope", "invalid JSON"),
         (b"t1", b"[1, 2]", "must be a JSON object, not list"),
-        (b"t1", encode(**valid(extra=1)), "unknown field(s): extra"),
+        (b"t1", encode(**valid(extra=1)), "unknown field(s): 'extra'"),
         (b"t1", encode(kind="shell", args={}), "'id' must be"),
         (b"t1", encode(**valid(id="")), "'id' must be"),
         (b"t1", encode(**valid(id=7)), "'id' must be"),
@@ -85,10 +85,10 @@ def test_the_dispatcher_event_shape_becomes_a_trigger_dag_command():
     [
         (None, {"command": "app.x", "params": "{}"}, "needs a message key"),
         (b"k", {"command": "nodot", "params": "{}"}, "must look like 'app.<dag_id>'"),
-        (b"k", {"command": "app.x", "params": "{nope"}, "'params' is not valid JSON"),
+        (b"k", {"command": "app.x", "params": "{nope"}, "'params' is not valid: invalid JSON"),
         (b"k", {"command": "app.x", "params": "[1]"}, "JSON object encoded as a string"),
         (b"k", {"command": "app.x", "params": {"a": 1}}, "JSON object encoded as a string"),
-        (b"k", {"command": "app.x", "params": "{}", "extra": 1}, "unknown event field(s): extra"),
+        (b"k", {"command": "app.x", "params": "{}", "extra": 1}, "unknown event field(s): 'extra'"),
     ],
 )
 def test_bad_dispatcher_events_are_refused(key, event, reason):
