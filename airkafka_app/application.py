@@ -12,6 +12,7 @@ from airkafka_app.kafka_admin import (
 )
 from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport
+from airkafka_app.runners.environment import scrub
 from airkafka_app.settings import settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class App(faust.App):
         except KafkaUnreachable as exc:
             log.error("%s", exc)
             raise SystemExit(os.EX_UNAVAILABLE) from None
+        if removed := scrub(settings.task_env_deny):
+            log.info("tasks will not inherit these variables of the worker's environment: %s", ", ".join(removed))
         await super().on_first_start()
 
     def _topics_needed(self) -> dict[str, TopicSpec]:
@@ -86,6 +89,12 @@ app = App(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     origin="airkafka_app",
+    # Faust's own pages would show every table's raw records, commands with their env and
+    # Airflow tokens included; the app's views show them redacted.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
     # For Faust's own sends (dead letters, heartbeats, reports): the table publisher's batches
     # are closed when handed over, and go out at once.
     producer_linger=settings.producer_linger_s,

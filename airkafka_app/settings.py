@@ -9,10 +9,28 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _secret(name: str) -> str:
+    """The variable, or else the content of the file ``<name>_FILE`` names (the Docker and
+    Kubernetes convention), without its final newline."""
+    if value := os.environ.get(name, ""):
+        return value
+    if path := os.environ.get(f"{name}_FILE", ""):
+        try:
+            return Path(path).read_text().removesuffix("\n")
+        except OSError as exc:
+            raise ValueError(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from None
+    return ""
+
+
+# A task's environment never holds these (AIRKAFKA_TASK_ENV_DENY's default).
+TASK_ENV_DENY = "AIRKAFKA_*,*PASSWORD*,*SECRET*,*TOKEN*,*CREDENTIAL*,*FERNET_KEY*,*SQL_ALCHEMY_CONN*"
 
 
 DEFAULT_QUEUE = "default"
@@ -20,6 +38,13 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Queue names become part of topic names, so they keep to Kafka's topic characters.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def _flag(name: str) -> bool:
+    value = _env(name, "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{name} is {value!r}; use true or false")
+    return value in ("true", "1", "yes")
 
 
 def _names(value: str) -> frozenset[str]:
@@ -69,11 +94,14 @@ class Settings:
     max_poll_interval_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_MAX_POLL_INTERVAL_S", "300")))
     concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY", "32")))
     shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
+    shell_env_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ENV_ALLOW", "")))
+    task_env_deny: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_TASK_ENV_DENY", TASK_ENV_DENY)))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))
     web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST", "127.0.0.1"))
     web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST", "127.0.0.1")))
     web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT", "6066")))
-    web_token: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_TOKEN", ""), repr=False)
+    web_token: str = field(default_factory=lambda: _secret("AIRKAFKA_WEB_TOKEN"), repr=False)
+    web_auth_reads: bool = field(default_factory=lambda: _flag("AIRKAFKA_WEB_AUTH_READS"))
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
@@ -84,21 +112,21 @@ class Settings:
     executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP", ""))
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))
     airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME", ""))
-    airflow_password: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PASSWORD", ""), repr=False)
+    airflow_password: str = field(default_factory=lambda: _secret("AIRKAFKA_AIRFLOW_PASSWORD"), repr=False)
     trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS", "5")))
     trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S", "2.0")))
     default_retry_delay_s: float = field(
         default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
     )
-    # Kafka security, for every client (see kafka_security.py); named as librdkafka names them.
+    # Kafka security, for every client (see kafka_connection.py); named as librdkafka names them.
     security_protocol: str = field(default_factory=lambda: _env("AIRKAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper())
     sasl_mechanism: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_MECHANISM", "PLAIN").upper())
     sasl_username: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_USERNAME", ""))
-    sasl_password: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_PASSWORD", ""), repr=False)
+    sasl_password: str = field(default_factory=lambda: _secret("AIRKAFKA_SASL_PASSWORD"), repr=False)
     ssl_cafile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CAFILE", ""))
     ssl_certfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CERTFILE", ""))
     ssl_keyfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEYFILE", ""))
-    ssl_key_password: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEY_PASSWORD", ""), repr=False)
+    ssl_key_password: str = field(default_factory=lambda: _secret("AIRKAFKA_SSL_KEY_PASSWORD"), repr=False)
 
     def __post_init__(self) -> None:
         if self.security_protocol not in SECURITY_PROTOCOLS:

@@ -4,6 +4,7 @@ Faust-free: both are plain JSON-ready dicts on the wire, read by the executor.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -87,3 +88,30 @@ class TaskRecord:
             "exit_code": self.exit_code,
             "detail": self.detail,
         }
+
+
+REDACTED = "<redacted>"
+
+
+def redacted(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as the views show it: the values of its command's ``env``, and the token of
+    an Airflow workload, are hidden."""
+    command = data.get("command")
+    args = command.get("args") if isinstance(command, dict) else None
+    if not isinstance(args, dict):
+        return data
+    if isinstance(args.get("env"), dict):
+        args = {**args, "env": dict.fromkeys(args["env"], REDACTED)}
+    if isinstance(args.get("workload"), str):
+        args = {**args, "workload": _workload_without_token(args["workload"])}
+    return {**data, "command": {**command, "args": args}}
+
+
+def _workload_without_token(workload: str) -> str:
+    try:
+        parsed = json.loads(workload)
+    except ValueError:
+        return REDACTED
+    if not isinstance(parsed, dict):
+        return REDACTED
+    return json.dumps({**parsed, "token": REDACTED} if "token" in parsed else parsed)

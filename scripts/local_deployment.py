@@ -57,7 +57,7 @@ class Deployment:
             "AIRKAFKA_COMMANDS_TOPIC": self.commands,
             "AIRKAFKA_STATE_CHANGES_TOPIC": self.state_changes,
             "AIRKAFKA_DEAD_LETTERS_TOPIC": self.dead_letters,
-            "AIRKAFKA_HEARTBEATS_TOPIC": f"{self.name}.heartbeats",
+            "AIRKAFKA_HEARTBEATS_TOPIC": self.heartbeats,
             "AIRKAFKA_SHELL_ALLOW": SHELL_ALLOW,
             **overrides,
         }
@@ -65,8 +65,20 @@ class Deployment:
     def worker(self, label: str, **env: str) -> WorkerProcess:
         return WorkerProcess(self, label, env)
 
+    @property
+    def internal(self) -> str:
+        return f"{self.name}-internal"
+
+    @property
+    def heartbeats(self) -> str:
+        return f"{self.name}.heartbeats"
+
     def send(self, messages: Iterable[tuple[bytes | None, bytes | None]], queue: str = "default") -> None:
-        asyncio.run(_send(self.bootstrap, self.commands_of(queue), list(messages)))
+        self.send_to(self.commands_of(queue), messages)
+
+    def send_to(self, topic: str, messages: Iterable[tuple], max_request_size: int = 1 << 20) -> None:
+        """Each message as (key, value) or (key, value, headers)."""
+        asyncio.run(_send(self.bootstrap, topic, list(messages), max_request_size))
 
     def send_commands(self, *commands: dict, queue: str = "default") -> None:
         """Each keyed by its routing key, as the contract asks."""
@@ -159,8 +171,9 @@ class WorkerProcess:
             time.sleep(0.3)
         raise TimeoutError(f"worker {self.label} not ready:\n{self.log()[-3000:]}")
 
-    def get(self, path: str) -> tuple[int, dict]:
-        response = requests.get(self.url + path, timeout=10)
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = requests.get(self.url + path, headers=headers, timeout=10)
         return response.status_code, response.json()
 
     def log(self) -> str:
@@ -181,12 +194,12 @@ class WorkerProcess:
             self.process.wait()
 
 
-async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def _send(bootstrap: str, topic: str, messages: list[tuple], max_request_size: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=max_request_size)
     await producer.start()
     try:
-        for key, value in messages:
-            await producer.send(topic, value, key=key)
+        for key, value, *headers in messages:
+            await producer.send(topic, value, key=key, headers=headers[0] if headers else None)
         await producer.flush()
     finally:
         await producer.stop()

@@ -28,7 +28,7 @@ def build_registry() -> dict[str, Runner]:
 
     api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
     return {
-        "shell": ShellRunner(allow=s.shell_allow),
+        "shell": ShellRunner(allow=s.shell_allow, env_allow=s.shell_env_allow),
         "airflow": AirflowRunner(s.airflow_python),
         "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s),
     }

@@ -149,16 +149,20 @@ async def supervise(
 async def run_process(
     argv: Sequence[str],
     *,
+    executable: str | None = None,
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     timeout_s: float | None = None,
     on_line: Callable[[bytes], None] | None = None,
 ) -> Finished:
-    """Run ``argv`` without a shell, in a session of its own; raises OSError when it cannot start."""
+    """Run ``argv`` (``executable``, when given, instead of ``argv[0]``'s file) without a shell, in a
+    session of its own; raises OSError, or ValueError for arguments exec cannot take, when it
+    cannot start."""
     output_fd, child_output = os.pipe()
     try:
         process = subprocess.Popen(
             argv,
+            executable=executable,
             stdin=subprocess.DEVNULL,
             stdout=child_output,
             stderr=subprocess.STDOUT,
@@ -166,7 +170,7 @@ async def run_process(
             cwd=cwd,
             start_new_session=True,
         )
-    except OSError:
+    except BaseException:
         os.close(output_fd)
         raise
     finally:

@@ -8,41 +8,72 @@ add to the run's latency. Beside other runs, it hands the spawn to the spawn ser
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 
-from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.commands import Command, InvalidCommand, shown
 from airkafka_app.runners import Outcome
+from airkafka_app.runners.environment import check_env, check_text
 from airkafka_app.runners.fork_client import ForkServer, ForkServerLost
 from airkafka_app.runners.process import Finished, run_process, with_tail
 from airkafka_app.states import State
 
 ARG_FIELDS = frozenset({"argv", "env", "cwd"})
+MAX_ARGS = 4096
 
 
 class ShellRunner:
-    def __init__(self, allow: Iterable[str]) -> None:
+    """``allow``: the programs ``argv[0]`` may name, as written; ``env_allow``: the names, or
+    shell-style patterns of names, that a command's ``env`` may set."""
+
+    def __init__(self, allow: Iterable[str], env_allow: Iterable[str] = ()) -> None:
         self.allow = frozenset(allow)
+        self.env_allow = tuple(env_allow)
         self.spawner = ForkServer([sys.executable, "-m", "airkafka_app.runners.spawn_server"])
         self._running = 0
+        # Each allowed program as the worker's PATH finds it; the command's env cannot change it.
+        self._paths: dict[str, str] = {}
 
     def check(self, command: Command) -> None:
         args = command.args
         unknown = sorted(set(args) - ARG_FIELDS)
         if unknown:
-            raise InvalidCommand(f"unknown shell arg(s): {', '.join(unknown)}")
+            raise InvalidCommand(f"unknown shell arg(s): {shown(', '.join(unknown))}")
         argv = args.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv) or not argv[0]:
             raise InvalidCommand("shell 'args.argv' must be a non-empty list of strings")
+        if len(argv) > MAX_ARGS:
+            raise InvalidCommand(f"shell 'args.argv' has over {MAX_ARGS} items")
+        for n, arg in enumerate(argv):
+            check_text(f"argv[{n}]", arg)
         env = args.get("env", {})
-        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidCommand("shell 'args.env' must map strings to strings")
-        if not isinstance(args.get("cwd", ""), str):
+        cwd = args.get("cwd", "")
+        if not isinstance(cwd, str):
             raise InvalidCommand("shell 'args.cwd' must be a string")
+        check_text("cwd", cwd)
         if not self.allow:
             raise InvalidCommand("shell runner is disabled: AIRKAFKA_SHELL_ALLOW is empty")
         if argv[0] not in self.allow:
-            raise InvalidCommand(f"shell program {argv[0]!r} is not on AIRKAFKA_SHELL_ALLOW")
+            raise InvalidCommand(f"shell program {shown(argv[0])} is not on AIRKAFKA_SHELL_ALLOW")
+        check_env(env, self.env_allow)
+        self.path_of(argv[0])
+
+    def path_of(self, program: str) -> str:
+        """The file the allowed ``program`` names: itself when it holds a '/', else as the
+        worker's own PATH finds it. Raises InvalidCommand when there is none."""
+        if (path := self._paths.get(program)) is None:
+            if "/" not in program:
+                if (path := shutil.which(program)) is None:
+                    raise InvalidCommand(f"shell program {program!r} is not found on the worker's PATH")
+            elif os.access(program, os.X_OK):
+                path = program
+            else:
+                raise InvalidCommand(f"shell program {program!r} is not an executable file")
+            self._paths[program] = path
+        return path
 
     async def run(self, command: Command) -> Outcome:
         program = command.args["argv"][0]
@@ -51,7 +82,7 @@ class ShellRunner:
             finished = await (self._spawn_here if self._running == 1 else self._spawn_in_server)(command)
         except ForkServerLost as exc:
             return Outcome(State.FAILED, None, f"{program!r} lost: {exc}")
-        except OSError as exc:
+        except (OSError, ValueError, InvalidCommand) as exc:
             return Outcome(State.FAILED, None, f"cannot start {program!r}: {exc}")
         finally:
             self._running -= 1
@@ -61,9 +92,11 @@ class ShellRunner:
     async def _spawn_here(self, command: Command) -> Finished:
         args = command.args
         env = {**os.environ, **args["env"]} if args.get("env") else None
-        return await run_process(args["argv"], env=env, cwd=args.get("cwd") or None, timeout_s=command.timeout_s)
+        return await run_process(args["argv"], executable=self.path_of(args["argv"][0]), env=env,
+                                 cwd=args.get("cwd") or None, timeout_s=command.timeout_s)
 
     async def _spawn_in_server(self, command: Command) -> Finished:
         args = command.args
-        payload = {"argv": args["argv"], "env": args.get("env") or None, "cwd": args.get("cwd") or None}
+        payload = {"argv": args["argv"], "executable": self.path_of(args["argv"][0]), "env": args.get("env") or None,
+                   "cwd": args.get("cwd") or None}
         return await self.spawner.run(payload, timeout_s=command.timeout_s)

@@ -10,8 +10,9 @@ It speaks the fork client's protocol (``fork_client``, as ``airflow_fork_server`
 SOCK_SEQPACKET socket at fd 0, one JSON object per message:
 
 - server: ``{"ready": pid}``;
-- worker: ``{"id": n, "payload": {"argv": [...], "env": {...} | null, "cwd": str | null}}``, with
-  the write end of the process's output pipe attached; ``env`` is added to the worker's environment;
+- worker: ``{"id": n, "payload": {"argv": [...], "executable": path, "env": {...} | null, "cwd": str | null}}``,
+  with the write end of the process's output pipe attached; ``env`` is added to the worker's
+  environment, and ``executable`` is run with ``argv``;
 - server: ``{"id": n, "pid": pid}``, or ``{"id": n, "error": "..."}`` when it could not start;
   then ``{"id": n, "returncode": rc}``, where -N means killed by signal N;
 - worker: ``{"kill": n}`` kills request n's process group, unless it has been reaped.
@@ -65,11 +66,13 @@ class _Spawner:
         return True
 
     def _spawn(self, request_id: int, payload: dict, output_fd: int) -> None:
-        env = {**os.environ, **payload["env"]} if payload.get("env") else None
+        """Start one process; whatever fails fails that request alone, never the server."""
         try:
-            process = subprocess.Popen(payload["argv"], stdin=self.devnull, stdout=output_fd, stderr=subprocess.STDOUT,
-                                       env=env, cwd=payload.get("cwd"), start_new_session=True)
-        except OSError as exc:
+            env = {**os.environ, **payload["env"]} if payload.get("env") else None
+            process = subprocess.Popen(payload["argv"], executable=payload.get("executable"), stdin=self.devnull,
+                                       stdout=output_fd, stderr=subprocess.STDOUT, env=env, cwd=payload.get("cwd"),
+                                       start_new_session=True)
+        except Exception as exc:
             send(self.sock, {"id": request_id, "error": str(exc)})
             return
         finally:

@@ -1,8 +1,10 @@
 """Web views on the task tables, served by Faust's web server.
 
 ``?queue=`` picks a queue (default ``default``); a task with a serial key is found by
-``?key=<serial key>``, the key that placed it on its partition. Reading is open; the one
-view that changes anything, cancel, needs ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``.
+``?key=<serial key>``, the key that placed it on its partition. The one view that changes
+anything, cancel, needs ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``; with
+``AIRKAFKA_WEB_AUTH_READS`` the others do too, all but ``/health/``. Records are shown without
+their command's env values and workload token.
 """
 from __future__ import annotations
 
@@ -19,6 +21,19 @@ from airkafka_app.queues import Queue, queues
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.states import State
+from airkafka_app.task_record import redacted
+
+
+def _has_token(request: Request) -> bool:
+    given = request.headers.get("Authorization", "").encode()
+    return bool(settings.web_token) and hmac.compare_digest(given, f"Bearer {settings.web_token}".encode())
+
+
+def _refused_read(web: View, request: Request) -> Response | None:
+    """401 when reads need the token and the request has not got it."""
+    if settings.web_auth_reads and not _has_token(request):
+        return web.json({"error": "missing or wrong bearer token"}, status=401)
+    return None
 
 
 def _queue(request: Request) -> Queue | None:
@@ -33,6 +48,8 @@ def _not_served(web: View, request: Request) -> Response:
 @app.page("/tasks/{task_id}/")
 async def task_detail(web: View, request: Request, task_id: str) -> Response:
     """The task's record, from the worker that owns its partition."""
+    if refused := _refused_read(web, request):
+        return refused
     queue = _queue(request)
     if queue is None:
         return _not_served(web, request)
@@ -45,12 +62,14 @@ async def task_detail(web: View, request: Request, task_id: str) -> Response:
         data = queue.tasks.get(task_id)
     if data is None:
         return web.json({"error": f"unknown task {task_id!r}"}, status=404)
-    return web.json(data)
+    return web.json(redacted(data))
 
 
 @app.page("/tasks/")
 async def task_list(web: View, request: Request) -> Response:
     """Tasks held by this worker's partitions of the queue, newest first."""
+    if refused := _refused_read(web, request):
+        return refused
     queue = _queue(request)
     if queue is None:
         return _not_served(web, request)
@@ -63,7 +82,7 @@ async def task_list(web: View, request: Request) -> Response:
         return web.json({"error": "limit must be an integer"}, status=400)
     found = [data for data in queue.tasks.records() if state is None or data["state"] == state]
     found.sort(key=lambda data: data["updated_at"], reverse=True)
-    return web.json({"tasks": found[:limit], "count": len(found)})
+    return web.json({"tasks": [redacted(data) for data in found[:limit]], "count": len(found)})
 
 
 @app.page("/tasks/{task_id}/cancel/")
@@ -72,8 +91,7 @@ class TaskCancel(View):
         """Send a cancel for the task to its queue; 202 once it is on the commands topic."""
         if not settings.web_token:
             return self.json({"error": "cancel over the web is off: AIRKAFKA_WEB_TOKEN is not set"}, status=403)
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {settings.web_token}".encode()):
+        if not _has_token(request):
             return self.json({"error": "missing or wrong bearer token"}, status=401)
         queue = _queue(request)
         if queue is None:
@@ -94,6 +112,8 @@ def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
 @app.page("/stats/")
 async def stats(web: View, request: Request) -> Response:
     """Counts over this worker's partitions: all its queues together, then each queue."""
+    if refused := _refused_read(web, request):
+        return refused
     tasks, counts, per_queue = Counter[str](), Counter[str](), {}
     for name, queue in queues.items():
         by_state, queue_counts = _queue_stats(queue)

@@ -110,7 +110,7 @@ def test_killed_by_signal_is_failed(run):
         ({"true"}, {"argv": "true"}, "non-empty list"),
         ({"true"}, {"argv": ["true"], "env": {"A": 1}}, "args.env"),
         ({"true"}, {"argv": ["true"], "cwd": 3}, "args.cwd"),
-        ({"true"}, {"argv": ["true"], "shell": True}, "unknown shell arg(s): shell"),
+        ({"true"}, {"argv": ["true"], "shell": True}, "unknown shell arg(s): 'shell'"),
     ],
 )
 def test_check_refuses_before_running(allow, args, reason):
@@ -125,7 +125,22 @@ def test_unknown_kind_is_refused():
 
 
 def test_a_program_that_cannot_start_fails_the_task_and_says_why(run, tmp_path):
-    missing = str(tmp_path / "missing")
-    outcome = run(shell([missing]), ShellRunner(allow={missing, "sleep"}))
+    broken = tmp_path / "broken"
+    broken.write_bytes(b"\x00not a program")
+    broken.chmod(0o755)
+    outcome = run(shell([str(broken)]), ShellRunner(allow={str(broken), "sleep"}))
     assert (outcome.state, outcome.exit_code) == (State.FAILED, None)
-    assert outcome.detail == f"cannot start {missing!r}: [Errno 2] No such file or directory: {missing!r}"
+    assert outcome.detail == f"cannot start {str(broken)!r}: [Errno 8] Exec format error: {str(broken)!r}"
+
+
+def test_a_program_gone_after_its_check_fails_the_task_and_says_why(run, tmp_path):
+    program = tmp_path / "gone"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    runner = ShellRunner(allow={str(program), "sleep"})
+    command = shell([str(program)])
+    runner.check(command)
+    program.unlink()
+    outcome = run(command, runner)
+    assert (outcome.state, outcome.exit_code) == (State.FAILED, None)
+    assert "No such file or directory" in outcome.detail

@@ -64,3 +64,24 @@ def test_a_cancel_kills_the_group_and_the_server_reaps_the_process(tmp_path):
         await wait_for(lambda: not os.path.exists(f"/proc/{shell}"))  # reaped, not left a zombie
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("payload, error", [
+    ({"argv": ["sh", "-c", "true\0"]}, "embedded null byte"),
+    ({**sh("true"), "env": {"A=B": "1"}}, "illegal environment variable name"),
+    ({**sh("true"), "cwd": "/no/such/dir"}, "No such file or directory"),
+    ({"argv": "not a list of strings", "executable": 7}, ""),
+])
+def test_a_request_that_cannot_start_fails_alone_and_the_server_goes_on(payload, error):
+    async def scenario():
+        server = spawner()
+        beside = asyncio.ensure_future(server.run(sh("sleep 0.5; exit 4")))
+        pid = (await server.connection()).process.pid
+        with pytest.raises(OSError) as refused:
+            await server.run(payload)
+        after = await server.run(sh("exit 5"))
+        return refused.value, (await beside).returncode, after.returncode, pid, (await server.connection()).process.pid
+
+    refused, beside, after, pid_before, pid_after = asyncio.run(scenario())
+    assert error in str(refused)
+    assert (beside, after, pid_before) == (4, 5, pid_after)

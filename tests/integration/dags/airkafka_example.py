@@ -12,8 +12,8 @@ with DAG("airkafka_example", schedule=None, catchup=False, max_active_tasks=32) 
     exit127 = BashOperator(task_id="exit127", bash_command="exit 127")
     flaky = BashOperator(
         task_id="flaky",
-        bash_command='test -f "$AIRKAFKA_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}" '
-        '|| { touch "$AIRKAFKA_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}"; exit 1; }',
+        bash_command='test -f "$DAG_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}" '
+        '|| { touch "$DAG_TEST_TMP/flaky-{{ run_id | replace(":", "_") }}"; exit 1; }',
         retries=1,
         retry_delay=timedelta(seconds=1),
     )
