@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,6 +17,7 @@ from faust.cli import AppCommand, option
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from yarl import URL
 
 from airkafka_app.application import app
 from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
@@ -97,7 +99,8 @@ async def replay(self: AppCommand, **args: Any) -> None:
         counts: Counter[str] = Counter()
         seen: set[str] = set()
         total = sum(max(end[tp] - start[tp], 0) for tp in tps)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        auth = {"Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=auth) as http:
             with Progress(console=console, transient=True) as progress:
                 bar = progress.add_task("replaying" if not args["dry_run"] else "planning", total=total)
                 for tp in tps:
@@ -109,11 +112,11 @@ async def replay(self: AppCommand, **args: Any) -> None:
                         batch = await consumer.getmany(tp, timeout_ms=1000)
                         for message in (m for m in batch.get(tp, []) if m.offset < end[tp]):
                             progress.advance(bar)
-                            outcome = await _replay_one(message, http, producer, args, seen)
+                            outcome, task_id = await _replay_one(message, http, producer, args, seen)
                             counts[outcome] += 1
                             if args["dry_run"] and outcome == "replayed":
-                                console.print(f"would replay {message.key.decode(errors='replace')} "
-                                              f"(partition {tp.partition}, offset {message.offset})")
+                                console.print(f"would replay {task_id!r} "
+                                              f"(partition {tp.partition}, offset {message.offset})", markup=False)
         await producer.flush()
     finally:
         await producer.stop()
@@ -126,23 +129,26 @@ async def replay(self: AppCommand, **args: Any) -> None:
     console.print(summary)
 
 
-async def _replay_one(message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict, seen: set[str]) -> str:
+async def _replay_one(message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict,
+                      seen: set[str]) -> tuple[str, str | None]:
+    """What became of one message, and its task id when it holds a command."""
     try:
         command = decode_command(message.key, message.value)
     except InvalidCommand:
-        return "skipped: invalid (was dead-lettered)"
+        return "skipped: invalid (was dead-lettered)", None
     if command.kind == CANCEL:
-        return "skipped: cancel"
+        return "skipped: cancel", command.id
     if command.id in seen:
-        return "skipped: repeated in range"
+        return "skipped: repeated in range", command.id
     seen.add(command.id)
     query = {"queue": args["queue"], "key": command.routing_key}
-    async with http.get(f"{args['worker_url']}/tasks/{command.id}/", params=query) as response:
+    url = URL(f"{args['worker_url']}/tasks/{quote(command.id, safe='')}/", encoded=True)
+    async with http.get(url.with_query(query)) as response:
         if response.status not in (200, 404):
-            raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id}")
+            raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id!r}")
         state = (await response.json())["state"] if response.status == 200 else None
     outcome = decide(state, only_failed=args["only_failed"], force=args["force"])
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
         await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)
-    return outcome
+    return outcome, command.id

@@ -1,4 +1,5 @@
 """`faust -A airkafka_app replay` against a worker on the real broker."""
+import json
 import subprocess
 
 import pytest
@@ -37,7 +38,7 @@ def test_replay_reruns_failures_skips_successes_and_forces_on_request(deployment
     deployment.state_changes_until_terminal(["r-ok", "r-bad"])
 
     planned = replay(deployment, worker, "--dry-run")
-    assert "would replay r-bad" in planned and "would replay r-ok" not in planned
+    assert "would replay 'r-bad'" in planned and "would replay 'r-ok'" not in planned
     assert "already successful" in planned and "invalid (was dead-lettered)" in planned
 
     replay(deployment, worker)
@@ -54,3 +55,17 @@ def test_replay_reruns_failures_skips_successes_and_forces_on_request(deployment
     replay(deployment, worker, "--force", "--partition", str(partition))
     records = deployment.read(deployment.state_changes, until_attempts("r-ok", "success", [1, 2]))
     assert attempts(records, "r-ok")[-3:] == [("queued", 2), ("running", 2), ("success", 2)]
+
+
+def test_replay_finds_ids_with_slashes_and_reads_keyless_messages(deployment, worker):
+    failing = shell("dir/task 1", "sh", "-c", "exit 3")
+    deployment.send_commands(failing)
+    deployment.send([(None, json.dumps(shell("keyless/2", "sh", "-c", "exit 4")).encode())])
+    deployment.state_changes_until_terminal(["dir/task 1", "keyless/2"])
+
+    planned = replay(deployment, worker, "--dry-run")
+    assert "would replay 'dir/task 1'" in planned and "would replay 'keyless/2'" in planned
+
+    replay(deployment, worker)
+    records = deployment.read(deployment.state_changes, until_attempts("dir/task 1", "failed", [1, 2]))
+    assert attempts(records, "dir/task 1")[-1] == ("failed", 2)
