@@ -16,5 +16,6 @@ USER root
 RUN mkdir -p /var/lib/airkafka && chown airflow /var/lib/airkafka
 USER airflow
 EXPOSE 6066
-ENTRYPOINT []
+# An init as PID 1 reaps what the worker's children leave behind, and forwards SIGTERM.
+ENTRYPOINT ["/usr/bin/dumb-init", "--"]
 CMD ["/home/airflow/airkafka-venv/bin/faust", "-A", "airkafka_app", "worker", "-l", "info"]

@@ -15,8 +15,8 @@ The protocol, on the SOCK_SEQPACKET socket at fd 0, one JSON object per message:
   then ``{"id": n, "returncode": rc}``, where -N means the supervisor was killed by signal N;
 - worker: ``{"kill": n}`` kills the group of the supervisor running request n, if it still does.
 
-The server ends when the worker's end closes, and idle supervisors with it. Busy ones run on,
-each in a process group of its own, for the worker to kill.
+The server ends when the worker's end closes, and idle supervisors with it; it kills the process
+groups of the busy ones first.
 """
 from __future__ import annotations
 
@@ -126,13 +126,17 @@ class _Pool:
         self.busy: dict[int, _Supervisor] = {}  # request id -> its supervisor
 
     def serve(self) -> None:
-        """Until the worker's end closes."""
+        """Until the worker's end closes, even by SIGKILL: then the busy supervisors' groups are
+        killed, so that no task outlives its worker and runs beside its own recovery."""
         send(self.sock, {"ready": os.getpid()})
         while True:
             for key, _ in self.selector.select():
                 supervisor = key.data
                 if supervisor is None:
                     if not self._receive():
+                        for busy in self.busy.values():
+                            with contextlib.suppress(ProcessLookupError):
+                                os.killpg(busy.pid, signal.SIGKILL)
                         return
                 elif supervisor not in self.supervisors:
                     continue  # ended earlier in this batch of events

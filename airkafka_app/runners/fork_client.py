@@ -52,7 +52,8 @@ class _Child:
             self.exited.set_exception(ForkServerLost(reason))
 
 
-# (request id, message, its output fd, sent); a kill has no id, no fd and nobody waiting.
+# (request id, message, its fd, sent). A kill has no id, no fd and nobody waiting; a watch has
+# no id and nobody waiting, and its fd is the outbox's to close once sent.
 _Entry = tuple[int | None, bytes, int | None, asyncio.Future[None] | None]
 
 
@@ -108,6 +109,12 @@ class _Connection:
         if not self.lost:
             self._post((None, json.dumps({"kill": request_id}).encode(), None, None))
 
+    def watch(self, pid: int, pidfd: int) -> None:
+        """Have the server kill the group of ``pid``, a process the worker started itself, if the
+        worker ends while it runs (the server ends at the worker's end, even after a SIGKILL)."""
+        if not self.lost:
+            self._post((None, json.dumps({"watch": pid}).encode(), os.dup(pidfd), None))
+
     def _post(self, entry: _Entry) -> None:
         self._outbox.append(entry)
         if len(self._outbox) == 1:
@@ -128,6 +135,7 @@ class _Connection:
                 if sent is not None:
                     sent.set_result(None)
             self._outbox.popleft()
+            _close_if_owned(fd, sent)
         self._loop.remove_writer(self._sock)
 
     def _receive(self) -> None:
@@ -162,16 +170,22 @@ class _Connection:
         exited.add_done_callback(lambda done: log.warning(
             "fork server pid %s exited with code %s", self.process.pid, done.result()))
         ended = f"the fork server (pid {self.process.pid}) ended: {reason}"
-        for request_id, _, _, sent in self._outbox:  # never sent: no child to kill
+        for request_id, _, fd, sent in self._outbox:  # never sent: no child to kill
             if request_id is not None:
                 del self._children[request_id]
                 sent.set_exception(ForkServerLost(ended))
+            _close_if_owned(fd, sent)
         self._outbox.clear()
         log.warning("fork server pid %s lost (%s); killing its %d running children",
                     self.process.pid, reason, len(self._children))
         for child in self._children.values():
             child.lost(f"{ended}, while the child ran")
         self._children.clear()
+
+
+def _close_if_owned(fd: int | None, sent: asyncio.Future[None] | None) -> None:
+    if fd is not None and sent is None:
+        os.close(fd)
 
 
 class ForkServer:

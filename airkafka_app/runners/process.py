@@ -91,11 +91,12 @@ class _Output:
             self.closed.set_result(None)
 
 
-def exit_of(process: subprocess.Popen) -> asyncio.Future[int]:
-    """The process's return code, once it has exited and been reaped; watched through a pidfd."""
+def exit_of(process: subprocess.Popen, pidfd: int | None = None) -> asyncio.Future[int]:
+    """The process's return code, once it has exited and been reaped; watched through its pidfd,
+    which this closes."""
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[int] = loop.create_future()
-    pidfd = os.pidfd_open(process.pid)
+    pidfd = os.pidfd_open(process.pid) if pidfd is None else pidfd
 
     def reap() -> None:
         loop.remove_reader(pidfd)
@@ -154,10 +155,11 @@ async def run_process(
     cwd: str | None = None,
     timeout_s: float | None = None,
     on_line: Callable[[bytes], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
 ) -> Finished:
     """Run ``argv`` (``executable``, when given, instead of ``argv[0]``'s file) without a shell, in a
     session of its own; raises OSError, or ValueError for arguments exec cannot take, when it
-    cannot start."""
+    cannot start. ``on_start`` is given the process's pid and pidfd once it runs."""
     output_fd, child_output = os.pipe()
     try:
         process = subprocess.Popen(
@@ -175,7 +177,10 @@ async def run_process(
         raise
     finally:
         os.close(child_output)
-    return await supervise(output_fd, exit_of(process), lambda: kill_group(process.pid),
+    pidfd = os.pidfd_open(process.pid)
+    if on_start is not None:
+        on_start(process.pid, pidfd)
+    return await supervise(output_fd, exit_of(process, pidfd), lambda: kill_group(process.pid),
                            timeout_s=timeout_s, on_line=on_line)
 
 

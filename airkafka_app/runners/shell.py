@@ -2,8 +2,9 @@
 
 A spawn holds the worker's event loop until the child has called exec. Alone, a run spawns its
 process itself: the loop has nothing else to do, and the spawn server's wake-ups would only
-add to the run's latency. Beside other runs, it hands the spawn to the spawn server
-(``spawn_server.py``), and the loop goes on reading commands and publishing states.
+add to the run's latency; the spawn server only watches it, to kill it if the worker ends.
+Beside other runs, it hands the spawn to the spawn server (``spawn_server.py``), and the loop
+goes on reading commands and publishing states.
 """
 from __future__ import annotations
 
@@ -92,8 +93,10 @@ class ShellRunner:
     async def _spawn_here(self, command: Command) -> Finished:
         args = command.args
         env = {**os.environ, **args["env"]} if args.get("env") else None
+        # The spawn server kills it if the worker ends while it runs.
+        server = await self.spawner.connection()
         return await run_process(args["argv"], executable=self.path_of(args["argv"][0]), env=env,
-                                 cwd=args.get("cwd") or None, timeout_s=command.timeout_s)
+                                 cwd=args.get("cwd") or None, timeout_s=command.timeout_s, on_start=server.watch)
 
     async def _spawn_in_server(self, command: Command) -> Finished:
         args = command.args

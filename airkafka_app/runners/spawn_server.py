@@ -15,15 +15,19 @@ SOCK_SEQPACKET socket at fd 0, one JSON object per message:
   environment, and ``executable`` is run with ``argv``;
 - server: ``{"id": n, "pid": pid}``, or ``{"id": n, "error": "..."}`` when it could not start;
   then ``{"id": n, "returncode": rc}``, where -N means killed by signal N;
-- worker: ``{"kill": n}`` kills request n's process group, unless it has been reaped.
+- worker: ``{"kill": n}`` kills request n's process group, unless it has been reaped;
+- worker: ``{"watch": pid}``, with a pidfd of a task process the worker started itself attached.
 
-Each process runs in a session of its own. The server ends at the worker's end of the socket;
-the processes it started run on, as they did when the worker spawned them itself.
+Each process runs in a session of its own. The server ends at the worker's end of the socket,
+which comes when the worker ends, even by SIGKILL; it first kills the process group of every
+task still running, its own and those the worker asked it to watch, so that no task outlives
+its worker and runs beside its own recovery.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import signal
 import socket
@@ -39,18 +43,19 @@ class _Spawner:
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.running: dict[int, subprocess.Popen] = {}  # request id -> its process, until reaped
+        self.watched: dict[int, int] = {}  # pidfd -> pid of a task process the worker started
         self.devnull = os.open(os.devnull, os.O_RDONLY)
 
     def serve(self) -> None:
-        """Until the worker's end closes."""
+        """Until the worker's end closes; then no task of the worker's is left running."""
         send(self.sock, {"ready": os.getpid()})
         while True:
             for key, _ in self.selector.select():
-                if key.data is None:
-                    if not self._receive():
-                        return
-                else:
-                    self._reap(*key.data)
+                if key.data is not None:
+                    key.data()
+                elif not self._receive():
+                    self._kill_all()
+                    return
 
     def _receive(self) -> bool:
         """One message from the worker; False at its end."""
@@ -59,11 +64,27 @@ class _Spawner:
             return False
         if "kill" in request:
             if (process := self.running.get(request["kill"])) is not None:
-                with contextlib.suppress(ProcessLookupError):  # its group has no process left
-                    os.killpg(process.pid, signal.SIGKILL)
+                _kill_group(process.pid)
+        elif "watch" in request:
+            pid, (pidfd,) = request["watch"], fds
+            self.watched[pidfd] = pid
+            self.selector.register(pidfd, selectors.EVENT_READ, lambda: self._unwatch(pidfd))
         else:
             self._spawn(request["id"], request["payload"], fds[0])
         return True
+
+    def _unwatch(self, pidfd: int) -> None:
+        """A watched process has ended: the worker reaps it."""
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        del self.watched[pidfd]
+
+    def _kill_all(self) -> None:
+        for process in self.running.values():
+            _kill_group(process.pid)
+        for pidfd, pid in self.watched.items():
+            if not select.select([pidfd], [], [], 0)[0]:  # not ended, so its pid is still its own
+                _kill_group(pid)
 
     def _spawn(self, request_id: int, payload: dict, output_fd: int) -> None:
         """Start one process; whatever fails fails that request alone, never the server."""
@@ -79,7 +100,7 @@ class _Spawner:
             os.close(output_fd)
         pidfd = os.pidfd_open(process.pid)
         self.running[request_id] = process
-        self.selector.register(pidfd, selectors.EVENT_READ, (request_id, pidfd))
+        self.selector.register(pidfd, selectors.EVENT_READ, lambda: self._reap(request_id, pidfd))
         send(self.sock, {"id": request_id, "pid": process.pid})
 
     def _reap(self, request_id: int, pidfd: int) -> None:
@@ -87,6 +108,11 @@ class _Spawner:
         os.close(pidfd)
         process = self.running.pop(request_id)
         send(self.sock, {"id": request_id, "returncode": process.wait()})
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # its group has no process left
+        os.killpg(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

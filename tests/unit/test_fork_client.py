@@ -6,8 +6,10 @@ and end to end by the Airflow integration tests.
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +232,36 @@ def test_runs_waiting_on_a_full_socket_fail_when_the_server_ends():
 
     outcomes = asyncio.run(scenario())
     assert {type(outcome) for outcome in outcomes} == {ForkServerLost}
+
+
+# A worker in a process of its own, which runs one script through a server and waits.
+WORKER = """
+import asyncio, sys
+from tests.unit.test_fork_client import SERVERS
+new_server, script = SERVERS[sys.argv[1]]
+async def main():
+    server = new_server()
+    await server.run(script(sys.argv[2]))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_a_killed_worker_leaves_no_child_of_its_server_running(tmp_path, kind):
+    marker = tmp_path / "pid"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, kind, f"echo $$ > {marker}; exec sleep 600"],
+                              cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.monotonic() + BOUND_S
+        while not (marker.exists() and marker.read_text().strip()):
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.02)
+        child = int(marker.read_text())
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + BOUND_S
+        while not gone(child):
+            assert time.monotonic() < deadline, f"{kind}: child {child} outlived its worker"
+            time.sleep(0.02)
+    finally:
+        worker.kill()
