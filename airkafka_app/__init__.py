@@ -11,9 +11,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'airkafka_app' has no attribute {name!r}")
     from airkafka_app.application import app
 
-    # Importing these registers the agent, the tables, the web views and the CLI commands.
+    # Importing these registers the agent, the tables, the web views, the CLI commands and the
+    # worker class.
     import airkafka_app.agents.intake  # noqa: F401
     import airkafka_app.replay  # noqa: F401
+    import airkafka_app.shutdown  # noqa: F401
     import airkafka_app.tables.views  # noqa: F401
 
     return app

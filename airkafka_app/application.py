@@ -73,7 +73,7 @@ class App(faust.App):
             **{settings.internal_topic_for(queue): ours for queue in settings.queues},
             **{table.changelog_topic_name: changelog for table in self.tables.values()},
             **{name: shared for name in (settings.state_changes_topic, settings.dead_letters_topic,
-                                         settings.heartbeats_topic)},
+                                         settings.heartbeats_topic, settings.control_topic)},
         }
 
 

@@ -23,6 +23,7 @@ RECORD_FIELDS = {f.name for f in fields(TaskRecord)}
 OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
     "worker": str, "exit_code": int, "detail": str, "queued_at": (int, float), "started_at": (int, float),
     "ended_at": (int, float), "updated_at": (int, float), "first_attempt": int, "source": str,
+    "cancel_requested_by": str,
 }
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
@@ -31,6 +32,10 @@ from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
 
+STOP_ANNOUNCE_S = 5.0
+# Written when a stop has handed back this worker's tasks (shutdown.py), read as it starts again.
+CLEAN_STOP = Path(settings.data_dir) / "stopped"
+
 
 class Heartbeats(Service):
     """The last heartbeat time of every worker, read from the heartbeats topic without a group."""
@@ -38,6 +43,10 @@ class Heartbeats(Service):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.last_seen: dict[str, float] = {}
+        self.stopped: set[str] = set()  # workers whose last heartbeat said they stopped
+        # When this worker, under its name, last stopped cleanly: what it left then is to be
+        # run again at once. After a crash, its records wait out the loss bound instead.
+        self.clean_stop_at = 0.0
         self.caught_up = asyncio.Event()
         self._own_beats_since = 0.0
 
@@ -50,13 +59,21 @@ class Heartbeats(Service):
         """
         own = self.last_seen.get(settings.worker_name)
         bound = settings.worker_lost_after_s
-        if not self.caught_up.is_set() or worker == settings.worker_name or own is None:
+        if not self.caught_up.is_set() or worker == settings.worker_name:
+            return False
+        if worker in self.stopped:
+            return True
+        if own is None:
             return False
         return own - self._own_beats_since >= bound and own - self.last_seen.get(worker or "", 0.0) > bound
 
-    def _observe(self, worker: str, at: float) -> None:
+    def _observe(self, worker: str, at: float, stopped: bool = False) -> None:
         # A time ahead of ours would keep its sender alive for as long as it is ahead.
         at = min(at, time.time() + settings.heartbeat_s)
+        if stopped:
+            self.stopped.add(worker)
+        elif at > self.last_seen.get(worker, 0.0):
+            self.stopped.discard(worker)  # back, under the same name
         if worker == settings.worker_name and at - self.last_seen.get(worker, 0.0) > 2 * settings.heartbeat_s:
             self._own_beats_since = at  # the first beat after a gap, or ever
         self.last_seen[worker] = max(at, self.last_seen.get(worker, 0.0))
@@ -95,8 +112,8 @@ class Heartbeats(Service):
 heartbeats = Heartbeats()
 
 
-def parse_beat(value: bytes | None) -> tuple[str, float] | None:
-    """(worker, time) of a heartbeat, or None for anything else: the topic is open to producers."""
+def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
+    """(worker, time, whether it stopped) of a heartbeat, or None for anything else."""
     try:
         beat = json.loads(value or b"")
     except (ValueError, RecursionError):
@@ -107,28 +124,50 @@ def parse_beat(value: bytes | None) -> tuple[str, float] | None:
     if not (isinstance(worker, str) and 0 < len(worker) <= 255 and isinstance(at, (int, float))
             and not isinstance(at, bool) and math.isfinite(at)):
         return None
-    return worker, float(at)
+    return worker, float(at), beat.get("stopped") is True
 
 
 def is_orphan(record: TaskRecord) -> bool:
-    """In flight, yet nobody runs it: its worker is lost, or it is this worker under the same
-    name after a restart (the caller checks that the pool does not hold it)."""
+    """In flight, yet nobody runs it: its worker is lost or has stopped, or it is this worker
+    under the same name after a restart (the caller checks that the pool does not hold it)."""
     if record.state not in IN_FLIGHT:
         return False
     if record.worker == settings.worker_name:
-        return time.time() - record.updated_at > settings.worker_lost_after_s
+        return (record.updated_at <= heartbeats.clean_stop_at
+                or time.time() - record.updated_at > settings.worker_lost_after_s)
     return heartbeats.is_lost(record.worker)
+
+
+def note_clean_stop() -> None:
+    CLEAN_STOP.parent.mkdir(parents=True, exist_ok=True)
+    CLEAN_STOP.write_text(repr(time.time()))
 
 
 @app.task
 async def start_heartbeats() -> None:
+    if CLEAN_STOP.exists():
+        heartbeats.clean_stop_at = float(CLEAN_STOP.read_text())
+        CLEAN_STOP.unlink()
     await app.add_runtime_dependency(heartbeats)
+
+
+def _heartbeat(**fields: bool) -> bytes:
+    return json.dumps({"worker": settings.worker_name, "at": time.time(), **fields}).encode()
 
 
 @app.timer(settings.heartbeat_s)
 async def beat() -> None:
-    await topics.heartbeats.send(key=settings.worker_name.encode(),
-                                 value=json.dumps({"worker": settings.worker_name, "at": time.time()}).encode())
+    if not pool.draining:  # after the last one, which says this worker stopped
+        await topics.heartbeats.send(key=settings.worker_name.encode(), value=_heartbeat())
+
+
+async def announce_stop() -> None:
+    """Tell the other workers that this one has stopped, so they recover its tasks at once."""
+    try:
+        async with asyncio.timeout(STOP_ANNOUNCE_S):
+            await (await topics.heartbeats.send(key=settings.worker_name.encode(), value=_heartbeat(stopped=True)))
+    except Exception as exc:  # the others will judge it lost after the bound instead
+        log.warning("last heartbeat not sent: %r", exc)
 
 
 @app.timer(settings.heartbeat_s)

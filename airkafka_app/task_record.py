@@ -30,6 +30,9 @@ class TaskRecord:
     # "partition:offset" of the command message that started it: Kafka may deliver that very
     # message again (after a rebalance), and it must not start a run a second time.
     source: str | None = None
+    # The cancel sent on to the worker running the task, elsewhere since a rebalance: should
+    # that run be recovered rather than end, it ends cancelled instead of running again.
+    cancel_requested_by: str | None = None
 
     @classmethod
     def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str,

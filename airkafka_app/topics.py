@@ -39,3 +39,4 @@ def intake(queue: str) -> faust.TopicT:
 state_changes = _raw_topic(settings.state_changes_topic)
 dead_letters = _raw_topic(settings.dead_letters_topic)
 heartbeats = _raw_topic(settings.heartbeats_topic)
+control = _raw_topic(settings.control_topic)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from faust.types import EventT
 from mode import Service
@@ -34,47 +36,70 @@ class Run:
     record: TaskRecord
     # Holds the event because Faust keeps only a weak reference to it.
     event: EventT
+    # Faust's current event lives in the context; a run's table writes need its own.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
     def record_transition(self, state: State, **changes) -> None:
         self.record = self.tasks.save(self.record.to(state, **changes), self.event)
 
 
 class WorkerPool(Service):
+    """Runs tasks, at most ``concurrency`` at once, and hands them back when the worker stops.
+
+    Admitted runs hold a ticket of the admission bound; beyond it, intake waits. A task whose
+    serial key has a run waits in memory behind it without a ticket, so that a long run cannot
+    fill the bound with its followers and hold up intake, cancels included.
+    """
+
     def __init__(self, concurrency: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(concurrency)
         self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
         self._admitting: set[str] = set()
         self._runs: dict[str, asyncio.Task] = {}
+        self._running: set[str] = set()  # those whose process runs
         self._cancel_reasons: dict[str, str] = {}
-        # The last run admitted per serial key: the next one with that key starts after it ends.
-        self._serial_tails: dict[str, asyncio.Task] = {}
+        # Serial keys with a run, and the runs waiting behind it, in the order they came.
+        self._followers: dict[str, deque[Run]] = {}
+        self._following: dict[str, str] = {}  # task id -> the serial key it waits behind
+        self._handed_back: set[str] = set()
+        self.draining = False
 
     def holds(self, task_id: str) -> bool:
         """True while the task is this worker's to run: admitted, or waiting for admission."""
-        return task_id in self._runs or task_id in self._admitting
+        return task_id in self._runs or task_id in self._admitting or task_id in self._following
 
     async def submit(self, run: Run) -> None:
-        """Admit the task and start its run, which waits for a free slot while ``queued``.
+        """Admit the task and start its run, which waits for a free slot while ``queued``; or, when
+        its serial key has a run, queue it behind that run."""
+        key = run.command.serial_key
+        if key is not None:
+            if key in self._followers:
+                self._followers[key].append(run)
+                self._following[run.command.id] = key
+                return
+            self._followers[key] = deque()
+        await self._admit(run)
 
-        The run is created while ``run.event`` is Faust's current event, and asyncio copies
-        that context into it: its table writes go to the command's partition.
-        """
-        command = run.command
-        self._admitting.add(command.id)
+    async def _admit(self, run: Run) -> None:
+        task_id = run.command.id
+        self._admitting.add(task_id)
         try:
             await self._admitted.acquire()
         finally:
-            self._admitting.discard(command.id)
-        after = self._serial_tails.get(command.serial_key) if command.serial_key else None
-        task = asyncio.ensure_future(self._run(run, after))
-        self._runs[command.id] = task
-        if command.serial_key:
-            self._serial_tails[command.serial_key] = task
-        task.add_done_callback(lambda done: self._finished(command, done))
+            self._admitting.discard(task_id)
+        task = asyncio.get_running_loop().create_task(self._run(run), context=run.context)
+        self._runs[task_id] = task
+        task.add_done_callback(lambda done: self._finished(run, done))
 
     def cancel(self, task_id: str, reason: str) -> bool:
-        """Stop the task's run, whether it waits or runs; False when nothing runs it here."""
+        """End the task's run ``cancelled``, whether it waits or runs; False when nothing runs it here."""
+        if (key := self._following.pop(task_id, None)) is not None:
+            waiting = self._followers[key]
+            follower = next(follower for follower in waiting if follower.command.id == task_id)
+            waiting.remove(follower)
+            follower.context.run(follower.record_transition, State.CANCELLED, exit_code=None, detail=reason)
+            return True
         run = self._runs.get(task_id)
         if run is None:
             return False
@@ -82,24 +107,40 @@ class WorkerPool(Service):
         run.cancel()
         return True
 
-    def _finished(self, command: Command, task: asyncio.Task) -> None:
-        self._runs.pop(command.id, None)
-        self._cancel_reasons.pop(command.id, None)
-        if command.serial_key and self._serial_tails.get(command.serial_key) is task:
-            del self._serial_tails[command.serial_key]
+    def _finished(self, run: Run, task: asyncio.Task) -> None:
+        task_id, key = run.command.id, run.command.serial_key
+        self._runs.pop(task_id, None)
+        self._cancel_reasons.pop(task_id, None)
+        self._handed_back.discard(task_id)
         self._admitted.release()
+        if key is not None and key in self._followers:
+            if self._followers[key] and not self.draining:
+                follower = self._followers[key].popleft()
+                del self._following[follower.command.id]
+                self._admitting.add(follower.command.id)  # held all along, for duplicates
+                asyncio.ensure_future(self._admit(follower))
+            else:
+                for follower in self._followers.pop(key):
+                    del self._following[follower.command.id]
         if not task.cancelled() and task.exception() is not None:
-            log.error("task %s run crashed", command.id, exc_info=task.exception())
+            log.error("task %s run crashed", task_id, exc_info=task.exception())
 
-    async def _run(self, run: Run, after: asyncio.Task | None) -> None:
+    async def _run(self, run: Run) -> None:
         try:
-            if after is not None:
-                await asyncio.wait([after])  # its outcome is its own; only its end matters here
             await self._attempts(run)
         except asyncio.CancelledError:
-            reason = self._cancel_reasons.get(run.command.id)
+            task_id = run.command.id
+            if task_id in self._handed_back:
+                if run.record.state is State.RUNNING:
+                    # Its next run, on this partition's next owner, is not counted as a retry.
+                    first = (run.record.first_attempt or run.record.attempt) + 1
+                    run.record_transition(State.UP_FOR_RETRY, exit_code=None, first_attempt=first,
+                                          detail=f"interrupted: worker {settings.worker_name} stopped; "
+                                                 "it runs again, not as a retry")
+                return
+            reason = self._cancel_reasons.get(task_id)
             if reason is None:
-                raise  # the worker is stopping: the task stays as the table has it
+                raise  # the worker is stopping at once: the task stays as the table has it
             run.record_transition(State.CANCELLED, exit_code=None, detail=reason)
 
     async def _attempts(self, run: Run) -> None:
@@ -110,14 +151,39 @@ class WorkerPool(Service):
             if retry:
                 await asyncio.sleep(_backoff(command, retry))
             async with self._slots:
+                if self.draining:
+                    return  # not started: the next owner finds it queued or up for retry
                 run.record_transition(State.RUNNING, worker=settings.worker_name)
-                outcome = await run.runner.run(command)
+                self._running.add(command.id)
+                try:
+                    outcome = await run.runner.run(command)
+                finally:
+                    self._running.discard(command.id)
             retry_left = outcome.state is State.FAILED and retry < command.retries
             final = State.UP_FOR_RETRY if retry_left else outcome.state
             run.record_transition(final, exit_code=outcome.exit_code, detail=outcome.detail)
             if not retry_left:
                 return
             retry += 1
+
+    async def drain(self, grace_s: float, cut: asyncio.Event) -> tuple[int, int]:
+        """Start nothing more; let the running tasks finish for ``grace_s`` (less if ``cut`` is
+        set), then hand back what is left: a running task ends its attempt up for retry, not
+        counted as one, and a waiting task stays as it is. (finished, handed back) running tasks."""
+        self.draining = True
+        running = [self._runs[task_id] for task_id in self._running if task_id in self._runs]
+        if running:
+            waits = [asyncio.ensure_future(asyncio.wait(running)), asyncio.ensure_future(cut.wait())]
+            await asyncio.wait(waits, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
+        left = list(self._runs.items())
+        handed_back = sum(task_id in self._running for task_id, _ in left)
+        for task_id, task in left:
+            self._handed_back.add(task_id)
+            task.cancel()
+        await asyncio.gather(*(task for _, task in left), return_exceptions=True)
+        return len(running) - handed_back, handed_back
 
     async def on_stop(self) -> None:
         runs = list(self._runs.values())

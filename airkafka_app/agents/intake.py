@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 
 from faust.types import EventT, StreamT
@@ -13,6 +14,7 @@ from airkafka_app.application import app
 from airkafka_app.commands import (
     CANCEL, FORCE, REPLAY_HEADER, RESERVED_HEADER_PREFIX, Command, InvalidCommand, decode_command, shown,
 )
+from airkafka_app.control import send_cancel
 from airkafka_app.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
 from airkafka_app.internal import Recover, Report, decode_internal
 from airkafka_app.liveness import is_orphan
@@ -38,8 +40,9 @@ async def _reject(queue: Queue, event: EventT, reason: str) -> None:
     log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason[:MAX_ERROR_CHARS])
 
 
-def _cancel(queue: Queue, command: Command, event: EventT) -> None:
-    """Cancel the target, which this partition owns: its run here, or its record if none runs."""
+async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
+    """Cancel the target, which this partition owns: its run here; or its run on the worker its
+    record names, where it stayed after a rebalance; or else its record."""
     target = command.args["target"]
     current = queue.tasks.load(target)
     if current is None or current.state.is_terminal:
@@ -47,8 +50,16 @@ def _cancel(queue: Queue, command: Command, event: EventT) -> None:
                  current.state.value if current else "unknown")
         return
     reason = f"cancelled by {command.id}"
-    if not pool.cancel(target, reason):
-        queue.tasks.transition(target, State.CANCELLED, event, exit_code=None, detail=reason)
+    if pool.cancel(target, reason):
+        return
+    if current.worker not in (None, settings.worker_name) and not is_orphan(current):
+        # That worker ends the run, and its end comes back as a report. Should the run be
+        # recovered instead, the mark makes the recovery end it.
+        queue.tasks.store(replace(current, cancel_requested_by=command.id), event)
+        await send_cancel(current.worker, target, reason)
+        log.info("cancel %s: task %s runs on %s, which is asked to end it", command.id, target, current.worker)
+        return
+    queue.tasks.transition(target, State.CANCELLED, event, exit_code=None, detail=reason)
 
 
 def _topics_without_metadata(queue: Queue) -> list[str]:
@@ -94,13 +105,14 @@ async def _command(queue: Queue, event: EventT) -> None:
                           and name != REPLAY_HEADER):
         raise InvalidCommand(f"header {shown(str(reserved[0]))} is reserved to AirKafka's workers")
     command = decode_command(message.key, message.value)
-    if message.key is None:
-        # Without its key, the command sits in a partition that does not own its table entry.
-        await queue.commands.send(key=command.routing_key.encode(), value=message.value)
+    if message.key != (routing_key := command.routing_key.encode()):
+        # Without its routing key (keyless, or a cancel keyed otherwise), the command sits in a
+        # partition that does not own its task's record.
+        await queue.commands.send(key=routing_key, value=message.value)
         log.info("task %s re-keyed by %s", command.id, command.routing_key)
         return
     if command.kind == CANCEL:
-        _cancel(queue, command, event)
+        await _cancel(queue, command, event)
         return
     runner = runner_for(runners, command)
     previous = queue.tasks.load(command.id)
@@ -166,7 +178,12 @@ def _lost(record: TaskRecord) -> str:
 
 
 async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:
-    """Run again a task whose worker is gone: its lost attempt failed, unless it never started."""
+    """Run again a task whose worker is gone: its lost attempt failed, unless it never started,
+    or it was to be cancelled."""
+    if record.cancel_requested_by is not None:
+        queue.tasks.save(record.to(State.CANCELLED, exit_code=None, detail=f"cancelled by {record.cancel_requested_by}"),
+                         event)
+        return
     lost = _lost(record)
     if record.state is State.RUNNING:
         if record.retries_used >= command.retries:
@@ -180,6 +197,10 @@ async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskR
 def _intake(queue: Queue) -> Callable[[StreamT], Awaitable[None]]:
     async def intake(stream: StreamT) -> None:
         async for event in stream.events():
+            if pool.draining:
+                # The worker is stopping (shutdown.py): this message stays unacknowledged, for
+                # the partition's next owner.
+                await asyncio.Future()
             await accept(queue, event)
 
     return intake

@@ -43,3 +43,29 @@ def test_nobody_is_judged_before_catching_up_or_hearing_itself_for_the_bound(hea
     heartbeats.caught_up.clear()
     beat_both(heartbeats, 6, 30, other=False)
     assert not heartbeats.is_lost("other")
+
+
+def test_a_worker_that_says_it_stopped_is_lost_at_once_until_it_beats_again(heartbeats):
+    beat_both(heartbeats, 0, 2)
+    heartbeats._observe("other", 3.0, stopped=True)
+    assert heartbeats.is_lost("other")
+    heartbeats._observe("other", 4.0)  # restarted under the same name
+    assert not heartbeats.is_lost("other")
+
+
+def test_a_heartbeat_from_the_future_counts_as_now(heartbeats):
+    beat_both(heartbeats, 0, 20)
+    heartbeats._observe("other", 1e12)
+    beat_both(heartbeats, 21, 30, other=False)
+    assert heartbeats.last_seen["other"] < 1e11
+
+
+@pytest.mark.parametrize("value", [None, b"", b"{", b"[]", b'{"worker": 1, "at": 2}', b'{"worker": "w", "at": NaN}',
+                                   b'{"worker": "w", "at": true}', b'{"worker": "", "at": 1}', b"\xff"])
+def test_a_malformed_heartbeat_is_none(value):
+    assert liveness.parse_beat(value) is None
+
+
+def test_a_heartbeat_parses_with_its_stop_marker():
+    assert liveness.parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False)
+    assert liveness.parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True)

@@ -1,0 +1,58 @@
+"""Deploys without loss: a signal stops intake, lets the running tasks finish, then stops the worker.
+
+The first SIGTERM or SIGINT stops intake at once (messages not yet handled stay unacknowledged,
+for the partitions' next owner) and gives the running tasks ``AIRKAFKA_SHUTDOWN_GRACE_S`` to
+finish. What still runs then is killed and handed back: its attempt ends ``up_for_retry``, not
+counted as a retry, and the next owner of its partition runs it again, as it does with the
+tasks that waited. A last heartbeat tells the other workers that this one has stopped, and a
+file in its data directory tells this worker when it starts again, so neither waits out the
+loss bound. Then Faust stops the worker as usual. A second signal cuts the grace short.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import faust
+
+from airkafka_app.application import app
+from airkafka_app.liveness import announce_stop, note_clean_stop
+from airkafka_app.settings import settings
+from airkafka_app.worker_pool import pool
+
+log = logging.getLogger(__name__)
+
+
+class Worker(faust.Worker):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._draining: asyncio.Future | None = None
+        self._cut = asyncio.Event()
+
+    def _on_sigterm(self) -> None:
+        self._drain_then_stop(signal.SIGTERM)
+
+    def _on_sigint(self) -> None:
+        self._drain_then_stop(signal.SIGINT)
+
+    def _drain_then_stop(self, signum: signal.Signals) -> None:
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain(signum), loop=self.loop)
+        elif not self._cut.is_set():
+            log.warning("%s again: handing back the running tasks now", signum.name)
+            self._cut.set()
+
+    async def _drain(self, signum: signal.Signals) -> None:
+        log.info("%s: intake stopped; the running tasks have %gs to finish", signum.name, settings.shutdown_grace_s)
+        try:
+            finished, handed_back = await pool.drain(settings.shutdown_grace_s, self._cut)
+            log.info("%d running tasks finished, %d handed back to their partitions' next owner",
+                     finished, handed_back)
+            note_clean_stop()
+            await announce_stop()
+        finally:
+            self._schedule_shutdown(signum)
+
+
+app.conf.Worker = Worker  # what `faust -A airkafka_app worker` runs

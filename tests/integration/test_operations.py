@@ -1,0 +1,171 @@
+"""What operators do every day, on the real broker: deploys (SIGTERM), kill -9, cancels after a
+rebalance, serial backlogs, standbys. None may fail, duplicate or strand a task. Each test
+prints its figures (``pytest -s``).
+"""
+import json
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+from scripts.local_deployment import Deployment, shell, wait_for_split
+from tests.integration.test_faults import FAST_LOSS, assert_one_end_per_attempt, two_workers
+
+DEPLOY = {**FAST_LOSS, "AIRKAFKA_SHUTDOWN_GRACE_S": "4", "AIRKAFKA_CONCURRENCY": "8"}
+
+
+def running_states(deployment, count: int) -> None:
+    deployment.read(deployment.state_changes, lambda r: sum(x["value"]["state"] == "running" for x in r) >= count)
+
+
+def task_processes(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                if "\nState:\tZ" not in (proc / "status").read_text():
+                    found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_deploy_fails_no_task(broker, tmp_path):
+    """SIGTERM with tasks running and retries=0: short ones finish within the grace, long ones and
+    waiting ones are handed back, and after the restart every task has succeeded once."""
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("deployed", **DEPLOY).start().wait_ready()
+    try:
+        short = [shell(f"short{n}", "sleep", "2.5") for n in range(4)]
+        long = [shell(f"long{n}", "sleep", "8") for n in range(4)]
+        waiting = [shell(f"wait{n}", "true") for n in range(8)]
+        deployment.send_commands(*short, *long)
+        running_states(deployment, 8)
+        deployment.send_commands(*waiting)
+        deployment.read(deployment.state_changes,
+                        lambda r: {x["value"]["id"] for x in r if x["value"]["state"] == "queued"} >= {c["id"] for c in waiting})
+        signalled = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.process.wait(timeout=60)
+        drained = time.monotonic() - signalled
+        assert code == 0, worker.log()[-3000:]
+        assert "handed back to their partitions' next owner" in worker.log()
+        assert not task_processes("sleep 8")
+        worker.start().wait_ready()
+        ids = [c["id"] for c in (*short, *long, *waiting)]
+        changes = deployment.state_changes_until_terminal(ids, timeout=120)
+        took = time.monotonic() - signalled
+        assert_one_end_per_attempt(changes)
+        assert Counter(c[-1]["state"] for c in changes.values()) == {"success": len(ids)}, changes
+        for c in short:
+            assert [r["state"] for r in changes[c["id"]]] == ["queued", "running", "success"]
+        for c in long:
+            interrupted = [r for r in changes[c["id"]] if r["state"] == "up_for_retry"]
+            assert len(interrupted) == 1 and interrupted[0]["detail"].startswith("interrupted: worker deployed stopped")
+        print(f"\nSIGTERM with 8 running and 8 waiting (grace 4 s): stopped in {drained:.1f}s, 4 finished, "
+              f"4 handed back; all 16 succeeded {took:.1f}s after the signal, each once")
+    finally:
+        worker.stop()
+
+
+def test_a_rolling_deploy_hands_tasks_to_the_other_worker(deployment):
+    with two_workers(deployment, DEPLOY) as (first, second):
+        ids = [f"roll{n}" for n in range(24)]
+        deployment.send_commands(*(shell(i, "sleep", "6") for i in ids))
+        running_states(deployment, 12)
+        signalled = time.monotonic()
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=60) == 0
+        changes = deployment.state_changes_until_terminal(ids, timeout=120)
+        took = time.monotonic() - signalled
+        assert_one_end_per_attempt(changes)
+        assert Counter(c[-1]["state"] for c in changes.values()) == {"success": len(ids)}
+        moved = [i for i, c in changes.items() if c[-1]["worker"] == "second" and any(r["worker"] == "first" for r in c)]
+        assert moved, "no task moved from the stopped worker"
+        print(f"\nrolling deploy: first stopped with SIGTERM; {len(moved)} of its tasks finished on second; "
+              f"all {len(ids)} succeeded {took:.1f}s after the signal")
+
+
+def test_no_task_outlives_a_killed_worker(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("killed", AIRKAFKA_CONCURRENCY="4").start().wait_ready()
+    try:
+        deployment.send_commands(shell("alone", "sleep", "61.5"))  # spawned by the worker itself
+        running_states(deployment, 1)
+        deployment.send_commands(*(shell(f"beside{n}", "sh", "-c", "sleep 61.5; true") for n in range(3)))
+        running_states(deployment, 4)
+        assert len(task_processes("sleep 61.5")) >= 4
+        worker.kill()
+        killed = time.monotonic()
+        while task_processes("sleep 61.5"):
+            assert time.monotonic() - killed < 15, task_processes("sleep 61.5")
+            time.sleep(0.1)
+        print(f"\nkill -9 of a worker with 4 tasks running: none left {time.monotonic() - killed:.2f}s later")
+    finally:
+        worker.stop()
+
+
+def test_followers_of_a_busy_serial_key_do_not_hold_up_intake(broker, tmp_path):
+    """4 x concurrency + 1 commands behind one long serial task fill no admission slot: a task of
+    another key and a cancel of the head, sent after them, take effect at once."""
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("serial", AIRKAFKA_CONCURRENCY="2").start().wait_ready()
+    try:
+        head = shell("head", "sleep", "60", serial_key="k")
+        followers = [shell(f"f{n}", "true", serial_key="k") for n in range(4 * 2 + 1)]
+        deployment.send_commands(head, *followers)
+        running_states(deployment, 1)
+        sent = time.monotonic()
+        deployment.send_commands(shell("other", "true"),
+                                 {"id": "stop-head", "kind": "cancel", "args": {"target": "head", "serial_key": "k"}})
+        early = deployment.state_changes_until_terminal(["other", "head"], timeout=30)
+        took = time.monotonic() - sent
+        assert early["other"][-1]["state"] == "success" and early["head"][-1]["state"] == "cancelled"
+        changes = deployment.state_changes_until_terminal([f["id"] for f in followers], timeout=60)
+        ended = [min(r["at"] for r in changes[f["id"]] if r["state"] == "success") for f in followers]
+        assert ended == sorted(ended)  # one after another, in the order sent
+        print(f"\n{len(followers)} followers behind a running serial task: another task and a cancel of the "
+              f"head took effect {took:.1f}s after they were sent; the followers then ran in order")
+    finally:
+        worker.stop()
+
+
+def test_a_cancel_reaches_a_run_left_on_another_worker_by_a_rebalance(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    first = deployment.worker("first", **FAST_LOSS).start().wait_ready()
+    second = None
+    try:
+        # Each task sleeps for a time of its own, so that its process can be told apart.
+        ids = [f"r{n}" for n in range(8)]
+        deployment.send_commands(*(shell(i, "sleep", f"60.{n + 11}") for n, i in enumerate(ids)))
+        running_states(deployment, len(ids))
+        second = deployment.worker("second", **FAST_LOSS).start().wait_ready()
+        wait_for_split(first, second)
+        moved = [i for i in ids if second.get(f"/tasks/{i}/")[1]["worker"] == "first"
+                 and i in {t["id"] for t in second.get("/tasks/")[1]["tasks"]}]
+        assert moved, "no running task's partition moved to second"
+        target = moved[0]
+        marker = f"sleep 60.{ids.index(target) + 11}"
+        assert task_processes(marker)
+        sent = time.monotonic()
+        # Keyed by its own id, as any other command: intake sends it on to the target's partition.
+        deployment.send([(b"stop-it", json.dumps({"id": "stop-it", "kind": "cancel", "args": {"target": target}}).encode())])
+        changes = deployment.state_changes_until_terminal([target], timeout=30)
+        took = time.monotonic() - sent
+        assert [c["state"] for c in changes[target]] == ["queued", "running", "cancelled"], changes[target]
+        assert changes[target][-1]["detail"] == "cancelled by stop-it" and changes[target][-1]["worker"] == "first"
+        deadline = time.monotonic() + 10
+        while task_processes(marker):
+            assert time.monotonic() < deadline, "the cancelled task's process still runs"
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while second.get(f"/tasks/{target}/")[1]["state"] != "cancelled":
+            assert time.monotonic() < deadline, second.get(f"/tasks/{target}/")
+            time.sleep(0.1)
+        print(f"\na cancel keyed by its own id, for a run left on first by a rebalance: killed there and "
+              f"recorded cancelled once, {took:.1f}s after it was sent")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
