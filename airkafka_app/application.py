@@ -65,9 +65,12 @@ class App(faust.App):
         """Every topic the worker reads or writes, created before any client asks for its metadata.
         Faust would create the changelogs only after subscribing, and its first assignment then
         left out the ones the consumer had not seen yet."""
-        ours = TopicSpec(settings.partitions)
-        shared = TopicSpec(settings.partitions, copartitioned=False)
-        changelog = TopicSpec(settings.partitions, {"cleanup.policy": "compact"})
+        # Kafka's default message size, set on the topic, so that a broker with a smaller one
+        # still takes any record (task_record.MAX_RECORD_BYTES).
+        size = {"max.message.bytes": "1048588"}
+        ours = TopicSpec(settings.partitions, size)
+        shared = TopicSpec(settings.partitions, size, copartitioned=False)
+        changelog = TopicSpec(settings.partitions, {**size, "cleanup.policy": "compact"})
         return {
             **{settings.commands_topic_for(queue): ours for queue in settings.queues},
             **{settings.internal_topic_for(queue): ours for queue in settings.queues},

@@ -11,6 +11,12 @@ from typing import Any
 
 from airkafka_app.states import State, check_transition
 
+# A record must fit one Kafka message on its changelog: below Kafka's default limit of
+# 1,048,588 bytes, with room for the batch around it.
+MAX_RECORD_BYTES = 1_000_000
+# What a record may gain after it is queued: a detail of up to 4 KiB of output, escaped.
+DETAIL_ROOM = 32 * 1024
+
 
 @dataclass(frozen=True)
 class TaskRecord:
@@ -51,6 +57,13 @@ class TaskRecord:
             updated_at=now,
             source=source,
         )
+
+    def leaves_room(self, raw_command_bytes: int) -> bool:
+        """Whether every later record of this attempt fits the changelog. Checked exactly only for
+        a large command: escaping grows a byte of JSON to at most six."""
+        if raw_command_bytes * 6 + DETAIL_ROOM <= MAX_RECORD_BYTES:
+            return True
+        return len(json.dumps(self.to_json())) + DETAIL_ROOM <= MAX_RECORD_BYTES
 
     @property
     def retries_used(self) -> int:

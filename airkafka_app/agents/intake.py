@@ -23,7 +23,7 @@ from airkafka_app.runners import Runner, build_registry, runner_for
 from airkafka_app.settings import settings
 from airkafka_app.states import NOT_RERUN, State
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
-from airkafka_app.task_record import TaskRecord
+from airkafka_app.task_record import MAX_RECORD_BYTES, TaskRecord
 from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,10 @@ async def _command(queue: Queue, event: EventT) -> None:
         queue.counters.increment(DUPLICATES, message.partition)
         log.info("task %s duplicate ignored: %s", command.id, why)
         return
-    record = queue.tasks.save(TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source), event)
-    await pool.submit(Run(command, runner, queue.tasks, record, event))
+    record = TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source)
+    if not record.leaves_room(len(message.value)):
+        raise InvalidCommand(f"its record would not fit a changelog message of {MAX_RECORD_BYTES} bytes")
+    await pool.submit(Run(command, runner, queue.tasks, queue.tasks.save(record, event), event))
 
 
 async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> None:

@@ -33,6 +33,9 @@ HOSTILE = {
     b"nan": (b'{"id": "nan", "kind": "shell", "args": {"argv": ["true"]}, "timeout_s": NaN}', "NaN"),
     b"retries": (command("retries", args={"argv": ["true"]}, retries=10 ** 6), "'retries' must be"),
     b"surrogate": (b'{"id": "\\ud800", "kind": "shell", "args": {"argv": ["true"]}}', "lone UTF-16 surrogate"),
+    # 480 KB here, but 1.4 MB in its record, where each character is escaped.
+    b"big-record": (json.dumps({"id": "big-record", "kind": "shell", "args": {"argv": ["true", *["é" * 60_000] * 4]}},
+                               ensure_ascii=False).encode(), "would not fit a changelog message"),
 }
 
 
