@@ -3,18 +3,23 @@
     [core] executor = airkafka_app.executor.KafkaExecutor
 
 Runs in Airflow's interpreter and never imports Faust. It publishes each workload as an
-``airflow`` command and mirrors the workers' terminal state changes back to Airflow. It keeps
-no state of its own: command ids are derived from task-instance keys.
+``airflow`` command and mirrors the workers' terminal state changes, and the dead letters of its
+own commands, back to Airflow. Command ids are derived from task-instance keys, so it keeps no
+state of its own that a restart could lose.
 """
 from __future__ import annotations
 
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from airflow.executors.base_executor import BaseExecutor
 from airflow.executors.workloads import ExecuteTask
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from airkafka_app import airflow_tasks
 from airkafka_app.commands import CANCEL, Command
@@ -24,15 +29,14 @@ from airkafka_app.states import State
 
 FLUSH_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+# Ends of tries this executor does not track (yet): a scheduler that restarts adopts its tries
+# after reading some of them. Kept for an hour, and the last 10,000 at most.
+UNCLAIMED_TTL_S = 3600.0
+UNCLAIMED_MAX = 10_000
 
 
 def _command_id(key: Any) -> str:
     return airflow_tasks.command_id(key.dag_id, key.task_id, key.run_id, key.map_index, key.try_number)
-
-
-def _topic(ti: Any) -> str:
-    """The commands topic of the task's queue, served by the workers listing it in AIRKAFKA_QUEUES."""
-    return settings.commands_topic_for(ti.queue or DEFAULT_QUEUE)
 
 
 class KafkaExecutor(BaseExecutor):
@@ -40,19 +44,26 @@ class KafkaExecutor(BaseExecutor):
 
     def start(self) -> None:
         self._last_error: KafkaError | None = None
-        self.producer = Producer({**confluent_producer_options(), "linger.ms": 5, "error_cb": self._remember_error})
+        self._unclaimed: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
+        self._topics: set[str] = set()
+        # Delivery is confirmed: a command the broker does not take within the timeout fails
+        # its try at once. No topic is created by a send: a queue's topic comes from
+        # _ensure_topic, with the workers' partition count.
+        self.producer = Producer({**confluent_producer_options(), "linger.ms": 5, "error_cb": self._remember_error,
+                                  "message.timeout.ms": int(settings.executor_delivery_timeout_s * 1000),
+                                  "allow.auto.create.topics": False})
         self._check_connection()
+        self.admin = AdminClient(confluent_options())
+        for topic in (settings.state_changes_topic, settings.dead_letters_topic):
+            self._ensure_topic(topic, copartitioned=False)
+        for queue in settings.queues:  # others as their first task comes
+            self._ensure_topic(settings.commands_topic_for(queue))
         # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
         # scheduler does not take half the partitions, and so half the results, from the first.
-        self.consumer = Consumer(
-            {
-                **confluent_options(),
-                "group.id": settings.executor_consumer_group,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": True,
-            }
-        )
-        self.consumer.subscribe([settings.state_changes_topic])
+        self.consumer = Consumer({**confluent_options(), "group.id": settings.executor_consumer_group,
+                                  "enable.auto.commit": True})
+        self.consumer.subscribe([settings.state_changes_topic, settings.dead_letters_topic],
+                                on_assign=self._from_committed_or_lookback)
 
     def _remember_error(self, error: KafkaError) -> None:
         self._last_error = error
@@ -66,27 +77,73 @@ class KafkaExecutor(BaseExecutor):
             reason = self._last_error.str() if self._last_error else str(exc)
             raise KafkaException(f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}") from None
 
+    @staticmethod
+    def _from_committed_or_lookback(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A partition this group has not read yet is read from AIRKAFKA_EXECUTOR_LOOKBACK_S ago,
+        not from the topic's start: a new scheduler host needs the ends of tries it adopts."""
+        committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
+        since = int((time.time() - settings.executor_lookback_s) * 1000)
+        fresh = [TopicPartition(p.topic, p.partition, since) for p in committed if p.offset < 0]
+        found = {(p.topic, p.partition): p.offset
+                 for p in (consumer.offsets_for_times(fresh, timeout=CONNECT_TIMEOUT_S) if fresh else [])}
+        consumer.assign([TopicPartition(p.topic, p.partition, found.get((p.topic, p.partition), p.offset))
+                         for p in committed])
+
+    def _ensure_topic(self, topic: str, copartitioned: bool = True) -> None:
+        """Create the topic if it is missing, with the workers' partition count; ValueError when a
+        commands topic has another, which no worker would serve."""
+        if topic in self._topics:
+            return
+        new = NewTopic(topic, num_partitions=settings.partitions, replication_factor=settings.replication,
+                       config={"max.message.bytes": "1048588"})
+        try:
+            self.admin.create_topics([new], request_timeout=CONNECT_TIMEOUT_S)[topic].result(CONNECT_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while not (found := len(self.admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics[topic].partitions)):
+            if time.monotonic() > deadline:  # a new topic's metadata has not reached this broker yet
+                raise KafkaException(f"topic {topic!r} not visible {CONNECT_TIMEOUT_S:g}s after its creation")
+            time.sleep(0.05)
+        if copartitioned and found != settings.partitions:
+            raise ValueError(f"topic {topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is {settings.partitions}")
+        self._topics.add(topic)
+
+    def _topic(self, ti: Any) -> str:
+        """The commands topic of the task's queue, served by the workers listing it in AIRKAFKA_QUEUES."""
+        topic = settings.commands_topic_for(ti.queue or DEFAULT_QUEUE)
+        self._ensure_topic(topic)
+        return topic
+
     def _process_workloads(self, workloads: Sequence[ExecuteTask]) -> None:
+        """Send each workload and count it running at once: the scheduler never waits for the
+        broker here. A command that is not delivered fails its try when sync() learns of it."""
         for workload in workloads:
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
-            try:
-                topic = _topic(workload.ti)
-            except ValueError as exc:
-                self.fail(key, info=str(exc))  # a queue name no topic can carry
-                continue
             command = airflow_tasks.workload_command(
                 _command_id(key), workload.model_dump_json(), workload.ti.external_executor_id
             )
-            self.producer.produce(topic, key=command.id.encode(), value=command.encode())
+            try:
+                self.producer.produce(self._topic(workload.ti), key=command.id.encode(), value=command.encode(),
+                                      on_delivery=partial(self._delivered, key))
+            except (KafkaException, BufferError, ValueError) as exc:
+                self.fail(key, info=f"command not sent to Kafka: {exc}")
+                continue
             self.running.add(key)
-        if self.producer.flush(FLUSH_TIMEOUT_S):
-            raise KafkaException(f"commands not delivered within {FLUSH_TIMEOUT_S}s")
+        self.producer.poll(0)
 
-    # The scheduler counts free slots at the start of its pass and calls sync() at the end, in
+    def _delivered(self, key: Any, error: KafkaError | None, _: Message) -> None:
+        if error is not None:
+            self.log.error("command for %s not delivered: %s", key, error.str())
+            if key in self.running:
+                self.fail(key, info=f"command not delivered to Kafka: {error.str()}")
+
+    # The scheduler counts free slots at the start of its pass and calls sync() at its end, in
     # heartbeat(); a pass that only reads task ends counts as idle and sleeps
     # [scheduler] scheduler_idle_sleep_time. Reading the ends first lets the pass that frees a
-    # slot also fill it. In the DAG benchmark, waves of tasks came 1.15 s apart instead of 2.2 s.
+    # slot also fill it.
     @property
     def slots_available(self) -> int:
         self.sync()
@@ -98,52 +155,93 @@ class KafkaExecutor(BaseExecutor):
         return super().slots_occupied
 
     def sync(self) -> None:
-        """Mirror terminal state changes of the tasks this executor runs."""
+        """Mirror the ends of the tries this executor runs: terminal state changes, dead letters of
+        its commands, and commands the broker did not take."""
+        self.producer.poll(0)  # delivery reports
         while messages := self.consumer.consume(num_messages=1000, timeout=0):
             running = {_command_id(key): key for key in self.running}
             for message in messages:
                 if message.error():
-                    self.log.warning("state-changes read error: %s", message.error())
-                    continue
-                change = json.loads(message.value())
-                key = running.get(change["id"])
-                if key is None or not State(change["state"]).is_terminal:
-                    continue
-                if change["state"] == State.SUCCESS.value:
-                    self.success(key, info=change["detail"])
-                elif change["state"] == State.FAILED.value:
-                    self.fail(key, info=change["detail"])
+                    self.log.warning("read error: %s", message.error())
+                elif message.topic() == settings.dead_letters_topic:
+                    self._dead_letter(message, running)
                 else:
-                    # Cancelled: a revoke, or a redelivered try that already runs elsewhere
-                    # (TaskAlreadyRunningError). Failing it would fail a live try. If the try
-                    # really died, Airflow's task heartbeat check fails it.
-                    self.running.discard(key)
+                    self._state_change(message, running)
+
+    def _state_change(self, message: Message, running: dict[str, Any]) -> None:
+        try:
+            change = json.loads(message.value())
+            task_id, state, detail = change["id"], State(change["state"]), str(change.get("detail") or "")
+        except (TypeError, ValueError, KeyError) as exc:  # a tombstone, or anything but a state change
+            self.log.warning("state change %d@%d skipped: %r", message.partition(), message.offset(), exc)
+            return
+        if not state.is_terminal:
+            return
+        if (key := running.get(task_id)) is not None:
+            self._report(key, state, detail)
+        elif task_id.startswith("af-"):
+            self._unclaimed[task_id] = (state.value, detail, time.monotonic())
+            self._unclaimed.move_to_end(task_id)
+            while len(self._unclaimed) > UNCLAIMED_MAX or (
+                    self._unclaimed and next(iter(self._unclaimed.values()))[2] < time.monotonic() - UNCLAIMED_TTL_S):
+                self._unclaimed.popitem(last=False)
+
+    def _dead_letter(self, message: Message, running: dict[str, Any]) -> None:
+        """A command of this executor refused by a worker fails its try at once, with the reason."""
+        key = running.get((message.key() or b"").decode(errors="replace"))
+        if key is None:
+            return
+        try:
+            letter = json.loads(message.value())
+            refused = json.loads(letter["value"]) if "value_length" not in letter else {"kind": airflow_tasks.KIND}
+            if refused.get("kind") == airflow_tasks.KIND:  # not a cancel of it
+                self.fail(key, info=f"refused by AirKafka: {letter['error']}")
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            self.log.warning("dead letter %d@%d skipped: %r", message.partition(), message.offset(), exc)
+
+    def _report(self, key: Any, state: State, detail: str) -> None:
+        if state is State.SUCCESS:
+            self.success(key, info=detail)
+        elif state is State.FAILED:
+            self.fail(key, info=detail)
+        else:
+            # Cancelled: a revoke, or a redelivered try that already runs elsewhere
+            # (TaskAlreadyRunningError). Failing it would fail a live try. If the try really
+            # died, Airflow's task heartbeat check fails it.
+            self.running.discard(key)
 
     def revoke_task(self, *, ti: Any) -> None:
         """Cancel the try on its worker, waiting or running. Never raises, as the scheduler expects."""
         target = _command_id(ti.key)
         cancel = Command(f"revoke-{target}", CANCEL, {"target": target})
         try:
-            self.producer.produce(_topic(ti), key=target.encode(), value=cancel.encode())
-            if self.producer.flush(FLUSH_TIMEOUT_S):
-                self.log.error("cancel for %s not delivered within %ss", ti.key, FLUSH_TIMEOUT_S)
-        except (KafkaException, ValueError):
+            self.producer.produce(self._topic(ti), key=target.encode(), value=cancel.encode(),
+                                  on_delivery=partial(self._cancel_delivered, ti.key))
+            self.producer.poll(0)
+        except (KafkaException, BufferError, ValueError):
             self.log.exception("cancel for %s not sent", ti.key)
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)
 
+    def _cancel_delivered(self, key: Any, error: KafkaError | None, _: Message) -> None:
+        if error is not None:
+            self.log.error("cancel for %s not delivered: %s", key, error.str())
+
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
-        """Adopt every task that was sent to Kafka: its terminal record is still to be read."""
+        """Adopt every task that was sent to Kafka; report at once those whose end was read already."""
         not_adopted = []
         for ti in tis:
-            if ti.external_executor_id:
-                self.running.add(ti.key)
-            else:
+            if not ti.external_executor_id:
                 not_adopted.append(ti)
+                continue
+            self.running.add(ti.key)
+            if (ended := self._unclaimed.pop(_command_id(ti.key), None)) is not None:
+                self._report(ti.key, State(ended[0]), ended[1])
         return not_adopted
 
     def end(self) -> None:
-        self.producer.flush(FLUSH_TIMEOUT_S)
+        if left := self.producer.flush(FLUSH_TIMEOUT_S):
+            self.log.error("%d commands not delivered within %ss", left, FLUSH_TIMEOUT_S)
         self.consumer.close()
 
     def terminate(self) -> None:

@@ -147,6 +147,11 @@ class Settings:
     def commands_topic_for(self, queue: str) -> str:
         return per_queue(self.commands_topic, queue)
 
+    @property
+    def control_topic(self) -> str:
+        """Where a worker sends another one, by name, a cancel of the run it holds."""
+        return f"{self.app_id}-control"
+
     def internal_topic_for(self, queue: str) -> str:
         """Where the workers of ``queue`` send each other reports and recovery requests: under the
         app id, with its changelogs, so one ACL on the prefix keeps both to the workers."""

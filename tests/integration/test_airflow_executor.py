@@ -12,6 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from airkafka_app.airflow_tasks import command_id
 from scripts.local_airflow import PYTHON
 from scripts.local_deployment import Deployment
+from scripts.local_kafka import start_broker
 
 DAG_ID = "airkafka_example"
 FAN_OUT = 20
@@ -178,3 +179,154 @@ def test_the_executors_producer_places_each_key_on_the_partition_faust_owns_it_b
     partitions = list(range(8))
     expected = {key: DefaultPartitioner()(key.encode(), partitions, partitions) for key in placed}
     assert len(placed) == 200 and placed == expected
+
+
+# The executor in Airflow's interpreter, driven a step at a time from the test over stdin.
+WORKLOAD = """
+import json, sys, time, uuid
+from airflow.executors.workloads import BundleInfo, ExecuteTask
+from airflow.executors.workloads.task import TaskInstanceDTO
+from airflow.models.taskinstancekey import TaskInstanceKey
+from airkafka_app.executor import KafkaExecutor
+
+def workload(task_id, queue="default"):
+    ti = TaskInstanceDTO.model_construct(id=uuid.uuid4(), dag_id="ops_dag", task_id=task_id, run_id="run-1",
+                                         try_number=1, map_index=-1, queue=queue, pool_slots=1, priority_weight=1,
+                                         external_executor_id=None)
+    return ExecuteTask.model_construct(token="t", ti=ti, dag_rel_path="ops_dag.py",
+                                       bundle_info=BundleInfo(name="dags-folder"), log_path=None)
+
+def until_reported(executor, keys, seconds=60):
+    for _ in range(int(seconds * 4)):
+        executor.sync()
+        if not set(keys) & executor.running:
+            break
+        time.sleep(0.25)
+    return {k.task_id: [str(state), info] for k, (state, info) in executor.get_event_buffer().items()}
+
+executor = KafkaExecutor()
+executor.start()
+print("@@", json.dumps("started"), flush=True)
+"""
+
+def reply(driver: subprocess.Popen):
+    """The driver's next reply; Airflow's log lines come on the same output."""
+    while line := driver.stdout.readline():
+        if line.startswith("@@ "):
+            return json.loads(line[3:])
+    raise AssertionError(f"the driver ended with {driver.wait()}")
+
+
+BROKER_STOPPED = WORKLOAD + """
+sys.stdin.readline()  # the broker has stopped
+began = time.monotonic()
+sent = workload("lost")
+executor._process_workloads([sent])
+took = time.monotonic() - began
+print("@@", json.dumps({"took": took, "events": until_reported(executor, [sent.ti.key])}), flush=True)
+"""
+
+
+def test_a_command_the_broker_does_not_take_fails_its_try_without_holding_the_scheduler(airflow_stack, tmp_path):
+    airflow, _ = airflow_stack
+    own = start_broker(tmp_path / "kafka")
+    try:
+        env = {**airflow.env, "AIRKAFKA_BROKER": f"kafka://{own.bootstrap}", "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "5"}
+        driver = subprocess.Popen([str(PYTHON), "-c", BROKER_STOPPED], env=env, text=True, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        assert reply(driver) == "started"
+        own.stop()
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        outcome = reply(driver)
+        driver.kill()
+    finally:
+        own.stop()
+    assert outcome["took"] < 1.0
+    state, info = outcome["events"]["lost"]
+    assert state == "failed" and info.startswith("command not delivered to Kafka"), outcome
+    print(f"\nbroker stopped: _process_workloads returned in {outcome['took'] * 1000:.0f} ms; the try failed "
+          f"once the delivery timeout (5 s) passed")
+
+
+ADOPT = WORKLOAD + """
+for _ in range(12):  # read what ended while no scheduler ran; none of it is tracked yet
+    executor.sync()
+    time.sleep(0.25)
+
+class TaskInstance:
+    def __init__(self, name):
+        self.key = TaskInstanceKey("ops_dag", name, "run-1", 1, -1)
+        self.external_executor_id = "sent-before-the-restart"
+
+tis = [TaskInstance(name) for name in ("ok", "bad", "later")]
+assert executor.try_adopt_task_instances(tis) == []
+print("@@", json.dumps(until_reported(executor, [ti.key for ti in tis[:2]], 30)), flush=True)
+sys.stdin.readline()  # "later" has ended now
+print("@@", json.dumps(until_reported(executor, [tis[2].key], 60)), flush=True)
+"""
+
+
+def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    ok, bad, later = (command_id("ops_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "later"))
+    deployment.send_commands({"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
+                             {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 6"]}})
+    deployment.state_changes_until_terminal([ok, bad])
+    # Poison on the topic it reads: garbage, a tombstone, a record of another shape.
+    deployment.send_to(deployment.state_changes, [(b"x", b"{not json"), (b"y", None), (b"z", b'{"id": 3}')])
+    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"adopt-{tmp_path.name}"}
+    driver = subprocess.Popen([str(PYTHON), "-c", ADOPT], env=env, text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert reply(driver) == "started"
+        first = reply(driver)
+        deployment.send_commands({"id": later, "kind": "shell", "args": {"argv": ["true"]}})
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        second = reply(driver)
+    finally:
+        driver.kill()
+    assert {name: state for name, (state, _) in first.items()} == {"ok": "success", "bad": "failed"}
+    assert second["later"][0] == "success"
+
+
+REFUSED = WORKLOAD + """
+key = TaskInstanceKey("ops_dag", "refused", "run-1", 1, -1)
+executor.running.add(key)
+fresh = workload("elsewhere", queue="fresh")
+executor._process_workloads([fresh])
+print("@@", json.dumps("sent"), flush=True)
+print("@@", json.dumps(until_reported(executor, [key], 60)), flush=True)
+"""
+
+
+def test_a_refused_command_fails_its_try_at_once_and_a_new_queue_gets_its_topic(airflow_stack, broker, tmp_path):
+    airflow, worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"refused-{tmp_path.name}"}
+    driver = subprocess.Popen([str(PYTHON), "-c", REFUSED], env=env, text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert reply(driver) == "started"
+        assert reply(driver) == "sent"
+        refused = command_id("ops_dag", "refused", "run-1", -1, 1)
+        deployment.send_commands({"id": refused, "kind": "airflow", "args": {"workload": 5}})
+        events = reply(driver)
+    finally:
+        driver.kill()
+    state, info = events["refused"]
+    assert state == "failed" and info.startswith("refused by AirKafka: airflow 'args.workload' must be"), events
+    # The executor created the queue's topic as the workers would, not the broker with its default.
+    assert asyncio.run(partitions_of(broker.bootstrap, deployment.commands_of("fresh"))) == 4
+
+
+async def partitions_of(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (found,) = await admin.describe_topics([topic])
+        return len(found["partitions"])
+    finally:
+        await admin.close()
