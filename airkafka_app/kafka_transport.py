@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport, with two fixes, a flush hook, ``partitions_for`` and ``send_batches``.
+"""Faust's aiokafka transport, with three fixes, a flush hook, ``partitions_for`` and ``send_batches``.
 
 The producer is idempotent. Without it, a batch that a stopping broker had written but answered
 with an error was retried and written twice: a duplicated state change, seen in the
@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from aiokafka.structs import RecordMetadata
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import Service
 
 
 async def seek_to_committed_or_beginning(consumer: AIOKafkaConsumer,
@@ -44,6 +45,22 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(seek_to_committed_or_beginning, self._ensure_consumer(),
                                       self.app.tables.changelog_topics)
+
+    @Service.task
+    async def _stay_in_group(self) -> None:
+        """Count a consumer with nothing assigned as polling.
+
+        Faust fetches only for assigned partitions, and aiokafka leaves the group for good once
+        a consumer has not fetched for ``max_poll_interval``: a standby worker left it after
+        five minutes, exactly when it would have been needed.
+        """
+        interval = self.app.conf.broker_max_poll_interval / 4
+        while not self.should_stop:
+            await self.sleep(interval)
+            consumer = self._consumer
+            if consumer is not None and not consumer.assignment():
+                with consumer._fetcher._subscriptions.fetch_context():
+                    pass
 
 
 class Consumer(faust_aiokafka.Consumer):

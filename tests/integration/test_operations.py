@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import requests
+
 from scripts.local_deployment import Deployment, shell, wait_for_split
 from tests.integration.test_faults import FAST_LOSS, assert_one_end_per_attempt, two_workers
 
@@ -169,3 +171,48 @@ def test_a_cancel_reaches_a_run_left_on_another_worker_by_a_rebalance(broker, tm
         first.stop()
         if second is not None:
             second.stop()
+
+
+def owns_commands(worker) -> bool:
+    try:
+        status, body = worker.get("/health/")
+    except requests.RequestException:
+        return False  # not serving yet
+    return status == 200 and bool(body["partitions"]["default"])
+
+
+def last_assignment(worker) -> str:
+    """The topics in the worker's last assignment, as its log tabulates them."""
+    log = worker.log()
+    return log[log.rindex("Setting newly assigned partitions"):].split("for group")[0]
+
+
+def test_a_standby_idle_past_the_poll_interval_takes_over(broker, tmp_path):
+    """With one partition and three workers, one has nothing assigned (another holds Faust's leader
+    topic): it must stay in the group past the poll interval, and take the partition over when
+    the two others are killed."""
+    deployment = Deployment(broker.bootstrap, tmp_path, partitions=1)
+    env = {**FAST_LOSS, "AIRKAFKA_MAX_POLL_INTERVAL_S": "15"}
+    workers = [deployment.worker(name, **env).start() for name in ("w1", "w2", "w3")]
+    try:
+        deadline = time.monotonic() + 60
+        while not any(owns_commands(w) for w in workers):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        time.sleep(35)  # over twice the poll interval
+        assert not any("LeaveGroup request succeeded" in w.log() for w in workers)
+        idle = [w for w in workers if deployment.commands not in last_assignment(w) and "leader" not in last_assignment(w)]
+        assert idle, [last_assignment(w) for w in workers]
+        for worker in workers:
+            if worker is not idle[0]:
+                worker.kill()
+        killed = time.monotonic()
+        deployment.send_commands(shell("after", "true"))
+        changes = deployment.state_changes_until_terminal(["after"], timeout=90)
+        took = time.monotonic() - killed
+        assert changes["after"][-1]["state"] == "success" and changes["after"][-1]["worker"] == idle[0].label
+        print(f"\na standby with nothing assigned for 35 s (poll interval 15 s) took over {took:.1f}s after "
+              "the other workers were killed")
+    finally:
+        for worker in workers:
+            worker.stop()
