@@ -15,6 +15,7 @@ def __getattr__(name: str) -> Any:
     # worker class.
     import airkafka_app.agents.intake  # noqa: F401
     import airkafka_app.replay  # noqa: F401
+    import airkafka_app.retention  # noqa: F401
     import airkafka_app.shutdown  # noqa: F401
     import airkafka_app.tables.views  # noqa: F401
 

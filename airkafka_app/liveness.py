@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 STOP_ANNOUNCE_S = 5.0
 # Written when a stop has handed back this worker's tasks (shutdown.py), read as it starts again.
 CLEAN_STOP = Path(settings.data_dir) / "stopped"
+# Task id -> time of its newest record that a stalled run of this worker left unsent
+# (stall_watchdog). The table may hold an older one, recovered from the changelog: such a task
+# is no orphan until that record, sent again as a report, has been stored.
+awaiting_report: dict[str, float] = {}
 
 
 class Heartbeats(Service):
@@ -130,7 +134,7 @@ def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
 def is_orphan(record: TaskRecord) -> bool:
     """In flight, yet nobody runs it: its worker is lost or has stopped, or it is this worker
     under the same name after a restart (the caller checks that the pool does not hold it)."""
-    if record.state not in IN_FLIGHT:
+    if record.state not in IN_FLIGHT or awaiting_report.get(record.id, 0.0) > record.updated_at:
         return False
     if record.worker == settings.worker_name:
         return (record.updated_at <= heartbeats.clean_stop_at

@@ -106,6 +106,7 @@ class Settings:
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0")))
+    retention_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETENTION_S", str(7 * 24 * 3600))))
     shutdown_grace_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SHUTDOWN_GRACE_S", "20")))
     publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S", "15")))
     publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S", "120")))

@@ -6,12 +6,14 @@ finish. What still runs then is killed and handed back: its attempt ends ``up_fo
 counted as a retry, and the next owner of its partition runs it again, as it does with the
 tasks that waited. A last heartbeat tells the other workers that this one has stopped, and a
 file in its data directory tells this worker when it starts again, so neither waits out the
-loss bound. Then Faust stops the worker as usual. A second signal cuts the grace short.
+loss bound. Then Faust stops the worker as usual. A second signal cuts the grace short, or,
+once the tasks are handed back, ends the worker at once (exit 75) rather than wait for Kafka.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import faust
@@ -39,9 +41,14 @@ class Worker(faust.Worker):
     def _drain_then_stop(self, signum: signal.Signals) -> None:
         if self._draining is None:
             self._draining = asyncio.ensure_future(self._drain(signum), loop=self.loop)
-        elif not self._cut.is_set():
+        elif not self._draining.done():
             log.warning("%s again: handing back the running tasks now", signum.name)
             self._cut.set()
+        else:
+            # The tasks are handed back; what is left to wait for is Kafka, which may be gone.
+            log.warning("%s again: stopping now, without waiting for Kafka", signum.name)
+            logging.shutdown()
+            os._exit(os.EX_TEMPFAIL)
 
     async def _drain(self, signum: signal.Signals) -> None:
         log.info("%s: intake stopped; the running tasks have %gs to finish", signum.name, settings.shutdown_grace_s)

@@ -22,12 +22,14 @@ import os
 import time
 from pathlib import Path
 
+import faust
+
 from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import Command
 from airkafka_app.internal import encode_report
 from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
-from airkafka_app.liveness import heartbeats
+from airkafka_app.liveness import awaiting_report, heartbeats
 from airkafka_app.queues import queues
 from airkafka_app.settings import settings
 from airkafka_app.tables.publisher import publisher
@@ -43,6 +45,7 @@ class StallWatchdog:
     def __init__(self) -> None:
         self.stalled: str | None = None  # why, while publishing is stalled
         self._since: float | None = None
+        self._started = time.time()
 
     def symptom(self) -> str | None:
         """What looks stalled now, before the broker is asked whether it answers."""
@@ -51,9 +54,10 @@ class StallWatchdog:
         if publisher.in_flight_since is not None and (waited := loop.time() - publisher.in_flight_since) > bound:
             where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in publisher.in_flight_partitions)
             return f"a batch of the table publisher unacknowledged for {waited:.0f}s, to {where}"
-        own = heartbeats.last_seen.get(settings.worker_name)
-        if heartbeats.caught_up.is_set() and own is not None and (silent := time.time() - own) > max(
-                bound, 3 * settings.heartbeat_s):
+        # Silence counts from the watch's start: a heartbeat read back from before it may be a
+        # previous run's, under the same name, and none is sent while the worker starts.
+        own = max(heartbeats.last_seen.get(settings.worker_name, 0.0), self._started)
+        if heartbeats.caught_up.is_set() and (silent := time.time() - own) > max(bound, 3 * settings.heartbeat_s):
             return f"this worker's heartbeats not read back for {silent:.0f}s"
         return None
 
@@ -86,6 +90,7 @@ class StallWatchdog:
         os._exit(os.EX_SOFTWARE)
 
     async def watch(self) -> None:
+        self._started = time.time()
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
             try:
@@ -106,6 +111,15 @@ def save_unsent(records: list[tuple[str, bytes]], changes: list[tuple[bytes, byt
     partial = UNSENT.with_suffix(".partial")
     partial.write_text(json.dumps(saved))
     os.replace(partial, UNSENT)
+
+
+@app.on_worker_init.connect
+def hold_unsent(sender: faust.App, **kwargs) -> None:
+    """Before any message is handled: what the table holds of these tasks may be older."""
+    if UNSENT.exists():
+        for entry in json.loads(UNSENT.read_text())["records"]:
+            record = TaskRecord.from_json(entry["record"])
+            awaiting_report[record.id] = max(record.updated_at, awaiting_report.get(record.id, 0.0))
 
 
 async def publish_unsent() -> None:

@@ -23,6 +23,7 @@ tasks are logged; the table keeps their records, and views show them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import defaultdict
 
@@ -35,9 +36,11 @@ from airkafka_app.settings import settings
 log = logging.getLogger(__name__)
 
 MAX_LOGGED_IDS = 20
+# Records and state changes per batch: building one holds the loop about 5 µs per record.
+MAX_BATCH = 2000
 
-# (table, key) -> (partition, record): a key's latest record only.
-Records = dict[tuple[faust.Table, bytes], tuple[int, bytes]]
+# (table, key) -> (partition, record): a key's latest record only; None deletes it.
+Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
 # (key, state change), in transition order.
 Changes = list[tuple[bytes, bytes]]
 
@@ -53,8 +56,8 @@ class TablePublisher:
         self.in_flight_since: float | None = None
         self.in_flight_partitions: list[TP] = []
 
-    def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes) -> None:
-        """Gather a record written to a table, for its changelog in the next batch."""
+    def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes | None) -> None:
+        """Gather a record written to a table, or a tombstone (None), for its changelog in the next batch."""
         self._records[(table, key)] = (partition, record)
         self._schedule()
 
@@ -69,27 +72,36 @@ class TablePublisher:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Hand what is gathered to the producer: the changelog records, then the state changes."""
+        """Hand what is gathered to the producer, up to MAX_BATCH at a time: the changelog
+        records, then the state changes."""
         self._scheduled = False
         if not (self._records or self._changes) or self._in_flight is not None:
             return
-        records, changes = self._sending = self._records, self._changes
-        self._records, self._changes = {}, []
+        if len(self._records) + len(self._changes) <= MAX_BATCH:
+            records, changes = self._records, self._changes
+            self._records, self._changes = {}, []
+        else:  # a burst, such as retention's tombstones: the loop is held while a batch is built
+            records = dict(itertools.islice(self._records.items(), MAX_BATCH))
+            for key in records:
+                del self._records[key]
+            changes, self._changes = self._changes[:MAX_BATCH - len(records)], self._changes[MAX_BATCH - len(records):]
+        self._sending = records, changes
         self.in_flight_since = asyncio.get_running_loop().time()
         self._in_flight = asyncio.ensure_future(self._send(records, changes))
         self._in_flight.add_done_callback(lambda sent: self._landed(sent, records, changes))
 
     async def flush_and_wait(self) -> None:
-        """Send what is gathered, and wait until the broker has acknowledged the last batch."""
+        """Send all that is gathered, and wait until the broker has acknowledged it."""
         self.flush()
-        if self._in_flight is not None:
+        while self._in_flight is not None:
             # Shielded: a cancelled flush must not cancel the batch.
             await asyncio.shield(self._in_flight)
+            await asyncio.sleep(0)  # the batch's done callback hands over the next
 
     def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
         """The records (table name, record) and state changes not yet acknowledged, oldest first."""
         records = {**self._sending[0], **self._records}
-        return ([(table.name, record) for (table, _), (_, record) in records.items()],
+        return ([(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
                 [*self._sending[1], *self._changes])
 
     async def _send(self, records: Records, changes: Changes) -> None:

@@ -10,20 +10,25 @@ worker publishes their state changes itself.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from airkafka_app.application import app
 from airkafka_app.commands import Command
 from airkafka_app.internal import encode_report
 from airkafka_app.settings import per_queue, settings
-from airkafka_app.states import IN_FLIGHT, State
+from airkafka_app.states import IN_FLIGHT, TERMINAL, State
+from airkafka_app.tables.task_index import SLICE_S, Entry, TaskIndex
 from airkafka_app.tables.publisher import publisher
 from airkafka_app.task_record import TaskRecord
 
@@ -37,38 +42,88 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "
 ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 
 
+class IndexedTable(faust.Table):
+    """A Faust table whose partitions assigned anew are indexed again once recovered, before the
+    streams resume (``task_index.py``)."""
+
+    def __init__(self, *args: Any, index: TaskIndex, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.index = index
+        self._to_index: set[int] = set()
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
+                           generation_id: int = 0) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        for tp in revoked:
+            if tp.topic == self.changelog_topic_name:
+                self.index.drop(tp.partition)
+                self._to_index.discard(tp.partition)
+        self._to_index |= {tp.partition for tp in newly_assigned if tp.topic == self.changelog_topic_name}
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        for tp in sorted(active_tps):
+            if tp.topic == self.changelog_topic_name and tp.partition in self._to_index:
+                self._to_index.discard(tp.partition)
+                began = asyncio.get_running_loop().time()
+                count = await self.index.rebuild(tp.partition, self.data._db_for_partition(tp.partition))
+                log.info("table %s partition %d indexed: %d records in %.1fs", self.name, tp.partition, count,
+                         asyncio.get_running_loop().time() - began)
+
+
 class TaskTable:
     """Task id -> record, for one queue: each queue's table is co-partitioned with its commands topic."""
 
     def __init__(self, queue: str, internal: faust.TopicT) -> None:
         self.queue = queue
         self.internal = internal
+        name = per_queue("tasks", queue)
+        self.index = TaskIndex(Path(settings.data_dir) / "index" / name)
         # bytes keys: table_route hashes the key as the changelog serializes it, and raw
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
         # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike,
         # by the standard library: Faust's codec encodes each write twice, and slower.
-        self.table = app.Table(
-            per_queue("tasks", queue),
+        self.table = app.tables.add(IndexedTable(
+            app,
+            name=name,
             key_type=bytes,
             value_type=bytes,
             partitions=settings.partitions,
             help=f"Task id -> the task's record, queue {queue}.",
             options=ROCKSDB_OPTIONS,
-        )
-        # Keys of the records not yet ended, so that the sweep reads those, not the whole
-        # history. Rebuilt from the table after each rebalance (its partitions changed, and
-        # recovery writes around save()), then kept by save().
-        self._in_flight: set[bytes] = set()
-        self._in_flight_generation: int | None = None
+            beacon=app.tables.beacon,
+            index=self.index,
+        ))
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         """The task's record as stored: a JSON object."""
         data = self.table.get(task_id.encode())
         return json.loads(data) if data is not None else None
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every record of this worker's partitions, as stored."""
-        return (json.loads(data) for data in self.table.values())
+    def partitions(self) -> list[int]:
+        """This worker's partitions of the table: their records are its to show."""
+        return sorted(tp.partition for tp in _assigned_actives() if tp.topic == self.table.changelog_topic_name)
+
+    async def newest(self, states: Iterable[State], after: Entry | None, limit: int) -> list[tuple[Entry, dict[str, Any]]]:
+        """Up to ``limit`` records in these states, newest first, older than ``after``; read from
+        each record's own partition, a slice at a time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SLICE_S
+        found = []
+        for entry in itertools.islice(self.index.newest(self.partitions(), states, after), limit):
+            if (data := self.table.data._db_for_partition(entry.partition).get(entry.key)) is not None:
+                found.append((entry, json.loads(data)))
+            if loop.time() > deadline:
+                await asyncio.sleep(0)
+                deadline = loop.time() + SLICE_S
+        return found
+
+    def counts(self) -> Counter[str]:
+        """Records by state, over this worker's partitions."""
+        total: Counter[str] = Counter({state.value: 0 for state in State})
+        for partition in self.partitions():
+            total.update({state.value: n for state, n in self.index.counts.get(partition, {}).items()})
+        return total
 
     def load(self, task_id: str) -> TaskRecord | None:
         data = self.get(task_id)
@@ -101,25 +156,37 @@ class TaskTable:
         key = record.id.encode()
         value = json.dumps(record.to_json()).encode()
         self.table.data[key] = value
-        if record.state in IN_FLIGHT:
-            self._in_flight.add(key)
-        else:
-            self._in_flight.discard(key)
+        self.index.note(event.message.partition, key, record.state, record.updated_at)
         publisher.add_record(self.table, event.message.partition, key, value)
 
     def in_flight(self) -> list[TaskRecord]:
         """The records this worker holds that have not ended; call it outside a rebalance."""
-        if self._in_flight_generation != app.consumer_generation_id:
-            self._in_flight = {key for key, data in self.table.items() if json.loads(data)["state"] in IN_FLIGHT}
-            self._in_flight_generation = app.consumer_generation_id
-        records = []
-        for key in list(self._in_flight):
-            data = self.get(key.decode())
-            if data is None or data["state"] not in IN_FLIGHT:
-                self._in_flight.discard(key)
-            else:
-                records.append(TaskRecord.from_json(data))
-        return records
+        return [TaskRecord.from_json(data) for entry in self.index.of(self.partitions(), IN_FLIGHT)
+                if (data := self.get(entry.key.decode())) is not None]
+
+    async def expire(self, before: float) -> int:
+        """Delete the ended records last changed before ``before``, each with a tombstone on the
+        changelog, a slice at a time; how many."""
+        loop = asyncio.get_running_loop()
+        deleted = 0
+        for partition in self.partitions():
+            db = self.table.data._db_for_partition(partition)
+            for state in TERMINAL:
+                finished = False
+                while not finished:
+                    deadline, finished = loop.time() + SLICE_S, True
+                    for entry in self.index.oldest(partition, state, before):
+                        db.delete(entry.key)
+                        self.index.forget(partition, entry.key)
+                        publisher.add_record(self.table, partition, entry.key, None)
+                        deleted += 1
+                        if loop.time() > deadline:
+                            finished = False
+                            break
+                    await asyncio.sleep(0)
+                    if app.rebalancing or partition not in self.partitions():
+                        return deleted
+        return deleted
 
     def transition(self, task_id: str, state: State, event: EventT, **changes: Any) -> TaskRecord:
         """Move a stored task to ``state``, from its current record in the table."""

@@ -20,8 +20,13 @@ from airkafka_app.commands import CANCEL, Command
 from airkafka_app.queues import Queue, queues
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.stall_watchdog import watchdog
+from airkafka_app.loop_lag import loop_lag
 from airkafka_app.states import State
+from airkafka_app.tables.task_index import Entry
 from airkafka_app.task_record import redacted
+
+
+MAX_LIMIT = 500
 
 
 def _has_token(request: Request) -> bool:
@@ -65,9 +70,20 @@ async def task_detail(web: View, request: Request, task_id: str) -> Response:
     return web.json(redacted(data))
 
 
+def _cursor(entry: Entry) -> str:
+    return f"{entry.at}.{entry.key.hex()}"
+
+
+def _after(cursor: str) -> Entry:
+    """The entry a cursor names; ValueError for anything else."""
+    at, _, key = cursor.partition(".")
+    return Entry(int(at), bytes.fromhex(key), 0, State.QUEUED)
+
+
 @app.page("/tasks/")
 async def task_list(web: View, request: Request) -> Response:
-    """Tasks held by this worker's partitions of the queue, newest first."""
+    """Tasks held by this worker's partitions of the queue, newest first, a page at a time:
+    ``limit`` (1 to 500, default 100) of them, and ``next``, the ``cursor`` of the next page."""
     if refused := _refused_read(web, request):
         return refused
     queue = _queue(request)
@@ -78,11 +94,21 @@ async def task_list(web: View, request: Request) -> Response:
         return web.json({"error": f"unknown state {state!r}"}, status=400)
     try:
         limit = int(request.query.get("limit", "100"))
+        after = _after(request.query["cursor"]) if "cursor" in request.query else None
     except ValueError:
-        return web.json({"error": "limit must be an integer"}, status=400)
-    found = [data for data in queue.tasks.records() if state is None or data["state"] == state]
-    found.sort(key=lambda data: data["updated_at"], reverse=True)
-    return web.json({"tasks": [redacted(data) for data in found[:limit]], "count": len(found)})
+        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}, and cursor a page's next"},
+                        status=400)
+    if not 1 <= limit <= MAX_LIMIT:
+        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
+    states = [State(state)] if state else list(State)
+    found = await queue.tasks.newest(states, after, limit + 1)
+    counts = queue.tasks.counts()
+    return web.json({
+        "tasks": [redacted(data) for _, data in found[:limit]],
+        "count": sum(counts[s.value] for s in states),
+        "next": _cursor(found[limit - 1][0]) if len(found) > limit else None,
+        "rebuilding": queue.tasks.index.rebuilding,
+    })
 
 
 @app.page("/tasks/{task_id}/cancel/")
@@ -104,9 +130,7 @@ class TaskCancel(View):
 
 
 def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
-    by_state = Counter({state.value: 0 for state in State})
-    by_state.update(data["state"] for data in queue.tasks.records())
-    return by_state, queue.counters.totals()
+    return queue.tasks.counts(), queue.counters.totals()
 
 
 @app.page("/stats/")
@@ -135,4 +159,5 @@ async def health(web: View, request: Request) -> Response:
     partitions = {
         name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()
     }
-    return web.json({"status": "ok", "worker": settings.worker_name, "partitions": partitions})
+    return web.json({"status": "ok", "worker": settings.worker_name, "partitions": partitions,
+                     "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1)})

@@ -2,10 +2,12 @@
 its reason, the worker stays up, tasks running beside finish, valid work sent after completes,
 and a task never sees the worker's secrets.
 """
+import asyncio
 import json
 import time
 
 import requests
+from aiokafka import AIOKafkaProducer
 
 from scripts.local_deployment import Deployment, shell
 
@@ -147,3 +149,27 @@ def test_a_heartbeat_from_the_future_does_not_keep_a_lost_worker_alive(deploymen
         assert changes["orphan"][0]["detail"].startswith("worker ghost lost")
     finally:
         worker.stop()
+
+
+def test_commands_in_every_compression_kafka_allows_are_run(deployment):
+    """A producer may compress with any of Kafka's codecs; one the worker could not read stopped it."""
+    worker = deployment.worker("codecs").start().wait_ready()
+    try:
+        ids = []
+        for codec in ("gzip", "snappy", "lz4", "zstd"):
+            ids.append(f"packed-{codec}")
+            asyncio.run(_send_compressed(deployment, codec, shell(ids[-1], "true")))
+        changes = deployment.state_changes_until_terminal(ids)
+        assert all(c[-1]["state"] == "success" for c in changes.values())
+        assert worker.process.poll() is None
+    finally:
+        worker.stop()
+
+
+async def _send_compressed(deployment, codec: str, command: dict) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.bootstrap, compression_type=codec)
+    await producer.start()
+    try:
+        await producer.send_and_wait(deployment.commands, json.dumps(command).encode(), key=command["id"].encode())
+    finally:
+        await producer.stop()

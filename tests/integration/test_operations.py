@@ -97,7 +97,10 @@ def test_no_task_outlives_a_killed_worker(broker, tmp_path):
         running_states(deployment, 1)
         deployment.send_commands(*(shell(f"beside{n}", "sh", "-c", "sleep 61.5; true") for n in range(3)))
         running_states(deployment, 4)
-        assert len(task_processes("sleep 61.5")) >= 4
+        deadline = time.monotonic() + 15  # "running" is recorded as the process is being started
+        while len(task_processes("sleep 61.5")) < 4:
+            assert time.monotonic() < deadline, (task_processes("sleep 61.5"), worker.log()[-3000:])
+            time.sleep(0.1)
         worker.kill()
         killed = time.monotonic()
         while task_processes("sleep 61.5"):
