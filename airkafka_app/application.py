@@ -12,6 +12,7 @@ from airkafka_app.kafka_admin import (
 )
 from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport
+from airkafka_app.runners import registry
 from airkafka_app.runners.environment import scrub
 from airkafka_app.settings import settings
 
@@ -59,6 +60,9 @@ class App(faust.App):
             raise SystemExit(os.EX_UNAVAILABLE) from None
         if removed := scrub(settings.task_env_deny):
             log.info("tasks will not inherit these variables of the worker's environment: %s", ", ".join(removed))
+        for kind, runner in sorted(registry().items()):
+            if runner.disabled is not None:
+                log.warning("%s runner disabled: %s; %s commands will be dead-lettered", kind, runner.disabled, kind)
         await super().on_first_start()
 
     def _topics_needed(self) -> dict[str, TopicSpec]:

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from airkafka_app.airflow_tasks import identity
 from airkafka_app.commands import Command, InvalidCommand, decode_command, loads
 from airkafka_app.states import State
 from airkafka_app.task_record import TaskRecord
@@ -38,7 +39,8 @@ class Recover:
 
 
 def encode_report(record: TaskRecord) -> bytes:
-    return json.dumps({"report": record.to_json()}).encode()
+    # Without "airflow": it is derived from the command, and workers before it refuse the field.
+    return json.dumps({"report": {k: v for k, v in record.to_json().items() if k != "airflow"}}).encode()
 
 
 def encode_recover(command: Command) -> bytes:
@@ -62,7 +64,7 @@ def parse_record(data: Any) -> TaskRecord:
     command = decode_command(None, json.dumps(data["command"]).encode())
     if command.id != data["id"]:
         raise InvalidCommand("record 'id' differs from its command's")
-    return TaskRecord.from_json(data)
+    return TaskRecord.from_json({**data, "airflow": identity(data["command"])})
 
 
 def decode_internal(value: bytes | None) -> Report | Recover:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from airkafka_app.airflow_tasks import identity
 from airkafka_app.states import State, check_transition
 
 # A record must fit one Kafka message on its changelog: below Kafka's default limit of
@@ -39,6 +40,8 @@ class TaskRecord:
     # The cancel sent on to the worker running the task, elsewhere since a rebalance: should
     # that run be recovered rather than end, it ends cancelled instead of running again.
     cancel_requested_by: str | None = None
+    # dag_id, task_id, run_id, map_index and try_number of an ``airflow`` task, from its workload.
+    airflow: dict[str, Any] | None = None
 
     @classmethod
     def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str,
@@ -56,6 +59,7 @@ class TaskRecord:
             queued_at=now,
             updated_at=now,
             source=source,
+            airflow=identity(command),
         )
 
     def leaves_room(self, raw_command_bytes: int) -> bool:
@@ -95,7 +99,7 @@ class TaskRecord:
 
     def state_change(self) -> dict[str, Any]:
         """The value published on the state-changes topic for this transition."""
-        return {
+        change = {
             "id": self.id,
             "state": self.state.value,
             "attempt": self.attempt,
@@ -103,7 +107,11 @@ class TaskRecord:
             "worker": self.worker,
             "exit_code": self.exit_code,
             "detail": self.detail,
+            "kind": self.command.get("kind"),
         }
+        if self.airflow is not None:
+            change["airflow"] = self.airflow
+        return change
 
 
 REDACTED = "<redacted>"

@@ -2,10 +2,12 @@
 """A local single-node Apache Kafka broker (KRaft) from Maven Central jars, no Docker.
 
     python scripts/local_kafka.py fetch                # jars into .cache/kafka (once)
-    python scripts/local_kafka.py start --dir DIR      # prints the bootstrap address
+    python scripts/local_kafka.py start --dir DIR [--port 9092]  # prints only the bootstrap address
     python scripts/local_kafka.py stop --dir DIR
 
-Stdlib only: the Makefile and the test fixtures both use it.
+Stdlib only: the Makefile and the test fixtures both use it. Standard output carries only the
+address (or the jars' directory), so ``BOOT=$(python scripts/local_kafka.py start ...)`` works;
+Maven's output goes to standard error. Without ``--port`` the broker takes a free port.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def fetch() -> Path:
     if not done.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
-            check=True,
+            ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM), "dependency:copy-dependencies",
+             f"-DoutputDirectory={libs}"],
+            check=True, stdout=sys.stderr,
         )
         done.touch()
     return libs
@@ -179,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["fetch", "start", "stop"])
     parser.add_argument("--dir", type=Path, default=ROOT / ".cache" / "broker")
-    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--port", type=int, default=None, help="the client port (default: a free one)")
     args = parser.parse_args()
     if args.action == "fetch":
         print(fetch())

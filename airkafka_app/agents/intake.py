@@ -19,7 +19,7 @@ from airkafka_app.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_lette
 from airkafka_app.internal import Recover, Report, decode_internal
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
-from airkafka_app.runners import Runner, build_registry, runner_for
+from airkafka_app.runners import Runner, registry, runner_for
 from airkafka_app.settings import settings
 from airkafka_app.states import NOT_RERUN, State
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
@@ -28,7 +28,7 @@ from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)
 
-runners = build_registry()
+runners = registry()
 
 
 async def _reject(queue: Queue, event: EventT, reason: str) -> None:

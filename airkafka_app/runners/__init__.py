@@ -1,9 +1,12 @@
 """Runners execute one command kind each; the registry maps ``kind`` to its runner."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+import functools
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.settings import settings
 from airkafka_app.states import State
 
 
@@ -14,18 +17,23 @@ class Outcome(NamedTuple):
 
 
 class Runner(Protocol):
+    # Why this worker cannot run the kind at all (its setting is missing), or None.
+    disabled: str | None
+
     def check(self, command: Command) -> None:
         """Raise InvalidCommand when the args cannot run; never executes anything."""
 
     async def run(self, command: Command) -> Outcome: ...
 
 
-def build_registry() -> dict[str, Runner]:
+@functools.cache
+def registry() -> dict[str, Runner]:
+    """The runner of each kind, built once, from the settings."""
     from airkafka_app.runners.airflow import AirflowRunner
     from airkafka_app.runners.shell import ShellRunner
     from airkafka_app.runners.trigger_dag import AirflowApi, TriggerDagRunner
-    from airkafka_app.settings import settings as s
 
+    s = settings
     api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
     return {
         "shell": ShellRunner(allow=s.shell_allow, env_allow=s.shell_env_allow),
@@ -34,11 +42,17 @@ def build_registry() -> dict[str, Runner]:
     }
 
 
-def runner_for(registry: dict[str, Any], command: Command) -> Runner:
+def enabled_kinds() -> list[str]:
+    return sorted(kind for kind, runner in registry().items() if runner.disabled is None)
+
+
+def runner_for(runners: Mapping[str, Runner], command: Command) -> Runner:
     """The command's runner, after it has accepted the args."""
     try:
-        runner = registry[command.kind]
+        runner = runners[command.kind]
     except KeyError:
-        raise InvalidCommand(f"unknown kind {command.kind!r} (known: {', '.join(sorted(registry))})") from None
+        raise InvalidCommand(f"unknown kind {command.kind!r} (known: {', '.join(sorted(runners))})") from None
     runner.check(command)
+    if runner.disabled is not None:
+        raise InvalidCommand(f"{command.kind} runner is disabled on worker {settings.worker_name}: {runner.disabled}")
     return runner

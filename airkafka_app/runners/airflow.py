@@ -57,6 +57,10 @@ class AirflowRunner:
         self.python = python
         self.fork_server = ForkServer([python, "-c", RUN_PATH, airflow_fork_server.__file__])
 
+    @property
+    def disabled(self) -> str | None:
+        return None if self.python else "AIRKAFKA_AIRFLOW_PYTHON is not set"
+
     def check(self, command: Command) -> None:
         unknown = sorted(set(command.args) - ARG_FIELDS)
         if unknown:
@@ -64,8 +68,6 @@ class AirflowRunner:
         workload = command.args.get("workload")
         if not isinstance(workload, str) or not workload.startswith("{"):
             raise InvalidCommand("airflow 'args.workload' must be an ExecuteTask workload as a JSON string")
-        if not self.python:
-            raise InvalidCommand("airflow runner is disabled: AIRKAFKA_AIRFLOW_PYTHON is not set")
 
     async def run(self, command: Command) -> Outcome:
         expiry = token_expiry(command.args["workload"])
@@ -84,5 +86,8 @@ class AirflowRunner:
             return Outcome(State.CANCELLED, exit_code, with_tail("task instance is already running elsewhere", finished.tail))
         if final.value is None:
             return Outcome(State.FAILED, exit_code, with_tail(f"{summary}; the supervisor reported no final state", finished.tail))
-        state = State.SUCCESS if final.value == "success" else State.FAILED
-        return Outcome(state, exit_code, with_tail(f"airflow final state {final.value}; {summary}", finished.tail))
+        if final.value == "success":
+            return Outcome(State.SUCCESS, exit_code, with_tail(f"airflow final state success; {summary}", finished.tail))
+        # The supervisor exits 0 after a task it ran has failed: its exit code says nothing of the task.
+        return Outcome(State.FAILED, exit_code or None,
+                       with_tail(f"airflow final state {final.value}; supervisor {summary}", finished.tail))

@@ -110,6 +110,8 @@ class AirflowApi:
 
 
 class TriggerDagRunner:
+    disabled = None  # the API's address has a default; a wrong one fails each trigger, with the reason
+
     def __init__(self, api: AirflowApi, poll_s: float) -> None:
         self.api = api
         self.poll_s = poll_s

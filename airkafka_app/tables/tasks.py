@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # one is read soon after it is written, so small memtables and a small cache cost nothing.
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
+# Records a filtered listing reads at most per page (about 20 µs each), found or not.
+MAX_SCAN = 5000
 ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 
 
@@ -104,19 +106,30 @@ class TaskTable:
         """This worker's partitions of the table: their records are its to show."""
         return sorted(tp.partition for tp in _assigned_actives() if tp.topic == self.table.changelog_topic_name)
 
-    async def newest(self, states: Iterable[State], after: Entry | None, limit: int) -> list[tuple[Entry, dict[str, Any]]]:
-        """Up to ``limit`` records in these states, newest first, older than ``after``; read from
-        each record's own partition, a slice at a time."""
+    async def newest(self, states: Iterable[State], after: Entry | None, limit: int,
+                     match: Callable[[dict[str, Any]], bool] | None = None,
+                     scan: int = MAX_SCAN) -> tuple[list[tuple[Entry, dict[str, Any]]], Entry | None]:
+        """Up to ``limit`` records in these states that ``match``, newest first, older than
+        ``after``; read from each record's own partition, a slice at a time. With ``match``, at
+        most ``scan`` records are read: the second value is then the last one read, where a
+        next page goes on, unless the records ran out first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SLICE_S
         found = []
-        for entry in itertools.islice(self.index.newest(self.partitions(), states, after), limit):
+        entries = self.index.newest(self.partitions(), states, after)
+        for read, entry in enumerate(entries if match else itertools.islice(entries, limit), 1):
             if (data := self.table.data._db_for_partition(entry.partition).get(entry.key)) is not None:
-                found.append((entry, json.loads(data)))
+                record = json.loads(data)
+                if match is None or match(record):
+                    found.append((entry, record))
+            if len(found) == limit:
+                break
+            if match is not None and read == scan:
+                return found, entry
             if loop.time() > deadline:
                 await asyncio.sleep(0)
                 deadline = loop.time() + SLICE_S
-        return found
+        return found, None
 
     def counts(self) -> Counter[str]:
         """Records by state, over this worker's partitions."""

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
+from airkafka_app.airflow_tasks import IDENTITY
 from airkafka_app.application import app
 from airkafka_app.commands import CANCEL, Command
 from airkafka_app.queues import Queue, queues
+from airkafka_app.runners import enabled_kinds
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.loop_lag import loop_lag
@@ -80,10 +84,26 @@ def _after(cursor: str) -> Entry:
     return Entry(int(at), bytes.fromhex(key), 0, State.QUEUED)
 
 
+def _airflow_filter(request: Request) -> Callable[[dict[str, Any]], bool] | None:
+    """Records of the Airflow task instances the query names (``dag_id``, ``task_id``, ...)."""
+    wanted = {name: request.query[name] for name in IDENTITY if name in request.query}
+    if not wanted:
+        return None
+
+    def match(record: dict[str, Any]) -> bool:
+        airflow = record.get("airflow") or {}
+        return all(str(airflow.get(name)) == value for name, value in wanted.items())
+
+    return match
+
+
 @app.page("/tasks/")
 async def task_list(web: View, request: Request) -> Response:
     """Tasks held by this worker's partitions of the queue, newest first, a page at a time:
-    ``limit`` (1 to 500, default 100) of them, and ``next``, the ``cursor`` of the next page."""
+    ``limit`` (1 to 500, default 100) of them, and ``next``, the ``cursor`` of the next page.
+    Airflow tasks can be picked by ``dag_id``, ``task_id``, ``run_id``, ``map_index`` and
+    ``try_number``: a page then reads at most MAX_SCAN records, and may hold fewer than ``limit``
+    with a ``next`` to go on from."""
     if refused := _refused_read(web, request):
         return refused
     queue = _queue(request)
@@ -101,12 +121,15 @@ async def task_list(web: View, request: Request) -> Response:
     if not 1 <= limit <= MAX_LIMIT:
         return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
     states = [State(state)] if state else list(State)
-    found = await queue.tasks.newest(states, after, limit + 1)
+    match = _airflow_filter(request)
+    found, stopped_at = await queue.tasks.newest(states, after, limit + 1, match)
     counts = queue.tasks.counts()
+    if len(found) > limit:
+        stopped_at = found[limit - 1][0]
     return web.json({
         "tasks": [redacted(data) for _, data in found[:limit]],
-        "count": sum(counts[s.value] for s in states),
-        "next": _cursor(found[limit - 1][0]) if len(found) > limit else None,
+        "count": sum(counts[s.value] for s in states) if match is None else None,
+        "next": _cursor(stopped_at) if stopped_at is not None else None,
         "rebuilding": queue.tasks.index.rebuilding,
     })
 
@@ -159,5 +182,5 @@ async def health(web: View, request: Request) -> Response:
     partitions = {
         name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()
     }
-    return web.json({"status": "ok", "worker": settings.worker_name, "partitions": partitions,
+    return web.json({"status": "ok", "worker": settings.worker_name, "kinds": enabled_kinds(), "partitions": partitions,
                      "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1)})

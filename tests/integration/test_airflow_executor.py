@@ -49,6 +49,11 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
 
     failed = record("exit127")
     assert failed["state"] == "failed" and failed["detail"].startswith("airflow final state failed")
+    assert failed["exit_code"] is None  # the supervisor's 0 is not the task's
+    assert failed["airflow"] == {"dag_id": DAG_ID, "task_id": "exit127", "run_id": "run-1", "map_index": -1,
+                                 "try_number": 1}
+    flaky = worker.get(f"/tasks/?dag_id={DAG_ID}&task_id=flaky&limit=5")[1]["tasks"]
+    assert sorted(t["airflow"]["try_number"] for t in flaky) == [1, 2]
     assert record("flaky", 1)["detail"].startswith("airflow final state up_for_retry")
     assert record("flaky", 2)["state"] == "success"
     assert all(record(f"fan_{i}")["state"] == "success" for i in range(FAN_OUT))

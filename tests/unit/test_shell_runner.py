@@ -103,7 +103,6 @@ def test_killed_by_signal_is_failed(run):
 @pytest.mark.parametrize(
     "allow, args, reason",
     [
-        (set(), {"argv": ["true"]}, "disabled"),
         ({"true"}, {"argv": ["rm", "-rf", "/"]}, "'rm' is not on AIRKAFKA_SHELL_ALLOW"),
         ({"true"}, {"argv": ["/bin/true"]}, "'/bin/true' is not on"),
         ({"true"}, {"argv": []}, "non-empty list"),
@@ -117,6 +116,13 @@ def test_check_refuses_before_running(allow, args, reason):
     with pytest.raises(InvalidCommand) as info:
         ShellRunner(allow).check(Command(id="t", kind="shell", args=args))
     assert reason in str(info.value)
+
+
+def test_a_disabled_runner_refuses_every_command_and_says_why():
+    runner = ShellRunner(allow=())
+    assert runner.disabled == "AIRKAFKA_SHELL_ALLOW is empty"
+    with pytest.raises(InvalidCommand, match="shell runner is disabled on worker .*: AIRKAFKA_SHELL_ALLOW is empty"):
+        runner_for({"shell": runner}, Command(id="t", kind="shell", args={"argv": ["true"]}))
 
 
 def test_unknown_kind_is_refused():

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from airkafka_app.states import IllegalTransition, State
@@ -14,7 +16,7 @@ def test_a_task_moves_queued_running_success():
     assert running.started_at is not None and done.ended_at is not None
     assert done.state_change() == {
         "id": "t1", "state": "success", "attempt": 1, "at": done.updated_at,
-        "worker": "w1", "exit_code": 0, "detail": "",
+        "worker": "w1", "exit_code": 0, "detail": "", "kind": "shell",
     }
 
 
@@ -47,3 +49,19 @@ def test_illegal_moves_are_refused(path):
 def test_json_round_trip():
     record = TaskRecord.new_attempt(COMMAND, None, "w1").to(State.RUNNING)
     assert TaskRecord.from_json(record.to_json()) == record
+
+
+def test_an_airflow_task_carries_the_task_instance_it_runs():
+    ti = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 2, "pool_slots": 1}
+    command = {"id": "af-1", "kind": "airflow", "args": {"workload": json.dumps({"ti": ti, "token": "x"})}}
+    change = TaskRecord.new_attempt(command, None, "w1").state_change()
+    assert change["kind"] == "airflow"
+    assert change["airflow"] == {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 2}
+
+
+@pytest.mark.parametrize("workload", ["{", "[]", '{"ti": 3}', '{"ti": {"dag_id": "d"}}',
+                                      json.dumps({"ti": {"dag_id": 1, "task_id": "t", "run_id": "r",
+                                                         "map_index": -1, "try_number": True}})])
+def test_a_workload_without_a_task_instance_names_none(workload):
+    command = {"id": "af-1", "kind": "airflow", "args": {"workload": workload}}
+    assert "airflow" not in TaskRecord.new_attempt(command, None, "w1").state_change()
