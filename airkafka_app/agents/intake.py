@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from faust.types import EventT, StreamT
 from mode import CrashingSupervisor
 
-from airkafka_app import topics
+from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
 from airkafka_app.commands import (
     CANCEL, FORCE, REPLAY_HEADER, RESERVED_HEADER_PREFIX, Command, InvalidCommand, decode_command, shown,
@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 runners = registry()
 
 
-async def _reject(queue: Queue, event: EventT, reason: str) -> None:
+async def _reject(queue: Queue, event: EventT, reason: str, unexpected: bool = False) -> None:
     message = event.message
     letter = dead_letter(reason, message.topic, message.partition, message.offset, message.key, message.value)
     # Keyed by a prefix of the message's key: the whole key may be as large as the message.
     await topics.dead_letters.send(key=(message.key or b"")[:MAX_KEY_BYTES] or None, value=encode_dead_letter(letter))
     queue.counters.increment(DEAD_LETTERS, message.partition)
+    internal = message.topic == queue.internal_topic_name
+    task_metrics.DEAD_LETTERS.labels(queue.name, task_metrics.dead_letter_class(reason, internal, unexpected)).inc()
     log.warning("dead letter %s:%d@%d: %s", message.topic, message.partition, message.offset, reason[:MAX_ERROR_CHARS])
 
 
@@ -93,7 +95,7 @@ async def accept(queue: Queue, event: EventT) -> None:
     except Exception as exc:
         log.debug("message %s:%d@%d failed", event.message.topic, event.message.partition, event.message.offset,
                   exc_info=True)
-        await _reject(queue, event, f"{type(exc).__name__}: {exc}")
+        await _reject(queue, event, f"{type(exc).__name__}: {exc}", unexpected=True)
 
 
 async def _command(queue: Queue, event: EventT) -> None:
@@ -122,6 +124,7 @@ async def _command(queue: Queue, event: EventT) -> None:
     source = f"{message.partition}:{message.offset}"
     if why := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
         queue.counters.increment(DUPLICATES, message.partition)
+        task_metrics.DUPLICATES.labels(queue.name, task_metrics.duplicate_class(why)).inc()
         log.info("task %s duplicate ignored: %s", command.id, why)
         return
     record = TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source)

@@ -23,6 +23,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
+from airkafka_app import task_metrics
 from airkafka_app.application import app
 from airkafka_app.commands import Command
 from airkafka_app.internal import encode_report
@@ -155,7 +156,8 @@ class TaskTable:
                      record.state.value)
         else:
             self.store(record, event)
-        publisher.add_change(key, json.dumps(record.state_change()).encode())
+        publisher.add_change(key, json.dumps({**record.state_change(), "queue": self.queue}).encode())
+        task_metrics.observe(self.queue, record)
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
         level = logging.DEBUG if record.state in ROUTINE else logging.INFO

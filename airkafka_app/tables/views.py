@@ -170,6 +170,14 @@ async def stats(web: View, request: Request) -> Response:
     return web.json({"worker": settings.worker_name, "tasks": dict(tasks), **counts, "queues": per_queue})
 
 
+@app.page("/live/")
+async def live(web: View, request: Request) -> Response:
+    """200 while the worker's event loop answers, through rebalances and recovery: a liveness
+    probe. A stalled worker exits by itself (stall_watchdog)."""
+    return web.json({"status": "alive", "worker": settings.worker_name,
+                     "recovering": bool(app.rebalancing or app.in_recovery)})
+
+
 @app.page("/health/")
 async def health(web: View, request: Request) -> Response:
     """503 until the tables are recovered, so a readiness probe never sees a partial table, and
