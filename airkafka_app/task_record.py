@@ -97,7 +97,7 @@ class TaskRecord:
     def from_json(cls, data: dict[str, Any]) -> TaskRecord:
         return cls(**{**data, "state": State(data["state"])})
 
-    def state_change(self) -> dict[str, Any]:
+    def state_change(self, queue: str | None = None) -> dict[str, Any]:
         """The value published on the state-changes topic for this transition."""
         change = {
             "id": self.id,
@@ -109,6 +109,8 @@ class TaskRecord:
             "detail": self.detail,
             "kind": self.command.get("kind"),
         }
+        if queue is not None:
+            change["queue"] = queue
         if self.airflow is not None:
             change["airflow"] = self.airflow
         return change

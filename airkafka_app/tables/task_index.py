@@ -9,11 +9,15 @@ waits at most about ``SLICE_S`` for it. Two key spaces, per partition:
 - ``S`` + partition + state + time + task key: each state's records, oldest first;
 - ``K`` + partition + task key -> state + time: where a record stands in the first.
 
-Record counts per partition and state are kept in memory, from the same writes.
+Record counts per partition and state are kept in memory, from the same writes. The writes
+wait in memory and go to RocksDB in one batch, before any read and every ``MAX_PENDING``: a
+task's transitions, a few milliseconds apart, cost a dict update each rather than four RocksDB
+calls (they were a tenth of the worker's CPU).
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import logging
@@ -23,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from airkafka_app.states import State
 
@@ -35,8 +39,10 @@ SLICE_S = 0.01
 # Faust's own key in each partition's RocksDB: the changelog offset it has applied.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
 TIME_BYTES = 8
+MAX_PENDING = 4096
 
 
+@functools.cache
 def _partition(partition: int) -> bytes:
     return struct.pack(">H", partition)
 
@@ -67,6 +73,7 @@ class TaskIndex:
         self._db: Rdict | None = None
         self.counts: dict[int, Counter[State]] = {}
         self._rebuilding: dict[int, _Rebuild] = {}
+        self._pending: dict[bytes, bytes | None] = {}  # key -> value, None to delete
 
     @property
     def db(self) -> Rdict:
@@ -85,36 +92,58 @@ class TaskIndex:
 
     def note(self, partition: int, key: bytes, state: State, at: float) -> None:
         """A record written to the table's ``partition``."""
-        by_key = b"K" + _partition(partition) + key
+        part = _partition(partition)
+        by_key = b"K" + part + key
         rebuild = self._rebuilding.get(partition)
         if rebuild is not None and key not in rebuild.written and (rebuild.position is None or key > rebuild.position):
             old = None  # not indexed yet, and the rebuild will pass it by
         else:
-            old = self.db.get(by_key)
-        counts = self.counts.setdefault(partition, Counter())
+            old = self._pending[by_key] if by_key in self._pending else self.db.get(by_key)
+        counts = self.counts.get(partition)
+        if counts is None:
+            counts = self.counts[partition] = Counter()
         if old is not None:
-            self.db.delete(b"S" + _partition(partition) + old + key)
+            self._pending[b"S" + part + old + key] = None
             counts[STATES[old[:1]]] -= 1
-        self._put(partition, key, state, at, counts)
+        self._put(part, key, state, at, counts)
         if rebuild is not None:
             rebuild.written.add(key)
 
-    def _put(self, partition: int, key: bytes, state: State, at: float, counts: Counter[State]) -> None:
+    def _put(self, part: bytes, key: bytes, state: State, at: float, counts: Counter[State]) -> None:
         place = CODES[state] + struct.pack(">Q", micros(at))
-        self.db[b"S" + _partition(partition) + place + key] = b""
-        self.db[b"K" + _partition(partition) + key] = place
+        self._pending[b"S" + part + place + key] = b""
+        self._pending[b"K" + part + key] = place
         counts[state] += 1
+        if len(self._pending) >= MAX_PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what waits: before any read, so that reads see every write."""
+        if not self._pending:
+            return
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self._pending.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db.write(batch)
+        self._pending.clear()
 
     def forget(self, partition: int, key: bytes) -> None:
         """A record deleted from the table."""
         by_key = b"K" + _partition(partition) + key
-        if (place := self.db.get(by_key)) is not None:
-            self.db.delete(b"S" + _partition(partition) + place + key)
-            self.db.delete(by_key)
+        place = self._pending[by_key] if by_key in self._pending else self.db.get(by_key)
+        if place is not None:
+            self._pending[b"S" + _partition(partition) + place + key] = None
+            self._pending[by_key] = None
             self.counts[partition][STATES[place[:1]]] -= 1
+            if len(self._pending) >= MAX_PENDING:
+                self.flush()
 
     def drop(self, partition: int) -> None:
         """The partition is no longer this worker's."""
+        self.flush()
         for space in (b"S", b"K"):
             self.db.delete_range(space + _partition(partition), space + _partition(partition + 1))
         self.counts.pop(partition, None)
@@ -138,7 +167,7 @@ class TaskIndex:
                     if key not in rebuild.written:
                         try:
                             record = json.loads(value)
-                            self._put(partition, key, State(record["state"]), record["updated_at"], counts)
+                            self._put(_partition(partition), key, State(record["state"]), record["updated_at"], counts)
                             indexed += 1
                         except (ValueError, KeyError, TypeError) as exc:
                             log.error("record %r of partition %d not indexed: %r", key[:100], partition, exc)
@@ -154,6 +183,7 @@ class TaskIndex:
     def _entries(self, partition: int, state: State, *, newest_first: bool,
                  after: Entry | None = None, before_at: int | None = None) -> Iterator[Entry]:
         """A state's entries in a partition, newest or oldest first, strictly past ``after``."""
+        self.flush()
         prefix = b"S" + _partition(partition) + CODES[state]
         if after is not None:
             start = prefix + struct.pack(">Q", after.at) + after.key

@@ -156,7 +156,7 @@ class TaskTable:
                      record.state.value)
         else:
             self.store(record, event)
-        publisher.add_change(key, json.dumps({**record.state_change(), "queue": self.queue}).encode())
+        publisher.add_change(key, json.dumps(record.state_change(self.queue)).encode())
         task_metrics.observe(self.queue, record)
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
