@@ -124,6 +124,15 @@ def _has_lone_surrogate(data: Any) -> bool:
     return False
 
 
+def json_object(value: bytes | None) -> dict[str, Any] | None:
+    """The JSON object a record of the workers' own topics holds, or None for anything else."""
+    try:
+        data = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def loads(text: str) -> Any:
     """JSON as the contract allows it: finite numbers, at most MAX_DEPTH levels, and strings that
     are valid Unicode. Raises InvalidCommand otherwise."""

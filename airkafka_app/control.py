@@ -15,6 +15,7 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
+from airkafka_app.commands import json_object
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.kafka_connection import aiokafka_options
 from airkafka_app.settings import settings
@@ -30,11 +31,7 @@ async def send_cancel(worker: str, target: str, reason: str) -> None:
 
 def parse_order(value: bytes | None) -> tuple[str, str, str] | None:
     """(to, cancel, reason) of an order, or None for anything else."""
-    try:
-        order = json.loads(value or b"")
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(order, dict):
+    if (order := json_object(value)) is None:
         return None
     fields = (order.get("to"), order.get("cancel"), order.get("reason"))
     return fields if all(isinstance(field, str) and 0 < len(field) <= 1024 for field in fields) else None

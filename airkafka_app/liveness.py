@@ -9,9 +9,7 @@ Heartbeat times are the senders' clocks: keep the hosts' clocks in sync (NTP).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from mode import Service
 from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import Command
+from airkafka_app.heartbeats import encode_beat, parse_beat
 from airkafka_app.internal import encode_recover
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.kafka_connection import aiokafka_options
@@ -116,21 +115,6 @@ class Heartbeats(Service):
 heartbeats = Heartbeats()
 
 
-def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
-    """(worker, time, whether it stopped) of a heartbeat, or None for anything else."""
-    try:
-        beat = json.loads(value or b"")
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(beat, dict):
-        return None
-    worker, at = beat.get("worker"), beat.get("at")
-    if not (isinstance(worker, str) and 0 < len(worker) <= 255 and isinstance(at, (int, float))
-            and not isinstance(at, bool) and math.isfinite(at)):
-        return None
-    return worker, float(at), beat.get("stopped") is True
-
-
 def is_orphan(record: TaskRecord) -> bool:
     """In flight, yet nobody runs it: its worker is lost or has stopped, or it is this worker
     under the same name after a restart (the caller checks that the pool does not hold it)."""
@@ -156,7 +140,7 @@ async def start_heartbeats() -> None:
 
 
 def _heartbeat(**fields: bool) -> bytes:
-    return json.dumps({"worker": settings.worker_name, "at": time.time(), **fields}).encode()
+    return encode_beat(settings.worker_name, time.time(), **fields)
 
 
 @app.timer(settings.heartbeat_s)

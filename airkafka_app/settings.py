@@ -1,24 +1,44 @@
 """Every setting AirKafka reads, in one place, from the environment.
 
 Faust-free: the executor side imports this too. The README's configuration
-table documents each variable and its default.
+table documents each variable and its default. In Airflow's interpreter (the executor), a
+variable that is not set is read from Airflow's ``[airkafka]`` section, under its name without
+``AIRKAFKA_`` in lower case, so ``AIRFLOW__AIRKAFKA__BROKER``, its ``_CMD`` and ``_SECRET``
+forms, ``airflow.cfg`` and secrets backends work too (``provider.py`` declares the section).
 """
 from __future__ import annotations
 
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airkafka_app.defaults import DEFAULTS
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+
+def _airflow_option(name: str) -> str | None:
+    # Loaded only in Airflow's interpreter, where Airflow has built its conf before the executor.
+    conf = getattr(sys.modules.get("airflow.configuration"), "conf", None)
+    if conf is None:
+        return None
+    return conf.get("airkafka", name.removeprefix("AIRKAFKA_").lower(), fallback=None)
+
+
+def _env(name: str, computed_default: str | None = None) -> str:
+    """The variable, else Airflow's option, else its default (``defaults.py``, or computed here)."""
+    if (value := os.environ.get(name)) is not None:
+        return value
+    option = _airflow_option(name)
+    if option is not None:
+        return option
+    return DEFAULTS[name] if computed_default is None else computed_default
 
 
 def _secret(name: str) -> str:
     """The variable, or else the content of the file ``<name>_FILE`` names (the Docker and
-    Kubernetes convention), without its final newline."""
+    Kubernetes convention), without its final newline, or else Airflow's option."""
     if value := os.environ.get(name, ""):
         return value
     if path := os.environ.get(f"{name}_FILE", ""):
@@ -26,11 +46,7 @@ def _secret(name: str) -> str:
             return Path(path).read_text().removesuffix("\n")
         except OSError as exc:
             raise ValueError(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from None
-    return ""
-
-
-# A task's environment never holds these (AIRKAFKA_TASK_ENV_DENY's default).
-TASK_ENV_DENY = "AIRKAFKA_*,*PASSWORD*,*SECRET*,*TOKEN*,*CREDENTIAL*,*FERNET_KEY*,*SQL_ALCHEMY_CONN*"
+    return (_airflow_option(name) or "").removesuffix("\n")  # a _CMD option's output ends with one
 
 
 DEFAULT_QUEUE = "default"
@@ -41,7 +57,7 @@ QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def _flag(name: str) -> bool:
-    value = _env(name, "false").strip().lower()
+    value = _env(name).strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
         raise ValueError(f"{name} is {value!r}; use true or false")
     return value in ("true", "1", "yes")
@@ -74,63 +90,63 @@ def _queues(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    app_id: str = field(default_factory=lambda: _env("AIRKAFKA_APP_ID", "airkafka"))
-    broker: str = field(default_factory=lambda: _env("AIRKAFKA_BROKER", "kafka://127.0.0.1:9092"))
-    partitions: int = field(default_factory=lambda: int(_env("AIRKAFKA_PARTITIONS", "8")))
-    replication: int = field(default_factory=lambda: int(_env("AIRKAFKA_REPLICATION", "1")))
-    commands_topic: str = field(default_factory=lambda: _env("AIRKAFKA_COMMANDS_TOPIC", "airkafka.commands"))
+    app_id: str = field(default_factory=lambda: _env("AIRKAFKA_APP_ID"))
+    broker: str = field(default_factory=lambda: _env("AIRKAFKA_BROKER"))
+    partitions: int = field(default_factory=lambda: int(_env("AIRKAFKA_PARTITIONS")))
+    replication: int = field(default_factory=lambda: int(_env("AIRKAFKA_REPLICATION")))
+    commands_topic: str = field(default_factory=lambda: _env("AIRKAFKA_COMMANDS_TOPIC"))
     state_changes_topic: str = field(
-        default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC", "airkafka.state-changes")
+        default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC")
     )
     dead_letters_topic: str = field(
-        default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC", "airkafka.dead-letters")
+        default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC")
     )
-    queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES", DEFAULT_QUEUE)))
-    heartbeats_topic: str = field(default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC", "airkafka.heartbeats"))
-    heartbeat_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_HEARTBEAT_S", "5")))
-    worker_lost_after_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_WORKER_LOST_AFTER_S", "30")))
+    queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES")))
+    heartbeats_topic: str = field(default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC"))
+    heartbeat_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_HEARTBEAT_S")))
+    worker_lost_after_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_WORKER_LOST_AFTER_S")))
     # The broker's word on a dead worker: its partitions move after this long without a heartbeat.
-    session_timeout_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SESSION_TIMEOUT_S", "10")))
-    max_poll_interval_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_MAX_POLL_INTERVAL_S", "300")))
-    concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY", "32")))
-    shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW", "")))
-    shell_env_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ENV_ALLOW", "")))
-    task_env_deny: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_TASK_ENV_DENY", TASK_ENV_DENY)))
-    data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR", "airkafka-data"))
-    web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST", "127.0.0.1"))
-    web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST", "127.0.0.1")))
-    web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT", "6066")))
+    session_timeout_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SESSION_TIMEOUT_S")))
+    max_poll_interval_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_MAX_POLL_INTERVAL_S")))
+    concurrency: int = field(default_factory=lambda: int(_env("AIRKAFKA_CONCURRENCY")))
+    shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW")))
+    shell_env_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ENV_ALLOW")))
+    task_env_deny: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_TASK_ENV_DENY")))
+    data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR"))
+    web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST"))
+    web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST")))
+    web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT")))
     web_token: str = field(default_factory=lambda: _secret("AIRKAFKA_WEB_TOKEN"), repr=False)
     web_auth_reads: bool = field(default_factory=lambda: _flag("AIRKAFKA_WEB_AUTH_READS"))
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )
-    producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S", "0")))
-    retention_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETENTION_S", str(7 * 24 * 3600))))
-    shutdown_grace_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SHUTDOWN_GRACE_S", "20")))
-    publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S", "15")))
-    publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S", "120")))
-    airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON", ""))
-    executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP", ""))
-    executor_lookback_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_LOOKBACK_S", "3600")))
+    producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S")))
+    retention_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETENTION_S")))
+    shutdown_grace_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SHUTDOWN_GRACE_S")))
+    publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S")))
+    publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S")))
+    airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON"))
+    executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP"))
+    executor_lookback_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_LOOKBACK_S")))
     executor_delivery_timeout_s: float = field(
-        default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S", "60")))
-    airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL", "http://127.0.0.1:8080"))
-    airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME", ""))
+        default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S")))
+    airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL"))
+    airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME"))
     airflow_password: str = field(default_factory=lambda: _secret("AIRKAFKA_AIRFLOW_PASSWORD"), repr=False)
-    trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS", "5")))
-    trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S", "2.0")))
+    trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS")))
+    trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S")))
     default_retry_delay_s: float = field(
-        default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S", "1.0"))
+        default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S"))
     )
     # Kafka security, for every client (see kafka_connection.py); named as librdkafka names them.
-    security_protocol: str = field(default_factory=lambda: _env("AIRKAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper())
-    sasl_mechanism: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_MECHANISM", "PLAIN").upper())
-    sasl_username: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_USERNAME", ""))
+    security_protocol: str = field(default_factory=lambda: _env("AIRKAFKA_SECURITY_PROTOCOL").upper())
+    sasl_mechanism: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_MECHANISM").upper())
+    sasl_username: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_USERNAME"))
     sasl_password: str = field(default_factory=lambda: _secret("AIRKAFKA_SASL_PASSWORD"), repr=False)
-    ssl_cafile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CAFILE", ""))
-    ssl_certfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CERTFILE", ""))
-    ssl_keyfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEYFILE", ""))
+    ssl_cafile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CAFILE"))
+    ssl_certfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_CERTFILE"))
+    ssl_keyfile: str = field(default_factory=lambda: _env("AIRKAFKA_SSL_KEYFILE"))
     ssl_key_password: str = field(default_factory=lambda: _secret("AIRKAFKA_SSL_KEY_PASSWORD"), repr=False)
 
     def __post_init__(self) -> None:

@@ -1,6 +1,7 @@
 import pytest
 
 from airkafka_app import liveness
+from airkafka_app.heartbeats import parse_beat
 from airkafka_app.settings import Settings
 
 
@@ -63,9 +64,9 @@ def test_a_heartbeat_from_the_future_counts_as_now(heartbeats):
 @pytest.mark.parametrize("value", [None, b"", b"{", b"[]", b'{"worker": 1, "at": 2}', b'{"worker": "w", "at": NaN}',
                                    b'{"worker": "w", "at": true}', b'{"worker": "", "at": 1}', b"\xff"])
 def test_a_malformed_heartbeat_is_none(value):
-    assert liveness.parse_beat(value) is None
+    assert parse_beat(value) is None
 
 
 def test_a_heartbeat_parses_with_its_stop_marker():
-    assert liveness.parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False)
-    assert liveness.parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True)
+    assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False)
+    assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True)

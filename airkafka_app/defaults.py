@@ -1,0 +1,55 @@
+"""Every AIRKAFKA_* variable's default, declared once: ``settings`` reads them, and the Airflow
+provider (``provider.py``) shows them, without building the settings."""
+
+# A task's environment never holds these (AIRKAFKA_TASK_ENV_DENY's default).
+TASK_ENV_DENY = "AIRKAFKA_*,*PASSWORD*,*SECRET*,*TOKEN*,*CREDENTIAL*,*FERNET_KEY*,*SQL_ALCHEMY_CONN*"
+
+DEFAULTS: dict[str, str] = {
+    "AIRKAFKA_APP_ID": "airkafka",
+    "AIRKAFKA_BROKER": "kafka://127.0.0.1:9092",
+    "AIRKAFKA_PARTITIONS": "8",
+    "AIRKAFKA_REPLICATION": "1",
+    "AIRKAFKA_COMMANDS_TOPIC": "airkafka.commands",
+    "AIRKAFKA_STATE_CHANGES_TOPIC": "airkafka.state-changes",
+    "AIRKAFKA_DEAD_LETTERS_TOPIC": "airkafka.dead-letters",
+    "AIRKAFKA_QUEUES": "default",
+    "AIRKAFKA_HEARTBEATS_TOPIC": "airkafka.heartbeats",
+    "AIRKAFKA_HEARTBEAT_S": "5",
+    "AIRKAFKA_WORKER_LOST_AFTER_S": "30",
+    "AIRKAFKA_SESSION_TIMEOUT_S": "10",
+    "AIRKAFKA_MAX_POLL_INTERVAL_S": "300",
+    "AIRKAFKA_CONCURRENCY": "32",
+    "AIRKAFKA_SHELL_ALLOW": "",
+    "AIRKAFKA_SHELL_ENV_ALLOW": "",
+    "AIRKAFKA_TASK_ENV_DENY": TASK_ENV_DENY,
+    "AIRKAFKA_DATA_DIR": "airkafka-data",
+    "AIRKAFKA_WEB_HOST": "127.0.0.1",
+    "AIRKAFKA_WEB_PORT": "6066",
+    "AIRKAFKA_WEB_AUTH_READS": "false",
+    "AIRKAFKA_WEB_TOKEN": "",
+    "AIRKAFKA_PRODUCER_LINGER_S": "0",
+    "AIRKAFKA_RETENTION_S": "604800",
+    "AIRKAFKA_SHUTDOWN_GRACE_S": "20",
+    "AIRKAFKA_PUBLISH_STALL_S": "15",
+    "AIRKAFKA_PUBLISH_STALL_EXIT_S": "120",
+    "AIRKAFKA_AIRFLOW_PYTHON": "",
+    "AIRKAFKA_EXECUTOR_GROUP": "",
+    "AIRKAFKA_EXECUTOR_LOOKBACK_S": "3600",
+    "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "60",
+    "AIRKAFKA_AIRFLOW_API_URL": "http://127.0.0.1:8080",
+    "AIRKAFKA_AIRFLOW_USERNAME": "",
+    "AIRKAFKA_AIRFLOW_PASSWORD": "",
+    "AIRKAFKA_TRIGGER_ATTEMPTS": "5",
+    "AIRKAFKA_TRIGGER_POLL_S": "2.0",
+    "AIRKAFKA_RETRY_DELAY_S": "1.0",
+    "AIRKAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "AIRKAFKA_SASL_MECHANISM": "PLAIN",
+    "AIRKAFKA_SASL_USERNAME": "",
+    "AIRKAFKA_SASL_PASSWORD": "",
+    "AIRKAFKA_SSL_CAFILE": "",
+    "AIRKAFKA_SSL_CERTFILE": "",
+    "AIRKAFKA_SSL_KEYFILE": "",
+    "AIRKAFKA_SSL_KEY_PASSWORD": "",
+}
+# Computed where they are read (settings.py): AIRKAFKA_WEB_BIND (AIRKAFKA_WEB_HOST) and
+# AIRKAFKA_WORKER_NAME (<host name>:<pid>).
