@@ -14,6 +14,7 @@ def __getattr__(name: str) -> Any:
     # Importing these registers the agent, the tables, the web views, the CLI commands and the
     # worker class.
     import airkafka_app.agents.intake  # noqa: F401
+    import airkafka_app.log_server  # noqa: F401
     import airkafka_app.metrics  # noqa: F401
     import airkafka_app.replay  # noqa: F401
     import airkafka_app.retention  # noqa: F401

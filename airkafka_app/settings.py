@@ -127,6 +127,7 @@ class Settings:
     publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S")))
     publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S")))
     airflow_python: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_PYTHON"))
+    airflow_serve_logs: bool = field(default_factory=lambda: _flag("AIRKAFKA_AIRFLOW_SERVE_LOGS"))
     executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP"))
     executor_lookback_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_LOOKBACK_S")))
     executor_delivery_timeout_s: float = field(

@@ -44,6 +44,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             **extra_env,
         }
         self.processes: list[subprocess.Popen] = []
@@ -68,6 +69,9 @@ class LocalAirflow:
             # The worker runs the task supervisors: it must wait no longer after a task ends
             # than the supervisors of Airflow's own executors do.
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": self.env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"],
+            # The worker serves its task logs (log_server.py); the API server signs its requests.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": self.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
+            "AIRFLOW__API__SECRET_KEY": self.env["AIRFLOW__API__SECRET_KEY"],
         }
 
     def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:

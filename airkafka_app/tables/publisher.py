@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 from collections import defaultdict
 
 import faust
@@ -91,12 +92,19 @@ class TablePublisher:
         self._in_flight.add_done_callback(lambda sent: self._landed(sent, records, changes))
 
     async def flush_and_wait(self) -> None:
-        """Send all that is gathered, and wait until the broker has acknowledged it."""
+        """Send what is gathered, and wait until the broker has acknowledged the batches that
+        carry it: the one in flight, then as many as what is gathered fills. Not the batches
+        after those, which hold what is written meanwhile: under load, a commit waiting for
+        them would wait as long as tasks keep ending."""
+        gathered = len(self._records) + len(self._changes)
+        batches = (self._in_flight is not None) + math.ceil(gathered / MAX_BATCH)
         self.flush()
-        while self._in_flight is not None:
-            # Shielded: a cancelled flush must not cancel the batch.
+        for _ in range(batches):
+            if self._in_flight is None:
+                return
+            # Shielded: a cancelled flush must not cancel the batch. Its done callback has
+            # handed over the next batch by the time this wakes.
             await asyncio.shield(self._in_flight)
-            await asyncio.sleep(0)  # the batch's done callback hands over the next
 
     def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
         """The records (table name, record) and state changes not yet acknowledged, oldest first."""

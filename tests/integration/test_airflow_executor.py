@@ -32,6 +32,11 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     assert tis["exit127"]["state"] == "failed"
     assert (tis["flaky"]["state"], tis["flaky"]["try_number"]) == ("success", 2)
     assert tis["on_queue"]["state"] == "success"
+    # The worker ran it with an AIRFLOW_HOME of its own, as on another host: the API server
+    # reads the log from the worker's log server.
+    log = airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/run-1/taskInstances/start/logs/1")
+    lines = [str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in log["content"]]
+    assert any("airkafka-example-start" in line for line in lines) and not any("Could not read served logs" in line for line in lines), lines[-20:]
 
     # Airflow learns the final state from the supervisor before its process exits; AirKafka
     # records it once the process has ended. Wait for those records, then compare.

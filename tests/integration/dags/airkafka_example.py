@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 FAN_OUT = 20
 
 with DAG("airkafka_example", schedule=None, catchup=False, max_active_tasks=32) as dag:
-    start = BashOperator(task_id="start", bash_command="echo start")
+    start = BashOperator(task_id="start", bash_command="echo airkafka-example-start")
     exit127 = BashOperator(task_id="exit127", bash_command="exit 127")
     flaky = BashOperator(
         task_id="flaky",
