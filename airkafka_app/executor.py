@@ -77,15 +77,21 @@ class KafkaExecutor(BaseExecutor):
             reason = self._last_error.str() if self._last_error else str(exc)
             raise KafkaException(f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}") from None
 
-    @staticmethod
-    def _from_committed_or_lookback(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _from_committed_or_lookback(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """A partition this group has not read yet is read from AIRKAFKA_EXECUTOR_LOOKBACK_S ago,
         not from the topic's start: a new scheduler host needs the ends of tries it adopts."""
-        committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
-        since = int((time.time() - settings.executor_lookback_s) * 1000)
-        fresh = [TopicPartition(p.topic, p.partition, since) for p in committed if p.offset < 0]
-        found = {(p.topic, p.partition): p.offset
-                 for p in (consumer.offsets_for_times(fresh, timeout=CONNECT_TIMEOUT_S) if fresh else [])}
+        try:
+            committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
+            since = int((time.time() - settings.executor_lookback_s) * 1000)
+            fresh = [TopicPartition(p.topic, p.partition, since) for p in committed if p.offset < 0]
+            found = {(p.topic, p.partition): p.offset
+                     for p in (consumer.offsets_for_times(fresh, timeout=CONNECT_TIMEOUT_S) if fresh else [])}
+        except KafkaException as exc:
+            # An assignment that arrives while end() closes the consumer, or a broker that did not
+            # answer: confluent-kafka then assigns the partitions at their committed offsets.
+            if exc.args[0].code() != KafkaError._DESTROY:
+                self.log.warning("partitions assigned without the lookback: %s", exc.args[0].str())
+            return
         consumer.assign([TopicPartition(p.topic, p.partition, found.get((p.topic, p.partition), p.offset))
                          for p in committed])
 
