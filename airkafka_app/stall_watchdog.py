@@ -34,6 +34,7 @@ from airkafka_app.queues import queues
 from airkafka_app.settings import settings
 from airkafka_app.tables.publisher import publisher
 from airkafka_app.task_record import TaskRecord
+from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class StallWatchdog:
         # Silence counts from the watch's start: a heartbeat read back from before it may be a
         # previous run's, under the same name, and none is sent while the worker starts.
         own = max(heartbeats.last_seen.get(settings.worker_name, 0.0), self._started)
-        if heartbeats.caught_up.is_set() and (silent := time.time() - own) > max(bound, 3 * settings.heartbeat_s):
+        # A stopping worker sends no more heartbeats (liveness.beat): their silence is no stall.
+        if not pool.draining and heartbeats.caught_up.is_set() and (silent := time.time() - own) > max(bound, 3 * settings.heartbeat_s):
             return f"this worker's heartbeats not read back for {silent:.0f}s"
         return None
 
