@@ -50,6 +50,7 @@ def test_the_airflow_quickstart_runs_as_written(tmp_path):
     try:
         for tag, body in steps[1:-1]:
             outputs.append(run(body, env, sessions))
+        check(outputs, qs)
     except BaseException:
         for log in sorted((qs / "logs").glob("*.log")):
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
@@ -61,6 +62,9 @@ def test_the_airflow_quickstart_runs_as_written(tmp_path):
                 os.killpg(session, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def check(outputs: list[str], qs: Path) -> None:
     assert outputs[0].strip() == "127.0.0.1:9092"  # the broker script prints only the address
     assert "dag run quickstart-1: success" in outputs[4]
     assert "hello from airkafka" in outputs[5]
