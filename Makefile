@@ -11,7 +11,7 @@ AIRFLOW_VERSION := 3.3.2
 # The bench's peer, in a venv of its own: Celery's dependencies are not the worker's.
 CELERY_VENV ?= .venv-celery
 
-.PHONY: demo test bench kafka redis-server clean
+.PHONY: demo test unit bench kafka redis-server chromium clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -38,14 +38,24 @@ $(CELERY_VENV)/installed: Makefile
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 
+# The dashboard's browser test drives Debian's chromium: Playwright cannot download its own here.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
 kafka: $(VENV)/installed
 	$(PY) scripts/local_kafka.py fetch
 
 demo: $(VENV)/installed kafka
 	$(PY) scripts/demo.py
 
-test: $(VENV)/installed $(AIRFLOW_VENV)/installed kafka
-	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest
+# The fast tier first: it fails in seconds, before the broker and Airflow start.
+test: unit $(AIRFLOW_VENV)/installed kafka chromium
+	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest tests/integration
+
+# The tests that need neither a broker nor Airflow.
+unit: $(VENV)/installed
+	$(PY) -m pytest -q tests/unit
+
 
 bench: $(VENV)/bench-installed $(CELERY_VENV)/installed kafka redis-server
 	AIRKAFKA_CELERY_VENV=$(CELERY_VENV) $(PY) bench/compare.py

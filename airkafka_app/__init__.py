@@ -9,16 +9,18 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module 'airkafka_app' has no attribute {name!r}")
-    from airkafka_app.application import app
-
     # Importing these registers the agent, the tables, the web views, the CLI commands and the
     # worker class.
     import airkafka_app.agents.intake  # noqa: F401
+    import airkafka_app.cli  # noqa: F401
     import airkafka_app.log_server  # noqa: F401
     import airkafka_app.metrics  # noqa: F401
     import airkafka_app.replay  # noqa: F401
     import airkafka_app.retention  # noqa: F401
     import airkafka_app.shutdown  # noqa: F401
-    import airkafka_app.tables.views  # noqa: F401
+    import airkafka_app.web.cluster  # noqa: F401
+    import airkafka_app.web.dashboard  # noqa: F401
+    import airkafka_app.web.views  # noqa: F401
+    from airkafka_app.application import app
 
     return app

@@ -21,3 +21,22 @@ def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
             and not isinstance(at, bool) and math.isfinite(at)):
         return None
     return worker, float(at), beat.get("stopped") is True
+
+
+# A worker shows (lost or stopped) this long after its last heartbeat, then is forgotten: its
+# tasks were recovered long before, and an alert on it ends.
+SHOWN_S = 3600.0
+
+
+def worker_status(silent_s: float, stopped: bool, lost_after_s: float) -> str:
+    """``online``, ``lost`` (silent past the bound) or ``stopped`` (its last heartbeat said so)."""
+    if stopped:
+        return "stopped"
+    return "online" if silent_s <= lost_after_s else "lost"
+
+
+def roster(last: dict[str, tuple[float, bool]], now: float, lost_after_s: float) -> dict[str, tuple[str, float]]:
+    """Worker -> (status, seconds since its last heartbeat), for the workers heard in SHOWN_S;
+    ``last`` maps a worker to the time of its last heartbeat and whether that one said it stopped."""
+    return {worker: (worker_status(now - at, stopped, lost_after_s), now - at)
+            for worker, (at, stopped) in sorted(last.items()) if now - at <= SHOWN_S}

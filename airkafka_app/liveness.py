@@ -19,7 +19,7 @@ from mode import Service
 from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.commands import Command
-from airkafka_app.heartbeats import encode_beat, parse_beat
+from airkafka_app.heartbeats import encode_beat, parse_beat, roster
 from airkafka_app.internal import encode_recover
 from airkafka_app.kafka_admin import partition_count
 from airkafka_app.kafka_connection import aiokafka_options
@@ -69,6 +69,11 @@ class Heartbeats(Service):
         if own is None:
             return False
         return own - self._own_beats_since >= bound and own - self.last_seen.get(worker or "", 0.0) > bound
+
+    def roster(self) -> dict[str, tuple[str, float]]:
+        """Worker -> (online, lost or stopped; seconds since its last heartbeat)."""
+        last = {worker: (at, worker in self.stopped) for worker, at in self.last_seen.items()}
+        return roster(last, time.time(), settings.worker_lost_after_s)
 
     def _observe(self, worker: str, at: float, stopped: bool = False) -> None:
         # A time ahead of ours would keep its sender alive for as long as it is ahead.

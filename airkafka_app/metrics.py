@@ -6,7 +6,7 @@ open, as ``/health/`` is.
 """
 from __future__ import annotations
 
-import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,13 +18,7 @@ from prometheus_client.registry import Collector
 from airkafka_app.application import app
 from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
-from airkafka_app.settings import settings
 from airkafka_app.states import IN_FLIGHT
-
-
-# A lost worker counts this long after its last heartbeat, so that an alert on it ends: its
-# tasks were recovered long before.
-LOST_SHOWN_S = 3600.0
 
 
 class WorkerCollector(Collector):
@@ -38,13 +32,9 @@ class WorkerCollector(Collector):
         yield in_flight
         workers = GaugeMetricFamily("airkafka_workers", "Workers by what their heartbeats tell this one",
                                     labels=["status"])
-        now, bound = time.time(), settings.worker_lost_after_s
-        recent = {w: now - at for w, at in heartbeats.last_seen.items() if now - at <= LOST_SHOWN_S}
-        stopped = {w for w in recent if w in heartbeats.stopped}
-        online = {w for w, silent in recent.items() if silent <= bound} - stopped
-        workers.add_metric(["online"], len(online))
-        workers.add_metric(["lost"], len(recent) - len(online) - len(stopped))
-        workers.add_metric(["stopped"], len(stopped))
+        statuses = Counter(status for status, _ in heartbeats.roster().values())
+        for status in ("online", "lost", "stopped"):
+            workers.add_metric([status], statuses[status])
         yield workers
 
 

@@ -2,41 +2,99 @@
 
 ``airflow airkafka workers`` lists the workers the heartbeats topic has heard from in the last
 hour, as each worker's sweep judges them: online, lost (silent past AIRKAFKA_WORKER_LOST_AFTER_S)
-or stopped (its last heartbeat said so).
+or stopped (its last heartbeat said so). ``airflow airkafka tasks`` and ``task ID`` read a
+worker's cluster views.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
-SINCE_S = 3600.0
 TIMEOUT_S = 10.0
 
 
 def get_cli_commands() -> list[Any]:
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
-    as_json = Arg(("--json",), help="One JSON object per worker", action="store_true")
-    return [GroupCommand(name="airkafka", help="AirKafka's workers", subcommands=[
+    from airkafka_app.airflow_tasks import IDENTITY
+    from airkafka_app.settings import DEFAULT_QUEUE
+
+    as_json = Arg(("--json",), help="One JSON object per line", action="store_true")
+    queue = Arg(("--queue",), default=DEFAULT_QUEUE, help="The queue (default: %(default)s)")
+    worker_url = Arg(("--worker-url",), default=None, help="Any worker's web views (default: from AIRKAFKA_WEB_HOST "
+                     "and AIRKAFKA_WEB_PORT); AIRKAFKA_WEB_TOKEN is sent when set")
+    picks = [Arg((f"--{name.replace('_', '-')}",), dest=name, type=kind, help=f"Only tasks of this {name}")
+             for name, kind in IDENTITY.items()]
+    return [GroupCommand(name="airkafka", help="AirKafka's workers and tasks", subcommands=[
         ActionCommand(name="workers", help="List the workers and whether they are online, lost or stopped",
                       func=lazy_load_command("airkafka_app.provider_cli.workers"), args=(as_json,)),
+        ActionCommand(name="tasks", help="List the newest tasks over the cluster, Airflow's picked by dag, task or run",
+                      func=lazy_load_command("airkafka_app.provider_cli.tasks"),
+                      args=(*picks, Arg(("--state",), help="Only tasks in this state"), queue, worker_url, as_json)),
+        ActionCommand(name="task", help="Show a task's record, from the worker that owns it",
+                      func=lazy_load_command("airkafka_app.provider_cli.task"),
+                      args=(Arg(("id",), help="The task id, as the tasks command lists it"), queue, worker_url)),
     ])]
 
 
-def heard_from(since_s: float = SINCE_S) -> dict[str, tuple[float, bool]]:
+def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[str, Any]:
+    """A worker view's JSON answer; SystemExit with the view's error."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from airkafka_app.settings import settings
+
+    base = worker_url or f"http://{settings.web_host}:{settings.web_port}"
+    request = urllib.request.Request(f"{base}{path}?{urllib.parse.urlencode(query)}", headers={
+        "Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"{base}{path}: HTTP {exc.code}: {exc.read().decode(errors='replace')[:500]}") from None
+    except OSError as exc:
+        raise SystemExit(f"{base}: {exc}") from None
+
+
+def tasks(args: argparse.Namespace) -> None:
+    from airkafka_app.airflow_tasks import IDENTITY
+
+    query = {"queue": args.queue, **{name: str(getattr(args, name)) for name in ("state", *IDENTITY)
+                                     if getattr(args, name) is not None}}
+    answer = read_view(args.worker_url, "/cluster/tasks/", query)
+    for task in answer["tasks"]:
+        airflow = task.get("airflow") or {}
+        if args.json:
+            print(json.dumps(task))
+        else:
+            names = " ".join(str(airflow[name]) for name in IDENTITY if name in airflow)
+            print(f"{task['id']:<44} {task['state']:<12} {task.get('worker') or '':<20} {names}")
+    for url, error in answer.get("errors", {}).items():
+        print(f"not answered by {url}: {error}", file=sys.stderr)
+
+
+def task(args: argparse.Namespace) -> None:
+    from urllib.parse import quote
+
+    print(json.dumps(read_view(args.worker_url, f"/tasks/{quote(args.id, safe='')}/", {"queue": args.queue}), indent=2))
+
+
+def heard_from() -> dict[str, tuple[float, bool]]:
     """Worker -> (time of its last heartbeat, whether that one said it stopped)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from airkafka_app.heartbeats import parse_beat
+    from airkafka_app.heartbeats import SHOWN_S, parse_beat
     from airkafka_app.kafka_connection import confluent_options
     from airkafka_app.settings import settings
 
     consumer = Consumer({**confluent_options(), "group.id": "airkafka-cli", "enable.auto.commit": False})
     try:
         topic = consumer.list_topics(settings.heartbeats_topic, timeout=TIMEOUT_S).topics[settings.heartbeats_topic]
-        since = int((time.time() - since_s) * 1000)
+        since = int((time.time() - SHOWN_S) * 1000)
         starts = consumer.offsets_for_times([TopicPartition(settings.heartbeats_topic, p, since)
                                              for p in topic.partitions], timeout=TIMEOUT_S)
         ends = {p: consumer.get_watermark_offsets(TopicPartition(settings.heartbeats_topic, p), timeout=TIMEOUT_S)[1]
@@ -51,7 +109,7 @@ def heard_from(since_s: float = SINCE_S) -> dict[str, tuple[float, bool]]:
                     worker, at, stopped = beat
                     if at >= last.get(worker, (0.0, False))[0]:
                         last[worker] = (at, stopped)
-                if message.error() is None and message.offset() + 1 >= ends[message.partition()]:
+                if message.error() is None and (message.offset() or 0) + 1 >= ends[message.partition()]:
                     todo.discard(message.partition())
         return last
     finally:
@@ -59,12 +117,11 @@ def heard_from(since_s: float = SINCE_S) -> dict[str, tuple[float, bool]]:
 
 
 def workers(args: argparse.Namespace) -> None:
+    from airkafka_app.heartbeats import SHOWN_S, roster
     from airkafka_app.settings import settings
 
-    now = time.time()
-    rows = [{"worker": worker, "status": "stopped" if stopped else
-             "online" if now - at <= settings.worker_lost_after_s else "lost", "last_seen_s_ago": round(now - at, 1)}
-            for worker, (at, stopped) in sorted(heard_from().items())]
+    rows = [{"worker": worker, "status": status, "last_seen_s_ago": round(silent, 1)}
+            for worker, (status, silent) in roster(heard_from(), time.time(), settings.worker_lost_after_s).items()]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -72,4 +129,4 @@ def workers(args: argparse.Namespace) -> None:
     for row in rows:
         print(f"{row['worker']:<40} {row['status']:<8} last heartbeat {row['last_seen_s_ago']:g}s ago")
     if not rows:
-        print(f"no heartbeat on {settings.heartbeats_topic} in the last {SINCE_S:g}s")
+        print(f"no heartbeat on {settings.heartbeats_topic} in the last {SHOWN_S:g}s")

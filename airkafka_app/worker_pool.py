@@ -65,6 +65,10 @@ class WorkerPool(Service):
         self._handed_back: set[str] = set()
         self.draining = False
 
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
     def holds(self, task_id: str) -> bool:
         """True while the task is this worker's to run: admitted, or waiting for admission."""
         return task_id in self._runs or task_id in self._admitting or task_id in self._following

@@ -29,8 +29,8 @@ from airkafka_app.commands import Command
 from airkafka_app.internal import encode_report
 from airkafka_app.settings import per_queue, settings
 from airkafka_app.states import IN_FLIGHT, TERMINAL, State
-from airkafka_app.tables.task_index import SLICE_S, Entry, TaskIndex
 from airkafka_app.tables.publisher import publisher
+from airkafka_app.tables.task_index import SLICE_S, Entry, TaskIndex
 from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)

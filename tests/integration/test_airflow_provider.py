@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from scripts.local_airflow import VENV
-from scripts.local_deployment import Deployment
+from scripts.local_deployment import Deployment, shell
 
 AIRFLOW = VENV / "bin" / "airflow"
 
@@ -57,5 +57,27 @@ def test_airflow_airkafka_workers_lists_the_workers_from_their_heartbeats(broker
         rows = [json.loads(line) for line in run([str(AIRFLOW), "airkafka", "workers", "--json"], env).splitlines()
                 if line.startswith("{")]
         assert [(r["worker"], r["status"]) for r in rows] == [("seen-by-the-cli", "stopped")]
+    finally:
+        worker.stop()
+
+
+def test_airflow_airkafka_tasks_and_task_read_the_cluster_views(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("cli-views", AIRKAFKA_WEB_TOKEN="s3cret", AIRKAFKA_WEB_AUTH_READS="true").start()
+    try:
+        worker.wait_ready()
+        deployment.send_commands(shell("cli-ok", "true"), shell("cli-bad", "sh", "-c", "exit 4"))
+        deployment.state_changes_until_terminal(["cli-ok", "cli-bad"])
+        env = airflow_env(tmp_path, AIRKAFKA_WEB_PORT=str(worker.port), AIRKAFKA_WEB_TOKEN="s3cret")
+        rows = [json.loads(line) for line in
+                run([str(AIRFLOW), "airkafka", "tasks", "--state", "failed", "--json"], env).splitlines()
+                if line.startswith("{")]
+        assert [(r["id"], r["exit_code"]) for r in rows] == [("cli-bad", 4)]
+        shown = run([str(AIRFLOW), "airkafka", "task", "cli-ok"], env)
+        record = json.loads(shown[shown.index("{"):])
+        assert record["state"] == "success" and record["worker"] == "cli-views"
+        refused = subprocess.run([str(AIRFLOW), "airkafka", "task", "cli-ok"], capture_output=True, text=True,
+                                 env={**env, "AIRKAFKA_WEB_TOKEN": "wrong"}, timeout=120)
+        assert refused.returncode != 0 and "HTTP 401" in refused.stderr
     finally:
         worker.stop()

@@ -9,6 +9,8 @@ their command's env values and workload token.
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -19,16 +21,19 @@ from faust.web import Request, Response, View
 
 from airkafka_app.airflow_tasks import IDENTITY
 from airkafka_app.application import app
-from airkafka_app.commands import CANCEL, Command
+from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, Command, decode_command
+from airkafka_app.loop_lag import loop_lag
 from airkafka_app.queues import Queue, queues
+from airkafka_app.replay import decide
 from airkafka_app.runners import enabled_kinds
 from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.stall_watchdog import watchdog
-from airkafka_app.loop_lag import loop_lag
 from airkafka_app.states import State
 from airkafka_app.tables.task_index import Entry
 from airkafka_app.task_record import redacted
+from airkafka_app.worker_pool import pool
 
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
 
@@ -38,7 +43,7 @@ def _has_token(request: Request) -> bool:
     return bool(settings.web_token) and hmac.compare_digest(given, f"Bearer {settings.web_token}".encode())
 
 
-def _refused_read(web: View, request: Request) -> Response | None:
+def refused_read(web: View, request: Request) -> Response | None:
     """401 when reads need the token and the request has not got it."""
     if settings.web_auth_reads and not _has_token(request):
         return web.json({"error": "missing or wrong bearer token"}, status=401)
@@ -54,21 +59,37 @@ def _not_served(web: View, request: Request) -> Response:
     return web.json({"error": f"queue {name!r} is not served by {settings.worker_name}"}, status=404)
 
 
-@app.page("/tasks/{task_id}/")
-async def task_detail(web: View, request: Request, task_id: str) -> Response:
-    """The task's record, from the worker that owns its partition."""
-    if refused := _refused_read(web, request):
-        return refused
+async def _owning_queue(web: View, request: Request, task_id: str) -> Queue | Response:
+    """The queue when this worker owns the task's partition; else the answer to give: not served,
+    or the owner's. Routed by the queue's commands topic: Faust's table routing knows only the
+    tables of the group leader, which may not serve this queue."""
     queue = _queue(request)
     if queue is None:
         return _not_served(web, request)
     await app.producer.partitions_for(queue.topic_name)
     try:
-        # Routed by the queue's commands topic: Faust's table routing knows only the tables of
-        # the group leader, which may not serve this queue.
         return await app.router.route_topic_req(queue.commands, request.query.get("key", task_id), web, request)
     except SameNode:
-        data = queue.tasks.get(task_id)
+        return queue
+
+
+def _refused_change(web: View, request: Request, action: str) -> Response | None:
+    """403 when changes over the web are off, 401 without the token."""
+    if not settings.web_token:
+        return web.json({"error": f"{action} over the web is off: AIRKAFKA_WEB_TOKEN is not set"}, status=403)
+    if not _has_token(request):
+        return web.json({"error": "missing or wrong bearer token"}, status=401)
+    return None
+
+
+@app.page("/tasks/{task_id}/")
+async def task_detail(web: View, request: Request, task_id: str) -> Response:
+    """The task's record, from the worker that owns its partition."""
+    if refused := refused_read(web, request):
+        return refused
+    if not isinstance(owner := await _owning_queue(web, request, task_id), Queue):
+        return owner
+    data = owner.tasks.get(task_id)
     if data is None:
         return web.json({"error": f"unknown task {task_id!r}"}, status=404)
     return web.json(redacted(data))
@@ -104,7 +125,7 @@ async def task_list(web: View, request: Request) -> Response:
     Airflow tasks can be picked by ``dag_id``, ``task_id``, ``run_id``, ``map_index`` and
     ``try_number``: a page then reads at most MAX_SCAN records, and may hold fewer than ``limit``
     with a ``next`` to go on from."""
-    if refused := _refused_read(web, request):
+    if refused := refused_read(web, request):
         return refused
     queue = _queue(request)
     if queue is None:
@@ -138,10 +159,8 @@ async def task_list(web: View, request: Request) -> Response:
 class TaskCancel(View):
     async def post(self, request: Request, task_id: str) -> Response:
         """Send a cancel for the task to its queue; 202 once it is on the commands topic."""
-        if not settings.web_token:
-            return self.json({"error": "cancel over the web is off: AIRKAFKA_WEB_TOKEN is not set"}, status=403)
-        if not _has_token(request):
-            return self.json({"error": "missing or wrong bearer token"}, status=401)
+        if refused := _refused_change(self, request, "cancel"):
+            return refused
         queue = _queue(request)
         if queue is None:
             return _not_served(self, request)
@@ -152,6 +171,28 @@ class TaskCancel(View):
         return self.json({"cancel": cancel.id, "target": task_id}, status=202)
 
 
+@app.page("/tasks/{task_id}/replay/")
+class TaskReplay(View):
+    async def post(self, request: Request, task_id: str) -> Response:
+        """Send an ended task's command again, from the worker that owns its record; 202 once it is on
+        the commands topic. A successful task needs ``?force=1``, as ``faust -A airkafka_app replay``."""
+        if refused := _refused_change(self, request, "replay"):
+            return refused
+        if not isinstance(queue := await _owning_queue(self, request, task_id), Queue):
+            return queue
+        record = queue.tasks.load(task_id)
+        if record is None:
+            return self.json({"error": f"unknown task {task_id!r}"}, status=404)
+        force = request.query.get("force") == "1"
+        if (why := decide(record.state.value, only_failed=False, force=force)) != "replayed":
+            return self.json({"error": f"not replayed: {why.removeprefix('skipped: ')}"}, status=409)
+        command = decode_command(None, json.dumps(record.command).encode())
+        await queue.commands.send(key=command.routing_key.encode(), value=command.encode(),
+                                  headers={REPLAY_HEADER: FORCE} if force else None)
+        log.info("task %s replayed from the web (attempt %d was %s)", task_id, record.attempt, record.state.value)
+        return self.json({"replayed": task_id, "was": record.state.value}, status=202)
+
+
 def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
     return queue.tasks.counts(), queue.counters.totals()
 
@@ -159,7 +200,7 @@ def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
 @app.page("/stats/")
 async def stats(web: View, request: Request) -> Response:
     """Counts over this worker's partitions: all its queues together, then each queue."""
-    if refused := _refused_read(web, request):
+    if refused := refused_read(web, request):
         return refused
     tasks, counts, per_queue = Counter[str](), Counter[str](), {}
     for name, queue in queues.items():
@@ -167,7 +208,14 @@ async def stats(web: View, request: Request) -> Response:
         tasks.update(by_state)
         counts.update(queue_counts)
         per_queue[name] = {"tasks": dict(by_state), **queue_counts}
-    return web.json({"worker": settings.worker_name, "tasks": dict(tasks), **counts, "queues": per_queue})
+    return web.json({"worker": settings.worker_name, "tasks": dict(tasks), **counts, "queues": per_queue,
+                     "running": pool.running_count, "partitions": _partitions()})
+
+
+def _partitions() -> dict[str, list[int]]:
+    """Queue -> the partitions of its commands topic this worker owns."""
+    assigned = app.assignor.assigned_actives()
+    return {name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()}
 
 
 @app.page("/live/")
@@ -186,9 +234,5 @@ async def health(web: View, request: Request) -> Response:
         return web.json({"status": "stalled", "worker": settings.worker_name, "reason": watchdog.stalled}, status=503)
     if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
         return web.json({"status": "recovering", "worker": settings.worker_name}, status=503)
-    assigned = app.assignor.assigned_actives()
-    partitions = {
-        name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()
-    }
-    return web.json({"status": "ok", "worker": settings.worker_name, "kinds": enabled_kinds(), "partitions": partitions,
+    return web.json({"status": "ok", "worker": settings.worker_name, "kinds": enabled_kinds(), "partitions": _partitions(),
                      "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1)})

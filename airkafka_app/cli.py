@@ -1,0 +1,163 @@
+"""The commands an operator runs against a cluster, on Faust's command line (console.py):
+``submit``, ``tasks`` and ``task``. Faust's global options come first: ``airkafka --json tasks``
+prints JSON.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.cli import AppCommand, argument, option
+from yarl import URL
+
+from airkafka_app.application import app
+from airkafka_app.commands import InvalidCommand, decode_command
+from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
+from airkafka_app.kafka_connection import aiokafka_options
+from airkafka_app.settings import DEFAULT_QUEUE, settings
+
+TERMINAL = ("success", "failed", "cancelled")
+WORKER_URL = option("--worker-url", default=f"http://{settings.web_host}:{settings.web_port}",
+                    help="Any worker's web views.")
+QUEUE = option("--queue", default=DEFAULT_QUEUE, help="The task's queue.")
+
+
+def exit_code(change: dict[str, Any]) -> int:
+    """What ``submit --wait`` exits with: 0 for success, the task's own code when it has one, else 1."""
+    if change.get("state") == "success":
+        return 0
+    code = change.get("exit_code")
+    return code if isinstance(code, int) and 0 < code < 256 else 1
+
+
+def _command(args: dict[str, Any]) -> bytes:
+    if args["argv"] == ("-",):
+        return sys.stdin.buffer.read()
+    if not args["argv"]:
+        raise SystemExit("submit: give the program and its arguments, or - to read a JSON command from stdin")
+    command: dict[str, Any] = {"id": args["task_id"] or f"cli-{uuid.uuid4().hex}", "kind": "shell",
+                               "args": {"argv": list(args["argv"])}, "retries": args["retries"]}
+    if args["timeout_s"] is not None:
+        command["timeout_s"] = args["timeout_s"]
+    if args["serial_key"] is not None:
+        command["serial_key"] = args["serial_key"]
+    return json.dumps(command).encode()
+
+
+async def _tail(topics: list[str]) -> AIOKafkaConsumer:
+    """A consumer at the end of every partition of ``topics``, before anything is sent."""
+    consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(await partition_count(topic) or 0)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return consumer
+
+
+async def _outcome(consumer: AIOKafkaConsumer, task_id: str, sent: Any) -> dict[str, Any]:
+    """The task's first terminal state change, or the dead letter of the message sent."""
+    async for message in consumer:
+        try:
+            value = json.loads(message.value)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(value, dict):
+            continue
+        if message.topic == settings.dead_letters_topic:
+            if (value.get("topic"), value.get("partition"), value.get("offset")) == (sent.topic, sent.partition, sent.offset):
+                return {"id": task_id, "state": "dead_letter", "detail": value.get("error")}
+        elif value.get("id") == task_id and value.get("state") in TERMINAL:
+            return value
+    raise RuntimeError("the consumer stopped")
+
+
+@app.command(
+    argument("argv", nargs=-1),
+    option("--id", "task_id", default=None, help="The task id (default: a new one)."),
+    QUEUE,
+    option("--serial-key", default=None, help="Run after the earlier tasks with this key."),
+    option("--retries", type=int, default=0, help="Attempts after the first that fail."),
+    option("--timeout", "timeout_s", type=float, default=None, help="Seconds before the run is killed."),
+    option("--wait", is_flag=True, help="Wait for the task's end and exit with its code."),
+)
+async def submit(self: AppCommand, **args: Any) -> None:
+    """Send a shell command of ARGV, or with ARGV ``-`` a JSON command read from stdin."""
+    value = _command(args)
+    try:
+        command = decode_command(None, value)
+        await check_connection()
+    except InvalidCommand as exc:
+        raise SystemExit(f"submit: not sent: {exc}") from None
+    except (KafkaRefused, KafkaUnreachable) as exc:
+        raise SystemExit(f"submit: {exc}") from None
+    topic = settings.commands_topic_for(args["queue"])
+    watch = await _tail([settings.state_changes_topic, settings.dead_letters_topic]) if args["wait"] else None
+    producer = AIOKafkaProducer(**aiokafka_options(), enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, value, key=command.routing_key.encode())
+    finally:
+        await producer.stop()
+    if watch is None:
+        self.say(self.dumps({"id": command.id, "topic": topic, "partition": sent.partition, "offset": sent.offset})
+                 if self.json else f"sent {command.id} to {topic}[{sent.partition}]@{sent.offset}")
+        return
+    try:
+        change = await _outcome(watch, command.id, sent)
+    finally:
+        await watch.stop()
+    self.say(self.dumps(change) if self.json else
+             f"{command.id} {change['state']}" + (f": {change['detail']}" if change.get("detail") else ""))
+    raise SystemExit(exit_code(change))
+
+
+async def _get(url: str, path: str, query: dict[str, str]) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=auth) as http:
+        try:
+            async with http.get(URL(url + path, encoded=True).with_query(query)) as response:
+                answer = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise SystemExit(f"{url}: {type(exc).__name__}: {exc}") from None
+    if response.status != 200:
+        raise SystemExit(f"{url}{path}: HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}")
+    return answer
+
+
+@app.command(
+    QUEUE,
+    option("--state", default=None, help="Only tasks in this state."),
+    option("--worker", default=None, help="Only tasks of this worker."),
+    option("--limit", type=int, default=50, help="How many, newest first."),
+    WORKER_URL,
+)
+async def tasks(self: AppCommand, **args: Any) -> None:
+    """The newest tasks over the whole cluster."""
+    query = {"queue": args["queue"], "limit": str(args["limit"])}
+    query.update({name: args[name] for name in ("state", "worker") if args[name]})
+    answer = await _get(args["worker_url"], "/cluster/tasks/", query)
+    rows = [[t.get("id"), t.get("state"), t.get("attempt"), t.get("worker"), t.get("exit_code"), t.get("detail") or ""]
+            for t in answer["tasks"]]
+    self.say(self.tabulate(rows, headers=["id", "state", "attempt", "worker", "exit_code", "detail"], title="tasks"))
+    for url, error in answer.get("errors", {}).items():
+        self.say(f"not answered by {url}: {error}", err=True)
+
+
+@app.command(
+    argument("task_id"),
+    QUEUE,
+    option("--key", default=None, help="Its serial key, if it has one."),
+    WORKER_URL,
+)
+async def task(self: AppCommand, task_id: str, **args: Any) -> None:
+    """A task's record, from the worker that owns it."""
+    query = {"queue": args["queue"], **({"key": args["key"]} if args["key"] else {})}
+    record = await _get(args["worker_url"], f"/tasks/{quote(task_id, safe='')}/", query)
+    self.say(json.dumps(record, indent=None if self.json else 2))

@@ -1,0 +1,188 @@
+// The cluster dashboard: polls /cluster/ and /cluster/tasks/, shows a task from /tasks/<id>/.
+// Records come from producers: they are shown with textContent only, never as HTML.
+"use strict";
+
+const POLL_MS = 1000;
+const RATE_WINDOW_MS = 60000;
+const ENDED = ["success", "failed", "cancelled"];
+const $ = (id) => document.getElementById(id);
+const ended = {}; // queue -> [[time, tasks ended so far]] over the rate window
+let workersSeen = [];
+
+function token() {
+  return $("token").value.trim();
+}
+
+async function call(path, method = "GET") {
+  const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
+  const response = await fetch(path, { method, headers });
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function cell(row, value, className) {
+  const td = row.insertCell();
+  td.textContent = value === null || value === undefined ? "" : String(value);
+  if (className) td.className = className;
+  return td;
+}
+
+function taskLink(row, task) {
+  const a = document.createElement("a");
+  a.href = `#/task/${encodeURIComponent(queue())}/${encodeURIComponent(task.id)}`;
+  a.textContent = task.id;
+  row.insertCell().appendChild(a);
+}
+
+function ago(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  return seconds < 90 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
+}
+
+function time(epoch) {
+  return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "";
+}
+
+function fill(tableId, rows, render) {
+  const body = $(tableId).tBodies[0];
+  body.replaceChildren();
+  for (const item of rows) render(body.insertRow(), item);
+}
+
+function queue() {
+  return $("queue").value || "default";
+}
+
+function setOptions(select, values, keep) {
+  const chosen = select.value;
+  const wanted = [...keep, ...values];
+  if ([...select.options].map((o) => o.value).join() === wanted.join()) return;
+  select.replaceChildren(...wanted.map((v) => new Option(v || "any", v)));
+  if (wanted.includes(chosen)) select.value = chosen;
+}
+
+function partitions(byQueue) {
+  return Object.entries(byQueue || {}).map(([name, parts]) => `${name}: ${parts.join(", ") || "none"}`).join("; ");
+}
+
+function perMinute(name, counts) {
+  const now = Date.now();
+  const total = ENDED.reduce((sum, state) => sum + (counts[state] || 0), 0);
+  const samples = (ended[name] = (ended[name] || []).filter(([at]) => now - at <= RATE_WINDOW_MS));
+  samples.push([now, total]);
+  const [firstAt, firstTotal] = samples[0];
+  return now - firstAt < 2000 ? "" : Math.max(0, Math.round(((total - firstTotal) * 60000) / (now - firstAt)));
+}
+
+async function refreshCluster() {
+  const cluster = await call("/cluster/");
+  fill("workers", cluster.workers, (row, w) => {
+    row.dataset.worker = w.worker || w.url;
+    cell(row, w.worker || "(no answer)");
+    cell(row, w.status, `status-${w.status}`);
+    cell(row, ago(w.last_seen_s_ago));
+    cell(row, partitions(w.partitions));
+    cell(row, w.running);
+    cell(row, w.error ? `${w.url}: ${w.error}` : w.url);
+  });
+  fill("queues", Object.entries(cluster.queues), (row, [name, counts]) => {
+    row.dataset.queue = name;
+    cell(row, name);
+    for (const state of ["queued", "running", "up_for_retry", "success", "failed", "cancelled"]) cell(row, counts[state] || 0);
+    cell(row, counts.dead_letters || 0);
+    cell(row, perMinute(name, counts));
+  });
+  setOptions($("queue"), Object.keys(cluster.queues), []);
+  setOptions($("feed-state"), cluster.states, [""]);
+  workersSeen = cluster.workers.map((w) => w.worker).filter(Boolean);
+  setOptions($("feed-worker"), workersSeen, [""]);
+}
+
+async function refreshFeed() {
+  const params = new URLSearchParams({ queue: queue(), limit: "50" });
+  if ($("feed-state").value) params.set("state", $("feed-state").value);
+  if ($("feed-worker").value) params.set("worker", $("feed-worker").value);
+  const [feed, failed] = await Promise.all([
+    call(`/cluster/tasks/?${params}`),
+    call(`/cluster/tasks/?${new URLSearchParams({ queue: queue(), state: "failed", limit: "20" })}`),
+  ]);
+  fill("feed", feed.tasks, (row, t) => {
+    row.dataset.task = t.id;
+    taskLink(row, t);
+    cell(row, t.command && t.command.kind);
+    cell(row, t.state, `state-${t.state}`);
+    cell(row, t.attempt);
+    cell(row, t.worker);
+    cell(row, time(t.updated_at));
+  });
+  fill("failed", failed.tasks, (row, t) => {
+    row.dataset.task = t.id;
+    taskLink(row, t);
+    cell(row, t.worker);
+    cell(row, t.exit_code);
+    cell(row, time(t.ended_at));
+    cell(row, t.detail, "detail");
+  });
+}
+
+function route() {
+  const match = location.hash.match(/^#\/task\/([^/]+)\/(.+)$/);
+  return match ? { queue: decodeURIComponent(match[1]), id: decodeURIComponent(match[2]) } : null;
+}
+
+async function refreshTask(target) {
+  const t = await call(`/tasks/${encodeURIComponent(target.id)}/?queue=${encodeURIComponent(target.queue)}`);
+  $("task-id").textContent = t.id;
+  const rows = [
+    ["State", t.state], ["Attempt", t.attempt], ["First attempt of this delivery", t.first_attempt],
+    ["Worker", t.worker], ["Exit code", t.exit_code], ["Queued", time(t.queued_at)],
+    ["Started", time(t.started_at)], ["Ended", time(t.ended_at)], ["Changed", time(t.updated_at)],
+    ["Queue", target.queue], ["Airflow", t.airflow ? Object.values(t.airflow).join(" / ") : ""],
+  ];
+  fill("task-fields", rows, (row, [name, value]) => {
+    cell(row, name);
+    cell(row, value, name === "State" ? `state-${value}` : "");
+  });
+  $("task-detail").textContent = t.detail || "";
+  $("task-command").textContent = JSON.stringify(t.command, null, 2);
+}
+
+async function act(action) {
+  const target = route();
+  const force = action === "replay" ? "&force=1" : "";
+  try {
+    const answer = await call(`/tasks/${encodeURIComponent(target.id)}/${action}/?queue=${encodeURIComponent(target.queue)}${force}`, "POST");
+    $("action-result").textContent = `${action} sent: ${JSON.stringify(answer)}`;
+  } catch (error) {
+    $("action-result").textContent = `${action} refused: ${error.message}`;
+  }
+}
+
+async function tick() {
+  const target = route();
+  $("cluster-page").hidden = Boolean(target);
+  $("task-page").hidden = !target;
+  try {
+    if (target) await refreshTask(target);
+    else await Promise.all([refreshCluster(), refreshFeed()]);
+    $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    $("status").className = "";
+  } catch (error) {
+    $("status").textContent = `not updated: ${error.message}`;
+    $("status").className = "error";
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("token").value = sessionStorage.getItem("airkafka-token") || "";
+  $("token").addEventListener("change", () => sessionStorage.setItem("airkafka-token", token()));
+  $("cancel").addEventListener("click", () => act("cancel"));
+  $("replay").addEventListener("click", () => act("replay"));
+  window.addEventListener("hashchange", () => {
+    $("action-result").textContent = "";
+    tick();
+  });
+  tick();
+  setInterval(tick, POLL_MS);
+});

@@ -1,0 +1,46 @@
+"""The ``airkafka`` console script on a real worker: submit (and wait for the end, exiting with the
+task's code), tasks and task."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts.local_deployment import Deployment
+
+AIRKAFKA = Path(sys.executable).parent / "airkafka"
+
+
+def airkafka(worker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(AIRKAFKA), *args], env=worker.env, input=stdin, capture_output=True, text=True,
+                          timeout=120, cwd=worker.workdir)
+
+
+def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("cli").start().wait_ready()
+    url = ["--worker-url", worker.url]
+    try:
+        failed = airkafka(worker, "submit", "--id", "c-bad", "--wait", "--", "sh", "-c", "echo no >&2; exit 3")
+        assert failed.returncode == 3, failed.stderr[-2000:]
+        assert "c-bad failed" in failed.stdout
+        ok = airkafka(worker, "--json", "submit", "--wait", "--id", "c-ok", "true")
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert json.loads(ok.stdout.strip().splitlines()[-1])["state"] == "success"
+        refused = airkafka(worker, "submit", "--wait", "--", "rm", "-rf", "/tmp/x")
+        assert refused.returncode == 1 and "dead_letter" in refused.stdout and "AIRKAFKA_SHELL_ALLOW" in refused.stdout
+        sent = airkafka(worker, "submit", "-", stdin=json.dumps({"id": "c-stdin", "kind": "shell", "args": {"argv": ["true"]}}))
+        assert sent.returncode == 0 and sent.stdout.startswith("sent c-stdin to "), sent.stderr[-2000:]
+        invalid = airkafka(worker, "submit", "-", stdin='{"id": "x"}')
+        assert invalid.returncode != 0 and "not sent: 'kind' must be" in invalid.stderr
+        deployment.state_changes_until_terminal(["c-stdin"])
+
+        listed = airkafka(worker, "--json", "tasks", "--state", "failed", *url)
+        assert [(t["id"], t["exit_code"]) for t in json.loads(listed.stdout)] == [("c-bad", 3)], listed.stderr
+        everything = airkafka(worker, "tasks", *url)
+        assert all(name in everything.stdout for name in ("c-bad", "c-ok", "c-stdin"))
+        shown = airkafka(worker, "task", "c-ok", *url)
+        assert json.loads(shown.stdout)["state"] == "success"
+        unknown = airkafka(worker, "task", "nope", *url)
+        assert unknown.returncode != 0 and "HTTP 404" in unknown.stderr
+    finally:
+        worker.stop()

@@ -1,0 +1,94 @@
+"""The cluster dashboard at ``/``, in Debian's chromium driven by Playwright, on two real workers:
+it lists both, follows tasks to their end without a reload, shows a failure's detail, cancels
+and replays with the token, shows hostile text as text, and shows a killed worker lost."""
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from scripts.local_deployment import Deployment, shell, wait_for_split
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags this machine's closed network needs: without them Chromium's own connections fail.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TOKEN = "dashboard-token"
+FAST_LOSS = {"AIRKAFKA_HEARTBEAT_S": "1", "AIRKAFKA_WORKER_LOST_AFTER_S": "6", "AIRKAFKA_SESSION_TIMEOUT_S": "6",
+             "AIRKAFKA_WEB_TOKEN": TOKEN}
+HOSTILE_ID = "<img src=x onerror=document.title='owned'>"
+
+
+@pytest.fixture
+def page():
+    assert CHROMIUM.exists(), "Debian's chromium is missing: make test installs it (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def send(deployment: Deployment, *commands: dict) -> None:
+    """Playwright's sync API keeps an event loop running in this thread; the producer needs its own."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(deployment.send_commands, *commands).result()
+
+
+def feed_state(page: Page, task_id: str):
+    return page.locator(f'#feed tr[data-task="{task_id}"] td').nth(2)
+
+
+def task_state(page: Page):
+    return page.locator("#task-fields tr").filter(has_text="State").locator("td").nth(1)
+
+
+def test_dashboard_follows_the_cluster(broker, tmp_path, page):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    a = deployment.worker("dash-a", **FAST_LOSS).start()
+    b = deployment.worker("dash-b", **FAST_LOSS).start()
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        wait_for_split(a, b)
+        page.goto(a.url + "/")
+        workers = page.locator("#workers tbody tr")
+        for name in ("dash-a", "dash-b"):
+            expect(workers.filter(has_text=name).locator("td").nth(1)).to_have_text("online", timeout=20_000)
+
+        send(deployment, shell("d-ok", "sleep", "1"), shell("d-bad", "sh", "-c", "echo boom >&2; exit 3"),
+             shell("d-long", "sleep", "300"), shell(HOSTILE_ID, "true"))
+        expect(feed_state(page, "d-ok")).to_have_text("success", timeout=30_000)
+        failed = page.locator('#failed tr[data-task="d-bad"]')
+        expect(failed).to_contain_text("boom", timeout=30_000)
+        expect(failed.locator("td").nth(2)).to_have_text("3")
+        hostile = page.locator("#feed tbody tr").filter(has_text=HOSTILE_ID)
+        expect(hostile.locator("td").nth(2)).to_have_text("success", timeout=30_000)
+        assert page.locator("#feed img").count() == 0 and page.title() == "AirKafka"
+
+        page.locator('#feed tr[data-task="d-long"] a').click()
+        expect(task_state(page)).to_have_text("running", timeout=30_000)
+        page.locator("#cancel").click()  # no token typed yet
+        expect(page.locator("#action-result")).to_contain_text("refused: missing or wrong bearer token")
+        page.fill("#token", TOKEN)
+        page.locator("#cancel").click()
+        expect(page.locator("#action-result")).to_contain_text("cancel sent")
+        expect(task_state(page)).to_have_text("cancelled", timeout=30_000)
+
+        page.goto(a.url + "/#/task/default/d-bad")
+        expect(task_state(page)).to_have_text("failed", timeout=10_000)
+        page.locator("#replay").click()
+        expect(page.locator("#action-result")).to_contain_text("replay sent")
+        attempt = page.locator("#task-fields tr").filter(has_text=re.compile("^Attempt")).locator("td").nth(1)
+        expect(attempt).to_have_text("2", timeout=30_000)
+        expect(task_state(page)).to_have_text("failed", timeout=30_000)
+
+        page.goto(a.url + "/")
+        b.kill()
+        expect(workers.filter(has_text="dash-b").locator("td").nth(1)).to_have_text("lost", timeout=30_000)
+        expect(workers.filter(has_text="dash-a").locator("td").nth(1)).to_have_text("online")
+    finally:
+        a.stop()
+        b.kill()
