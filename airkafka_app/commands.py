@@ -13,7 +13,7 @@ from typing import Any
 
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key"})
 MAX_ID_LENGTH = 255
-# The limits of the README's contract.
+# The limits of the contract (docs/contract.md).
 MAX_COMMAND_BYTES = 1 << 20
 MAX_DEPTH = 32
 MAX_RETRIES = 100
@@ -99,7 +99,7 @@ def _nested_deeper(data: Any, limit: int) -> bool:
         depth += 1
         if depth > limit:
             return True
-        children = []
+        children: list[Any] = []
         for node in level:
             children.extend(child for child in (node.values() if isinstance(node, dict) else node)
                             if isinstance(child, (dict, list)))

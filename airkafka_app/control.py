@@ -3,7 +3,7 @@
 After a rebalance a task may run on a worker that no longer owns its partition: the run stays
 where it started, and its records travel to the owner as reports. A cancel reaches the owner,
 which sends it on here to the worker its record names; that worker kills the run, whose end
-then reaches the owner as a report. Only workers may write this topic (see the README).
+then reaches the owner as a report. Only workers may write this topic (docs/contract.md).
 """
 from __future__ import annotations
 

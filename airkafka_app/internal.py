@@ -6,7 +6,7 @@ Each is keyed by its task's routing key, so it reaches the worker that owns the 
 - a recovery request asks the owner to recover a task whose worker is lost.
 
 They travel apart from user commands, on ``<app id>-internal`` (``settings.internal_topic_for``),
-so that nobody who may only produce commands can forge one. The README tells operators to let
+so that nobody who may only produce commands can forge one. docs/contract.md tells operators to let
 only the workers' principal write the ``<app id>-`` topics, which hold the changelogs too.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every setting AirKafka reads, in one place, from the environment.
 
-Faust-free: the executor side imports this too. The README's configuration
+Faust-free: the executor side imports this too. docs/configuration.md's
 table documents each variable and its default. In Airflow's interpreter (the executor), a
 variable that is not set is read from Airflow's ``[airkafka]`` section, under its name without
 ``AIRKAFKA_`` in lower case, so ``AIRFLOW__AIRKAFKA__BROKER``, its ``_CMD`` and ``_SECRET``
