@@ -11,7 +11,7 @@ AIRFLOW_VERSION := 3.3.2
 # The bench's peer, in a venv of its own: Celery's dependencies are not the worker's.
 CELERY_VENV ?= .venv-celery
 
-.PHONY: demo test unit bench kafka redis-server chromium clean
+.PHONY: demo test unit lint bench kafka redis-server chromium clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -48,14 +48,17 @@ kafka: $(VENV)/installed
 demo: $(VENV)/installed kafka
 	$(PY) scripts/demo.py
 
-# The fast tier first: it fails in seconds, before the broker and Airflow start.
-test: unit $(AIRFLOW_VENV)/installed kafka chromium
+# Lint and the fast tier first: they fail in seconds, before the broker and Airflow start.
+test: lint unit $(AIRFLOW_VENV)/installed kafka chromium
 	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest tests/integration
 
 # The tests that need neither a broker nor Airflow.
 unit: $(VENV)/installed
 	$(PY) -m pytest -q tests/unit
 
+lint: $(VENV)/installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/bench-installed $(CELERY_VENV)/installed kafka redis-server
 	AIRKAFKA_CELERY_VENV=$(CELERY_VENV) $(PY) bench/compare.py

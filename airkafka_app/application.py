@@ -8,7 +8,12 @@ from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 
 from airkafka_app.kafka_admin import (
-    KafkaRefused, KafkaUnreachable, TopicLayoutError, TopicSpec, check_connection, ensure_topics,
+    KafkaRefused,
+    KafkaUnreachable,
+    TopicLayoutError,
+    TopicSpec,
+    check_connection,
+    ensure_topics,
 )
 from airkafka_app.kafka_connection import ssl_context, uses_sasl
 from airkafka_app.kafka_transport import Transport

@@ -176,7 +176,7 @@ class KafkaExecutor(BaseExecutor):
 
     def _state_change(self, message: Message, running: dict[str, Any]) -> None:
         try:
-            change = json.loads(message.value())
+            change = json.loads(message.value() or b"null")  # a tombstone fails below
             task_id, state, detail = change["id"], State(change["state"]), str(change.get("detail") or "")
         except (TypeError, ValueError, KeyError) as exc:  # a tombstone, or anything but a state change
             self.log.warning("state change %d@%d skipped: %r", message.partition(), message.offset(), exc)
@@ -198,7 +198,7 @@ class KafkaExecutor(BaseExecutor):
         if key is None:
             return
         try:
-            letter = json.loads(message.value())
+            letter = json.loads(message.value() or b"null")
             refused = json.loads(letter["value"]) if "value_length" not in letter else {"kind": airflow_tasks.KIND}
             if refused.get("kind") == airflow_tasks.KIND:  # not a cancel of it
                 self.fail(key, info=f"refused by AirKafka: {letter['error']}")

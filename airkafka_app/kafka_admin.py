@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
-    AuthenticationFailedError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError,
+    AuthenticationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
 )
 
 from airkafka_app.kafka_connection import aiokafka_options, describe
@@ -37,7 +40,7 @@ async def check_connection() -> None:
             connection = await create_conn(host, int(port), request_timeout_ms=10_000, **options)
         except REFUSALS as exc:
             raise KafkaRefused(f"Kafka at {server} refused the connection {describe()}: {exc!r}") from None
-        except (OSError, KafkaError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, KafkaError) as exc:
             errors.append(f"{server}: {exc!r}")
             continue
         connection.close()

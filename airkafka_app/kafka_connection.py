@@ -39,7 +39,7 @@ def aiokafka_options(config: Settings = settings) -> dict[str, Any]:
     return options
 
 
-def confluent_options(config: Settings = settings) -> dict[str, str]:
+def confluent_options(config: Settings = settings) -> dict[str, Any]:
     """librdkafka properties, as in a Confluent Cloud client config.
 
     Nagle is off, as the Java clients and asyncio (and so aiokafka) have it: with librdkafka's

@@ -123,8 +123,7 @@ def redacted(data: dict[str, Any]) -> dict[str, Any]:
     """A stored record as the views show it: the values of its command's ``env``, and the token of
     an Airflow workload, are hidden."""
     command = data.get("command")
-    args = command.get("args") if isinstance(command, dict) else None
-    if not isinstance(args, dict):
+    if not isinstance(command, dict) or not isinstance(args := command.get("args"), dict):
         return data
     if isinstance(args.get("env"), dict):
         args = {**args, "env": dict.fromkeys(args["env"], REDACTED)}

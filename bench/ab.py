@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline import CPU_PARTS, ROOT, Bench, cpu_line, cpu_now, percentile  # noqa: E402
+
 from scripts.local_deployment import Deployment  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
@@ -57,7 +58,7 @@ def main() -> None:
                 before = cpu_now(bench.worker.process.pid, broker.process.pid)
                 throughputs[name].append(bench.throughput(args.tasks))
                 after = cpu_now(bench.worker.process.pid, broker.process.pid)
-                cpu[name].append([1000 * (b - a) / args.tasks for a, b in zip(before, after)])
+                cpu[name].append([1000 * (b - a) / args.tasks for a, b in zip(before, after, strict=True)])
             for _ in range(args.probes // args.rounds):
                 for name in order:
                     latencies[name].extend(sides[name].latencies(1))

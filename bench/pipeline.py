@@ -180,7 +180,7 @@ def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
         before = cpu_now(bench.worker.process.pid, broker_pid)
         figures["throughputs"].append(bench.throughput(args.tasks))
         after = cpu_now(bench.worker.process.pid, broker_pid)
-        figures["cpu_ms"].append([1000 * (b - a) / args.tasks for a, b in zip(before, after)])
+        figures["cpu_ms"].append([1000 * (b - a) / args.tasks for a, b in zip(before, after, strict=True)])
         lat = bench.latencies(args.sequential)
         figures["p50s"].append(percentile(lat, 50) * 1000)
         figures["p99s"].append(percentile(lat, 99) * 1000)

@@ -96,7 +96,7 @@ def main() -> None:
         worker.start().wait_ready(timeout=3600)
         figures["start to ready (recovery, then index)"] = f"{time.monotonic() - started:.1f}s"
         indexed = [line for line in worker.log().splitlines() if "indexed: " in line]
-        figures["index rebuild, all partitions"] = f"{sum(float(l.rsplit(' in ', 1)[1].rstrip('s ')) for l in indexed):.1f}s"
+        figures["index rebuild, all partitions"] = f"{sum(float(line.rsplit(' in ', 1)[1].rstrip('s ')) for line in indexed):.1f}s"
         health = worker.get("/health/")[1]
         figures["event loop's longest stall, start"] = f"{health['event_loop_max_stall_ms']:.0f} ms"
         latencies: dict[str, list[float]] = {}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from faust.types import EventT, StreamT
 from mode import CrashingSupervisor
@@ -12,7 +12,14 @@ from mode import CrashingSupervisor
 from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
 from airkafka_app.commands import (
-    CANCEL, FORCE, REPLAY_HEADER, RESERVED_HEADER_PREFIX, Command, InvalidCommand, decode_command, shown,
+    CANCEL,
+    FORCE,
+    REPLAY_HEADER,
+    RESERVED_HEADER_PREFIX,
+    Command,
+    InvalidCommand,
+    decode_command,
+    shown,
 )
 from airkafka_app.control import send_cancel
 from airkafka_app.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter

@@ -13,8 +13,7 @@ import json
 import time
 
 from airkafka_app.commands import Command, InvalidCommand
-from airkafka_app.runners import Outcome
-from airkafka_app.runners import airflow_fork_server
+from airkafka_app.runners import Outcome, airflow_fork_server
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
 from airkafka_app.runners.process import with_tail
 from airkafka_app.states import State

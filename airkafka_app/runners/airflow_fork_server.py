@@ -236,7 +236,7 @@ def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
 def main() -> None:
     sock = socket.socket(fileno=0)
     try:
-        from pydantic import TypeAdapter
+        import encodings.idna  # noqa: F401
 
         # What a supervisor and its task process import (listed from a supervisor's
         # sys.modules), so that each supervisor starts with them.
@@ -247,12 +247,12 @@ def main() -> None:
         import airflow.sdk.definitions.connection  # noqa: F401
         import airflow.sdk.execution_time.supervisor  # noqa: F401
         import airflow.sdk.execution_time.task_runner  # noqa: F401
-        import encodings.idna  # noqa: F401
         from airflow.executors import workloads
         from airflow.executors.base_executor import BaseExecutor
         from airflow.sdk.api.client import Client, get_hostname, getuser
         from airflow.sdk.log import configure_logging
         from airflow.settings import dispose_orm
+        from pydantic import TypeAdapter
         from setproctitle import setproctitle
     except Exception as exc:
         send(sock, {"error": f"cannot import the Airflow Task SDK: {type(exc).__name__}: {exc}"})

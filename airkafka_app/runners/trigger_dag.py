@@ -131,7 +131,7 @@ class TriggerDagRunner:
     async def run(self, command: Command) -> Outcome:
         try:
             return await asyncio.wait_for(self._trigger(command), command.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Outcome(State.FAILED, None, f"timeout after {command.timeout_s:g}s")
         except Unreachable as exc:
             return Outcome(State.FAILED, None, str(exc))

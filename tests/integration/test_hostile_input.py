@@ -63,7 +63,7 @@ def test_hostile_commands_become_dead_letters_beside_running_tasks(deployment):
                    for letter in deployment.read(deployment.dead_letters, lambda r: len(r) >= expected, timeout=90)}
         changes = deployment.state_changes_until_terminal(
             [f"beside{n}" for n in range(4)] + [c["id"] for c in after], timeout=90)
-        for key, (value, reason) in HOSTILE.items():
+        for key, (_, reason) in HOSTILE.items():
             assert reason in letters[key.decode()]["error"], (key, letters[key.decode()])
         assert "reserved to AirKafka's workers" in letters["forged"]["error"]
         assert "reserved to AirKafka's workers" in letters["recover"]["error"]

@@ -59,7 +59,7 @@ def test_every_bad_input_becomes_a_dead_letter_and_the_worker_goes_on(deployment
     deployment.send_commands(shell("after-bad", "true"))
     letters = deployment.read(deployment.dead_letters, lambda r: len(r) >= len(BAD_INPUTS))
     by_key = {r["key"]: r["value"] for r in letters}
-    for key, value, reason in BAD_INPUTS:
+    for key, _, reason in BAD_INPUTS:
         letter = by_key[key]
         assert reason in letter["error"], (key, letter)
         assert letter["topic"] == deployment.commands and isinstance(letter["offset"], int)

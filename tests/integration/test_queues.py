@@ -1,5 +1,7 @@
 """Queues served by chosen workers, and serial keys that run their tasks one after another."""
 
+import itertools
+
 import pytest
 
 from scripts.local_deployment import Deployment, shell, wait_for_split
@@ -54,7 +56,7 @@ def test_tasks_with_one_serial_key_run_one_after_another(workers):
     records = {i: plain.get(f"/tasks/{i}/?key={'customer-8' if i == 'other' else 'customer-7'}") for i in ids}
     assert all(status == 200 and record["state"] == "success" for status, record in records.values())
     order = [records[c["id"]][1] for c in serial]
-    for before, after in zip(order, order[1:]):
+    for before, after in itertools.pairwise(order):
         assert after["started_at"] >= before["ended_at"], (before, after)
     assert records["other"][1]["ended_at"] < order[0]["ended_at"]  # another key does not wait
 

@@ -48,7 +48,7 @@ def test_the_airflow_quickstart_runs_as_written(tmp_path):
     sessions: list[int] = []
     outputs = []
     try:
-        for tag, body in steps[1:-1]:
+        for _, body in steps[1:-1]:
             outputs.append(run(body, env, sessions))
         check(outputs, qs)
     except BaseException:

@@ -6,7 +6,8 @@ follow a valid command: its routing key, its encoding, and its record's JSON.
 """
 import json
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airkafka_app.commands import Command, InvalidCommand, decode_command
 from airkafka_app.dead_letters import MAX_VALUE_BYTES, dead_letter, encode_dead_letter
