@@ -7,7 +7,9 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 
-from airkafka_app.kafka_admin import (
+from airkafka_app.contract.kafka_connection import ssl_context, uses_sasl
+from airkafka_app.contract.settings import settings
+from airkafka_app.kafka.admin import (
     KafkaRefused,
     KafkaUnreachable,
     TopicLayoutError,
@@ -15,11 +17,9 @@ from airkafka_app.kafka_admin import (
     check_connection,
     ensure_topics,
 )
-from airkafka_app.kafka_connection import ssl_context, uses_sasl
-from airkafka_app.kafka_transport import Transport
+from airkafka_app.kafka.transport import Transport
 from airkafka_app.runners import registry
 from airkafka_app.runners.environment import scrub
-from airkafka_app.settings import settings
 
 log = logging.getLogger(__name__)
 

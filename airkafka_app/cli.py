@@ -16,10 +16,10 @@ from faust.cli import AppCommand, argument, option
 from yarl import URL
 
 from airkafka_app.application import app
-from airkafka_app.commands import InvalidCommand, decode_command
-from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
-from airkafka_app.kafka_connection import aiokafka_options
-from airkafka_app.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.commands import InvalidCommand, decode_command
+from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 
 TERMINAL = ("success", "failed", "cancelled")
 WORKER_URL = option("--worker-url", default=f"http://{settings.web_host}:{settings.web_port}",

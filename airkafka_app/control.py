@@ -15,10 +15,10 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import json_object
-from airkafka_app.kafka_admin import partition_count
-from airkafka_app.kafka_connection import aiokafka_options
-from airkafka_app.settings import settings
+from airkafka_app.contract.commands import json_object
+from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.settings import settings
+from airkafka_app.kafka.admin import partition_count
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from airflow.executors.workloads import ExecuteTask
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from airkafka_app import airflow_tasks
-from airkafka_app.commands import CANCEL, Command
-from airkafka_app.kafka_connection import confluent_options, confluent_producer_options, describe
-from airkafka_app.settings import DEFAULT_QUEUE, settings
-from airkafka_app.states import State
+from airkafka_app.contract import airflow_tasks
+from airkafka_app.contract.commands import CANCEL, Command
+from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options, describe
+from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.states import State
 
 FLUSH_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0

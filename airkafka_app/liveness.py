@@ -18,15 +18,15 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import Command
-from airkafka_app.heartbeats import encode_beat, parse_beat, roster
-from airkafka_app.internal import encode_recover
-from airkafka_app.kafka_admin import partition_count
-from airkafka_app.kafka_connection import aiokafka_options
+from airkafka_app.contract.commands import Command
+from airkafka_app.contract.heartbeats import encode_beat, parse_beat, roster
+from airkafka_app.contract.internal import encode_recover
+from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.settings import settings
+from airkafka_app.contract.states import IN_FLIGHT
+from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.kafka.admin import partition_count
 from airkafka_app.queues import queues
-from airkafka_app.settings import settings
-from airkafka_app.states import IN_FLIGHT
-from airkafka_app.task_record import TaskRecord
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)

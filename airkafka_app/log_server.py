@@ -14,7 +14,7 @@ import os
 from mode import Service
 
 from airkafka_app.application import app
-from airkafka_app.settings import settings
+from airkafka_app.contract.settings import settings
 
 log = logging.getLogger(__name__)
 

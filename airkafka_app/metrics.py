@@ -16,9 +16,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from airkafka_app.application import app
+from airkafka_app.contract.states import IN_FLIGHT
 from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
-from airkafka_app.states import IN_FLIGHT
 
 
 class WorkerCollector(Collector):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airkafka_app.defaults import DEFAULTS
+from airkafka_app.contract.defaults import DEFAULTS
 
 # The options the executor reads, and what each is; the workers read the same as AIRKAFKA_*.
 OPTIONS = {

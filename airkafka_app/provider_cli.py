@@ -19,8 +19,8 @@ TIMEOUT_S = 10.0
 def get_cli_commands() -> list[Any]:
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
-    from airkafka_app.airflow_tasks import IDENTITY
-    from airkafka_app.settings import DEFAULT_QUEUE
+    from airkafka_app.contract.airflow_tasks import IDENTITY
+    from airkafka_app.contract.settings import DEFAULT_QUEUE
 
     as_json = Arg(("--json",), help="One JSON object per line", action="store_true")
     queue = Arg(("--queue",), default=DEFAULT_QUEUE, help="The queue (default: %(default)s)")
@@ -46,7 +46,7 @@ def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[
     import urllib.parse
     import urllib.request
 
-    from airkafka_app.settings import settings
+    from airkafka_app.contract.settings import settings
 
     base = worker_url or f"http://{settings.web_host}:{settings.web_port}"
     request = urllib.request.Request(f"{base}{path}?{urllib.parse.urlencode(query)}", headers={
@@ -61,7 +61,7 @@ def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[
 
 
 def tasks(args: argparse.Namespace) -> None:
-    from airkafka_app.airflow_tasks import IDENTITY
+    from airkafka_app.contract.airflow_tasks import IDENTITY
 
     query = {"queue": args.queue, **{name: str(getattr(args, name)) for name in ("state", *IDENTITY)
                                      if getattr(args, name) is not None}}
@@ -87,9 +87,9 @@ def heard_from() -> dict[str, tuple[float, bool]]:
     """Worker -> (time of its last heartbeat, whether that one said it stopped)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from airkafka_app.heartbeats import SHOWN_S, parse_beat
-    from airkafka_app.kafka_connection import confluent_options
-    from airkafka_app.settings import settings
+    from airkafka_app.contract.heartbeats import SHOWN_S, parse_beat
+    from airkafka_app.contract.kafka_connection import confluent_options
+    from airkafka_app.contract.settings import settings
 
     consumer = Consumer({**confluent_options(), "group.id": "airkafka-cli", "enable.auto.commit": False})
     try:
@@ -117,8 +117,8 @@ def heard_from() -> dict[str, tuple[float, bool]]:
 
 
 def workers(args: argparse.Namespace) -> None:
-    from airkafka_app.heartbeats import SHOWN_S, roster
-    from airkafka_app.settings import settings
+    from airkafka_app.contract.heartbeats import SHOWN_S, roster
+    from airkafka_app.contract.settings import settings
 
     rows = [{"worker": worker, "status": status, "last_seen_s_ago": round(silent, 1)}
             for worker, (status, silent) in roster(heard_from(), time.time(), settings.worker_lost_after_s).items()]

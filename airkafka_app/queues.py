@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import faust
 
 from airkafka_app import topics
-from airkafka_app.settings import settings
+from airkafka_app.contract.settings import settings
 from airkafka_app.tables.counters import CounterTable
 from airkafka_app.tables.tasks import TaskTable
 

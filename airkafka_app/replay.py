@@ -20,11 +20,11 @@ from rich.table import Table
 from yarl import URL
 
 from airkafka_app.application import app
-from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
-from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
-from airkafka_app.kafka_connection import aiokafka_options
-from airkafka_app.settings import DEFAULT_QUEUE, settings
-from airkafka_app.states import IN_FLIGHT
+from airkafka_app.contract.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
+from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.states import IN_FLIGHT
+from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 
 FAILED = {"failed", "cancelled"}
 

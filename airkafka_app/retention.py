@@ -8,8 +8,8 @@ import logging
 import time
 
 from airkafka_app.application import app
+from airkafka_app.contract.settings import settings
 from airkafka_app.queues import queues
-from airkafka_app.settings import settings
 
 log = logging.getLogger(__name__)
 

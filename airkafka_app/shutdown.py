@@ -19,8 +19,8 @@ import signal
 import faust
 
 from airkafka_app.application import app
+from airkafka_app.contract.settings import settings
 from airkafka_app.liveness import announce_stop, note_clean_stop
-from airkafka_app.settings import settings
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)

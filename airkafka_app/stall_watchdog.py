@@ -26,14 +26,14 @@ import faust
 
 from airkafka_app import topics
 from airkafka_app.application import app
-from airkafka_app.commands import Command
-from airkafka_app.internal import encode_report
-from airkafka_app.kafka_admin import KafkaRefused, KafkaUnreachable, check_connection
+from airkafka_app.contract.commands import Command
+from airkafka_app.contract.internal import encode_report
+from airkafka_app.contract.settings import settings
+from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection
 from airkafka_app.liveness import awaiting_report, heartbeats
 from airkafka_app.queues import queues
-from airkafka_app.settings import settings
 from airkafka_app.tables.publisher import publisher
-from airkafka_app.task_record import TaskRecord
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)

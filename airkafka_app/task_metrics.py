@@ -12,8 +12,8 @@ import functools
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from airkafka_app.states import State
-from airkafka_app.task_record import TaskRecord
+from airkafka_app.contract.states import State
+from airkafka_app.contract.task_record import TaskRecord
 
 # Seconds: from a `true` on an idle worker (a few ms) to long batch jobs.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)

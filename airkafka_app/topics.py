@@ -6,7 +6,7 @@ partition number in its queue's commands topic and in that queue's changelogs.
 import faust
 
 from airkafka_app.application import app
-from airkafka_app.settings import settings
+from airkafka_app.contract.settings import settings
 
 
 def _raw_topic(*names: str) -> faust.TopicT:

@@ -11,12 +11,12 @@ from faust.types import EventT
 from mode import Service
 
 from airkafka_app.application import app
-from airkafka_app.commands import MAX_RETRY_DELAY_S, Command
+from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, Command
+from airkafka_app.contract.settings import settings
+from airkafka_app.contract.states import State
+from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.runners import Runner
-from airkafka_app.settings import settings
-from airkafka_app.states import State
 from airkafka_app.tables.tasks import TaskTable
-from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from airkafka_app.kafka_connection import confluent_producer_options  # noqa: E402
+from airkafka_app.contract.kafka_connection import confluent_producer_options  # noqa: E402
 from scripts.local_deployment import Deployment  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 

@@ -17,7 +17,7 @@ import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from airkafka_app.commands import decode_command
+from airkafka_app.contract.commands import decode_command
 from scripts.local_kafka import free_port
 
 FAUST = Path(sys.executable).parent / "faust"

@@ -11,7 +11,7 @@ from mode import CrashingSupervisor
 
 from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
-from airkafka_app.commands import (
+from airkafka_app.contract.commands import (
     CANCEL,
     FORCE,
     REPLAY_HEADER,
@@ -21,16 +21,16 @@ from airkafka_app.commands import (
     decode_command,
     shown,
 )
+from airkafka_app.contract.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
+from airkafka_app.contract.internal import Recover, Report, decode_internal
+from airkafka_app.contract.settings import settings
+from airkafka_app.contract.states import NOT_RERUN, State
+from airkafka_app.contract.task_record import MAX_RECORD_BYTES, TaskRecord
 from airkafka_app.control import send_cancel
-from airkafka_app.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
-from airkafka_app.internal import Recover, Report, decode_internal
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, registry, runner_for
-from airkafka_app.settings import settings
-from airkafka_app.states import NOT_RERUN, State
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
-from airkafka_app.task_record import MAX_RECORD_BYTES, TaskRecord
 from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)

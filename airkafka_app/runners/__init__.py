@@ -5,9 +5,9 @@ import functools
 from collections.abc import Mapping
 from typing import NamedTuple, Protocol
 
-from airkafka_app.commands import Command, InvalidCommand
-from airkafka_app.settings import settings
-from airkafka_app.states import State
+from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.settings import settings
+from airkafka_app.contract.states import State
 
 
 class Outcome(NamedTuple):

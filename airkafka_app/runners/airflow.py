@@ -12,11 +12,11 @@ import binascii
 import json
 import time
 
-from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome, airflow_fork_server
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
 from airkafka_app.runners.process import with_tail
-from airkafka_app.states import State
 
 ARG_FIELDS = frozenset({"workload", "external_executor_id"})
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
-from airkafka_app.commands import InvalidCommand, shown
+from airkafka_app.contract.commands import InvalidCommand, shown
 
 # Names that pick the program, the libraries it loads, or code its interpreter runs first.
 PROGRAM_CHANGING = (

@@ -13,12 +13,12 @@ import shutil
 import sys
 from collections.abc import Iterable
 
-from airkafka_app.commands import Command, InvalidCommand, shown
+from airkafka_app.contract.commands import Command, InvalidCommand, shown
+from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome
 from airkafka_app.runners.environment import check_env, check_text
 from airkafka_app.runners.fork_client import ForkServer, ForkServerLost
 from airkafka_app.runners.process import Finished, run_process, with_tail
-from airkafka_app.states import State
 
 ARG_FIELDS = frozenset({"argv", "env", "cwd"})
 MAX_ARGS = 4096

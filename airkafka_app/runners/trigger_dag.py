@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import urllib3
 
-from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome
-from airkafka_app.states import State
 
 if TYPE_CHECKING:
     from airflow_client.client.api.dag_run_api import DagRunApi

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 from airkafka_app.application import app
-from airkafka_app.settings import per_queue, settings
+from airkafka_app.contract.settings import per_queue, settings
 
 DEAD_LETTERS = "dead_letters"
 DUPLICATES = "duplicates"

@@ -8,7 +8,7 @@ in flight, a write goes out at the end of the loop's current step.
 
 As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
 before it commits offsets or gives up partitions, and that flush first sends what is gathered
-and waits until the broker has acknowledged it (``kafka_transport.Producer.before_flush``). So
+and waits until the broker has acknowledged it (``kafka.transport.Producer.before_flush``). So
 an offset is committed only after the records of the tasks its commands started. Faust's own
 flush is not enough for that: it returns once its buffer has not moved for 0.1 s, with
 messages still in it.
@@ -32,7 +32,7 @@ import faust
 from faust.types import TP
 
 from airkafka_app.application import app
-from airkafka_app.settings import settings
+from airkafka_app.contract.settings import settings
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from airkafka_app.states import State
+from airkafka_app.contract.states import State
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,13 @@ from faust.types import TP, EventT
 
 from airkafka_app import task_metrics
 from airkafka_app.application import app
-from airkafka_app.commands import Command
-from airkafka_app.internal import encode_report
-from airkafka_app.settings import per_queue, settings
-from airkafka_app.states import IN_FLIGHT, TERMINAL, State
+from airkafka_app.contract.commands import Command
+from airkafka_app.contract.internal import encode_report
+from airkafka_app.contract.settings import per_queue, settings
+from airkafka_app.contract.states import IN_FLIGHT, TERMINAL, State
+from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.tables.publisher import publisher
 from airkafka_app.tables.task_index import SLICE_S, Entry, TaskIndex
-from airkafka_app.task_record import TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import aiohttp
 from faust.web import Request, Response, View
 from yarl import URL
 
-from airkafka_app.airflow_tasks import IDENTITY
 from airkafka_app.application import app
+from airkafka_app.contract.airflow_tasks import IDENTITY
+from airkafka_app.contract.settings import DEFAULT_QUEUE
+from airkafka_app.contract.states import State
 from airkafka_app.liveness import heartbeats
-from airkafka_app.settings import DEFAULT_QUEUE
-from airkafka_app.states import State
 from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 from airkafka_app.web.views import MAX_LIMIT, refused_read
 

@@ -19,18 +19,18 @@ from typing import Any
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
-from airkafka_app.airflow_tasks import IDENTITY
 from airkafka_app.application import app
-from airkafka_app.commands import CANCEL, FORCE, REPLAY_HEADER, Command, decode_command
+from airkafka_app.contract.airflow_tasks import IDENTITY
+from airkafka_app.contract.commands import CANCEL, FORCE, REPLAY_HEADER, Command, decode_command
+from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.states import State
+from airkafka_app.contract.task_record import redacted
 from airkafka_app.loop_lag import loop_lag
 from airkafka_app.queues import Queue, queues
 from airkafka_app.replay import decide
 from airkafka_app.runners import enabled_kinds
-from airkafka_app.settings import DEFAULT_QUEUE, settings
 from airkafka_app.stall_watchdog import watchdog
-from airkafka_app.states import State
 from airkafka_app.tables.task_index import Entry
-from airkafka_app.task_record import redacted
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
-from airkafka_app.airflow_tasks import command_id
+from airkafka_app.contract.airflow_tasks import command_id
 from scripts.local_airflow import PYTHON
 from scripts.local_deployment import Deployment
 from scripts.local_kafka import start_broker
@@ -162,7 +162,7 @@ def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflo
 PLACE_KEYS = """
 import sys
 from confluent_kafka import Producer
-from airkafka_app.kafka_connection import confluent_producer_options
+from airkafka_app.contract.kafka_connection import confluent_producer_options
 
 producer = Producer(confluent_producer_options())
 for n in range(200):

@@ -3,9 +3,9 @@ import base64
 import json
 import time
 
-from airkafka_app.commands import Command
+from airkafka_app.contract.commands import Command
+from airkafka_app.contract.states import State
 from airkafka_app.runners.airflow import AirflowRunner, FinalState, token_expiry
-from airkafka_app.states import State
 
 
 def workload(exp: float) -> str:

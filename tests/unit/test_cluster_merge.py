@@ -1,4 +1,4 @@
-from airkafka_app.heartbeats import SHOWN_S, roster, worker_status
+from airkafka_app.contract.heartbeats import SHOWN_S, roster, worker_status
 from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from airkafka_app.commands import InvalidCommand, decode_command
-from airkafka_app.dead_letters import dead_letter
+from airkafka_app.contract.commands import InvalidCommand, decode_command
+from airkafka_app.contract.dead_letters import dead_letter
 
 
 def encode(**fields) -> bytes:

@@ -3,7 +3,7 @@ the default the code uses."""
 import re
 from pathlib import Path
 
-from airkafka_app.defaults import DEFAULTS
+from airkafka_app.contract.defaults import DEFAULTS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 ROW = re.compile(r"^\| `(AIRKAFKA_\w+)` \| ([^|]+) \|", re.M)

@@ -210,8 +210,8 @@ def test_the_airflow_fork_server_reports_a_bad_workload_in_its_output():
 
 
 def test_the_airflow_runner_fails_a_task_whose_interpreter_cannot_start():
-    from airkafka_app.commands import Command
-    from airkafka_app.states import State
+    from airkafka_app.contract.commands import Command
+    from airkafka_app.contract.states import State
 
     command = Command("t", "airflow", {"workload": '{"token": "x"}'})
     outcome = asyncio.run(AirflowRunner("/nonexistent/python").run(command))

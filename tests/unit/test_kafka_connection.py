@@ -2,8 +2,8 @@ import ssl
 
 import pytest
 
-from airkafka_app.kafka_connection import aiokafka_options, confluent_options, ssl_context
-from airkafka_app.settings import Settings
+from airkafka_app.contract.kafka_connection import aiokafka_options, confluent_options, ssl_context
+from airkafka_app.contract.settings import Settings
 
 
 def settings_with(monkeypatch, **env: str) -> Settings:

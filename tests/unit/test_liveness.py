@@ -1,8 +1,8 @@
 import pytest
 
 from airkafka_app import liveness
-from airkafka_app.heartbeats import parse_beat
-from airkafka_app.settings import Settings
+from airkafka_app.contract.heartbeats import parse_beat
+from airkafka_app.contract.settings import Settings
 
 
 @pytest.fixture

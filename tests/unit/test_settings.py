@@ -1,6 +1,6 @@
 import pytest
 
-from airkafka_app.settings import Settings
+from airkafka_app.contract.settings import Settings
 
 
 def test_queues_name_the_commands_topics(monkeypatch):

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from airkafka_app.commands import Command, InvalidCommand
+from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.states import State
 from airkafka_app.runners import runner_for
 from airkafka_app.runners.process import TAIL_BYTES
 from airkafka_app.runners.shell import ShellRunner
-from airkafka_app.states import State
 from tests.processes import is_running
 
 RUNNER = ShellRunner(allow={"true", "sh", "sleep"})

@@ -6,7 +6,7 @@ import json
 
 from rocksdict import Options, Rdict
 
-from airkafka_app.states import State
+from airkafka_app.contract.states import State
 from airkafka_app.tables import task_index
 from airkafka_app.tables.task_index import Entry, TaskIndex
 

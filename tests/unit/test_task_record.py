@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from airkafka_app.states import IllegalTransition, State
-from airkafka_app.task_record import TaskRecord
+from airkafka_app.contract.states import IllegalTransition, State
+from airkafka_app.contract.task_record import TaskRecord
 
 COMMAND = {"id": "t1", "kind": "shell", "args": {"argv": ["true"]}, "retries": 0}
 

@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from airkafka_app.airflow_tasks import identity
-from airkafka_app.commands import Command, InvalidCommand, decode_command, loads
-from airkafka_app.states import State
-from airkafka_app.task_record import TaskRecord
+from airkafka_app.contract.airflow_tasks import identity
+from airkafka_app.contract.commands import Command, InvalidCommand, decode_command, loads
+from airkafka_app.contract.states import State
+from airkafka_app.contract.task_record import TaskRecord
 
 RECORD_FIELDS = {f.name for f in fields(TaskRecord)}
 OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {

@@ -15,8 +15,8 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from airkafka_app.kafka_connection import aiokafka_options, describe
-from airkafka_app.settings import settings
+from airkafka_app.contract.kafka_connection import aiokafka_options, describe
+from airkafka_app.contract.settings import settings
 
 
 class KafkaUnreachable(RuntimeError):

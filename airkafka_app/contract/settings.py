@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airkafka_app.defaults import DEFAULTS
+from airkafka_app.contract.defaults import DEFAULTS
 
 
 def _airflow_option(name: str) -> str | None:

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airkafka_app.airflow_tasks import identity
-from airkafka_app.states import State, check_transition
+from airkafka_app.contract.airflow_tasks import identity
+from airkafka_app.contract.states import State, check_transition
 
 # A record must fit one Kafka message on its changelog: below Kafka's default limit of
 # 1,048,588 bytes, with room for the batch around it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from airkafka_app.settings import Settings, settings
+from airkafka_app.contract.settings import Settings, settings
 
 
 def uses_sasl(config: Settings = settings) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from airkafka_app.commands import json_object
+from airkafka_app.contract.commands import json_object
 
 
 def encode_beat(worker: str, at: float, **fields: bool) -> bytes:

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from airkafka_app.commands import Command
+from airkafka_app.contract.commands import Command
 
 KIND = "airflow"
 
