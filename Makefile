@@ -58,6 +58,7 @@ unit: $(VENV)/installed
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/bench-installed $(CELERY_VENV)/installed kafka redis-server

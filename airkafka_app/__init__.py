@@ -3,6 +3,7 @@
 The package imports without Faust, because the Airflow executor runs in Airflow's
 interpreter, where Faust cannot be installed. The Faust app loads on first use of ``app``.
 """
+
 from typing import Any
 
 

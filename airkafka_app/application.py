@@ -1,4 +1,5 @@
 """The Faust application: broker, RocksDB store, partitions and web server, from settings."""
+
 import asyncio
 import logging
 import os
@@ -26,8 +27,12 @@ log = logging.getLogger(__name__)
 
 def _credentials() -> faust.auth.Credentials | None:
     if uses_sasl():
-        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
-                                     mechanism=settings.sasl_mechanism, ssl_context=ssl_context())
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context(),
+        )
     context = ssl_context()
     return faust.SSLCredentials(context) if context else None
 
@@ -84,8 +89,15 @@ class App(faust.App):
             **{settings.commands_topic_for(queue): ours for queue in settings.queues},
             **{settings.internal_topic_for(queue): ours for queue in settings.queues},
             **{table.changelog_topic_name: changelog for table in self.tables.values()},
-            **{name: shared for name in (settings.state_changes_topic, settings.dead_letters_topic,
-                                         settings.heartbeats_topic, settings.control_topic)},
+            **{
+                name: shared
+                for name in (
+                    settings.state_changes_topic,
+                    settings.dead_letters_topic,
+                    settings.heartbeats_topic,
+                    settings.control_topic,
+                )
+            },
         }
 
 

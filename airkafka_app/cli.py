@@ -2,6 +2,7 @@
 ``submit``, ``tasks`` and ``task``. Faust's global options come first: ``airkafka --json tasks``
 prints JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 
 TERMINAL = ("success", "failed", "cancelled")
-WORKER_URL = option("--worker-url", default=f"http://{settings.web_host}:{settings.web_port}",
-                    help="Any worker's web views.")
+WORKER_URL = option(
+    "--worker-url", default=f"http://{settings.web_host}:{settings.web_port}", help="Any worker's web views."
+)
 QUEUE = option("--queue", default=DEFAULT_QUEUE, help="The task's queue.")
 
 
@@ -40,8 +42,12 @@ def _command(args: dict[str, Any]) -> bytes:
         return sys.stdin.buffer.read()
     if not args["argv"]:
         raise SystemExit("submit: give the program and its arguments, or - to read a JSON command from stdin")
-    command: dict[str, Any] = {"id": args["task_id"] or f"cli-{uuid.uuid4().hex}", "kind": "shell",
-                               "args": {"argv": list(args["argv"])}, "retries": args["retries"]}
+    command: dict[str, Any] = {
+        "id": args["task_id"] or f"cli-{uuid.uuid4().hex}",
+        "kind": "shell",
+        "args": {"argv": list(args["argv"])},
+        "retries": args["retries"],
+    }
     if args["timeout_s"] is not None:
         command["timeout_s"] = args["timeout_s"]
     if args["serial_key"] is not None:
@@ -71,7 +77,11 @@ async def _outcome(consumer: AIOKafkaConsumer, task_id: str, sent: Any) -> dict[
         if not isinstance(value, dict):
             continue
         if message.topic == settings.dead_letters_topic:
-            if (value.get("topic"), value.get("partition"), value.get("offset")) == (sent.topic, sent.partition, sent.offset):
+            if (value.get("topic"), value.get("partition"), value.get("offset")) == (
+                sent.topic,
+                sent.partition,
+                sent.offset,
+            ):
                 return {"id": task_id, "state": "dead_letter", "detail": value.get("error")}
         elif value.get("id") == task_id and value.get("state") in TERMINAL:
             return value
@@ -106,15 +116,21 @@ async def submit(self: AppCommand, **args: Any) -> None:
     finally:
         await producer.stop()
     if watch is None:
-        self.say(self.dumps({"id": command.id, "topic": topic, "partition": sent.partition, "offset": sent.offset})
-                 if self.json else f"sent {command.id} to {topic}[{sent.partition}]@{sent.offset}")
+        self.say(
+            self.dumps({"id": command.id, "topic": topic, "partition": sent.partition, "offset": sent.offset})
+            if self.json
+            else f"sent {command.id} to {topic}[{sent.partition}]@{sent.offset}"
+        )
         return
     try:
         change = await _outcome(watch, command.id, sent)
     finally:
         await watch.stop()
-    self.say(self.dumps(change) if self.json else
-             f"{command.id} {change['state']}" + (f": {change['detail']}" if change.get("detail") else ""))
+    self.say(
+        self.dumps(change)
+        if self.json
+        else f"{command.id} {change['state']}" + (f": {change['detail']}" if change.get("detail") else "")
+    )
     raise SystemExit(exit_code(change))
 
 
@@ -127,7 +143,9 @@ async def _get(url: str, path: str, query: dict[str, str]) -> dict[str, Any]:
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise SystemExit(f"{url}: {type(exc).__name__}: {exc}") from None
     if response.status != 200:
-        raise SystemExit(f"{url}{path}: HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}")
+        raise SystemExit(
+            f"{url}{path}: HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}"
+        )
     return answer
 
 
@@ -143,8 +161,10 @@ async def tasks(self: AppCommand, **args: Any) -> None:
     query = {"queue": args["queue"], "limit": str(args["limit"])}
     query.update({name: args[name] for name in ("state", "worker") if args[name]})
     answer = await _get(args["worker_url"], "/cluster/tasks/", query)
-    rows = [[t.get("id"), t.get("state"), t.get("attempt"), t.get("worker"), t.get("exit_code"), t.get("detail") or ""]
-            for t in answer["tasks"]]
+    rows = [
+        [t.get("id"), t.get("state"), t.get("attempt"), t.get("worker"), t.get("exit_code"), t.get("detail") or ""]
+        for t in answer["tasks"]
+    ]
     self.say(self.tabulate(rows, headers=["id", "state", "attempt", "worker", "exit_code", "detail"], title="tasks"))
     for url, error in answer.get("errors", {}).items():
         self.say(f"not answered by {url}: {error}", err=True)

@@ -5,6 +5,7 @@ where it started, and its records travel to the owner as reports. A cancel reach
 which sends it on here to the worker its record names; that worker kills the run, whose end
 then reaches the owner as a report. Only workers may write this topic (docs/contract.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 async def send_cancel(worker: str, target: str, reason: str) -> None:
-    await topics.control.send(key=worker.encode(),
-                              value=json.dumps({"to": worker, "cancel": target, "reason": reason}).encode())
+    await topics.control.send(
+        key=worker.encode(), value=json.dumps({"to": worker, "cancel": target, "reason": reason}).encode()
+    )
 
 
 def parse_order(value: bytes | None) -> tuple[str, str, str] | None:
@@ -46,8 +48,10 @@ class Control(Service):
         consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            tps = [TopicPartition(settings.control_topic, p)
-                   for p in range(await partition_count(settings.control_topic) or 0)]
+            tps = [
+                TopicPartition(settings.control_topic, p)
+                for p in range(await partition_count(settings.control_topic) or 0)
+            ]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             while not self.should_stop:
@@ -59,7 +63,7 @@ class Control(Service):
 
     def _obey(self, message) -> None:
         if (order := parse_order(message.value)) is None:
-            log.warning("control %d@%d skipped: not {\"to\", \"cancel\", \"reason\"}", message.partition, message.offset)
+            log.warning('control %d@%d skipped: not {"to", "cancel", "reason"}', message.partition, message.offset)
             return
         to, target, reason = order
         if to == settings.worker_name and pool.cancel(target, reason):

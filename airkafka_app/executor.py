@@ -7,6 +7,7 @@ Runs in Airflow's interpreter and never imports Faust. It publishes each workloa
 own commands, back to Airflow. Command ids are derived from task-instance keys, so it keeps no
 state of its own that a restart could lose.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,15 @@ class KafkaExecutor(BaseExecutor):
         # Delivery is confirmed: a command the broker does not take within the timeout fails
         # its try at once. No topic is created by a send: a queue's topic comes from
         # _ensure_topic, with the workers' partition count.
-        self.producer = Producer({**confluent_producer_options(), "linger.ms": 5, "error_cb": self._remember_error,
-                                  "message.timeout.ms": int(settings.executor_delivery_timeout_s * 1000),
-                                  "allow.auto.create.topics": False})
+        self.producer = Producer(
+            {
+                **confluent_producer_options(),
+                "linger.ms": 5,
+                "error_cb": self._remember_error,
+                "message.timeout.ms": int(settings.executor_delivery_timeout_s * 1000),
+                "allow.auto.create.topics": False,
+            }
+        )
         self._check_connection()
         self.admin = AdminClient(confluent_options())
         for topic in (settings.state_changes_topic, settings.dead_letters_topic):
@@ -60,10 +67,12 @@ class KafkaExecutor(BaseExecutor):
             self._ensure_topic(settings.commands_topic_for(queue))
         # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
         # scheduler does not take half the partitions, and so half the results, from the first.
-        self.consumer = Consumer({**confluent_options(), "group.id": settings.executor_consumer_group,
-                                  "enable.auto.commit": True})
-        self.consumer.subscribe([settings.state_changes_topic, settings.dead_letters_topic],
-                                on_assign=self._from_committed_or_lookback)
+        self.consumer = Consumer(
+            {**confluent_options(), "group.id": settings.executor_consumer_group, "enable.auto.commit": True}
+        )
+        self.consumer.subscribe(
+            [settings.state_changes_topic, settings.dead_letters_topic], on_assign=self._from_committed_or_lookback
+        )
 
     def _remember_error(self, error: KafkaError) -> None:
         self._last_error = error
@@ -75,7 +84,9 @@ class KafkaExecutor(BaseExecutor):
         except KafkaException as exc:
             self.producer.poll(0)  # serves error_cb, which holds the reason, such as a SASL authentication error
             reason = self._last_error.str() if self._last_error else str(exc)
-            raise KafkaException(f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}") from None
+            raise KafkaException(
+                f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}"
+            ) from None
 
     def _from_committed_or_lookback(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """A partition this group has not read yet is read from AIRKAFKA_EXECUTOR_LOOKBACK_S ago,
@@ -84,24 +95,31 @@ class KafkaExecutor(BaseExecutor):
             committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
             since = int((time.time() - settings.executor_lookback_s) * 1000)
             fresh = [TopicPartition(p.topic, p.partition, since) for p in committed if p.offset < 0]
-            found = {(p.topic, p.partition): p.offset
-                     for p in (consumer.offsets_for_times(fresh, timeout=CONNECT_TIMEOUT_S) if fresh else [])}
+            found = {
+                (p.topic, p.partition): p.offset
+                for p in (consumer.offsets_for_times(fresh, timeout=CONNECT_TIMEOUT_S) if fresh else [])
+            }
         except KafkaException as exc:
             # An assignment that arrives while end() closes the consumer, or a broker that did not
             # answer: confluent-kafka then assigns the partitions at their committed offsets.
             if exc.args[0].code() != KafkaError._DESTROY:
                 self.log.warning("partitions assigned without the lookback: %s", exc.args[0].str())
             return
-        consumer.assign([TopicPartition(p.topic, p.partition, found.get((p.topic, p.partition), p.offset))
-                         for p in committed])
+        consumer.assign(
+            [TopicPartition(p.topic, p.partition, found.get((p.topic, p.partition), p.offset)) for p in committed]
+        )
 
     def _ensure_topic(self, topic: str, copartitioned: bool = True) -> None:
         """Create the topic if it is missing, with the workers' partition count; ValueError when a
         commands topic has another, which no worker would serve."""
         if topic in self._topics:
             return
-        new = NewTopic(topic, num_partitions=settings.partitions, replication_factor=settings.replication,
-                       config={"max.message.bytes": "1048588"})
+        new = NewTopic(
+            topic,
+            num_partitions=settings.partitions,
+            replication_factor=settings.replication,
+            config={"max.message.bytes": "1048588"},
+        )
         try:
             self.admin.create_topics([new], request_timeout=CONNECT_TIMEOUT_S)[topic].result(CONNECT_TIMEOUT_S)
         except KafkaException as exc:
@@ -132,8 +150,12 @@ class KafkaExecutor(BaseExecutor):
                 _command_id(key), workload.model_dump_json(), workload.ti.external_executor_id
             )
             try:
-                self.producer.produce(self._topic(workload.ti), key=command.id.encode(), value=command.encode(),
-                                      on_delivery=partial(self._delivered, key))
+                self.producer.produce(
+                    self._topic(workload.ti),
+                    key=command.id.encode(),
+                    value=command.encode(),
+                    on_delivery=partial(self._delivered, key),
+                )
             except (KafkaException, BufferError, ValueError) as exc:
                 self.fail(key, info=f"command not sent to Kafka: {exc}")
                 continue
@@ -189,7 +211,8 @@ class KafkaExecutor(BaseExecutor):
             self._unclaimed[task_id] = (state.value, detail, time.monotonic())
             self._unclaimed.move_to_end(task_id)
             while len(self._unclaimed) > UNCLAIMED_MAX or (
-                    self._unclaimed and next(iter(self._unclaimed.values()))[2] < time.monotonic() - UNCLAIMED_TTL_S):
+                self._unclaimed and next(iter(self._unclaimed.values()))[2] < time.monotonic() - UNCLAIMED_TTL_S
+            ):
                 self._unclaimed.popitem(last=False)
 
     def _dead_letter(self, message: Message, running: dict[str, Any]) -> None:
@@ -221,8 +244,12 @@ class KafkaExecutor(BaseExecutor):
         target = _command_id(ti.key)
         cancel = Command(f"revoke-{target}", CANCEL, {"target": target})
         try:
-            self.producer.produce(self._topic(ti), key=target.encode(), value=cancel.encode(),
-                                  on_delivery=partial(self._cancel_delivered, ti.key))
+            self.producer.produce(
+                self._topic(ti),
+                key=target.encode(),
+                value=cancel.encode(),
+                on_delivery=partial(self._cancel_delivered, ti.key),
+            )
             self.producer.poll(0)
         except (KafkaException, BufferError, ValueError):
             self.log.exception("cancel for %s not sent", ti.key)

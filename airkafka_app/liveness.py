@@ -6,6 +6,7 @@ worker silent for ``AIRKAFKA_WORKER_LOST_AFTER_S`` is lost. The sweep cannot wri
 task on the queue's internal topic, and the intake of the partition's owner decides and records.
 Heartbeat times are the senders' clocks: keep the hosts' clocks in sync (NTP).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,8 +89,7 @@ class Heartbeats(Service):
 
     @Service.task
     async def _read(self) -> None:
-        consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None,
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
             # The worker creates the topic as it starts; a topic deleted since is waited for.
@@ -107,8 +107,12 @@ class Heartbeats(Service):
                 for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     for message in messages:
                         if (beat := parse_beat(message.value)) is None:
-                            log.warning("heartbeat %s:%d@%d skipped: not {\"worker\": <name>, \"at\": <time>}",
-                                        message.topic, message.partition, message.offset)
+                            log.warning(
+                                'heartbeat %s:%d@%d skipped: not {"worker": <name>, "at": <time>}',
+                                message.topic,
+                                message.partition,
+                                message.offset,
+                            )
                         else:
                             self._observe(*beat)
                 if not self.caught_up.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
@@ -126,8 +130,10 @@ def is_orphan(record: TaskRecord) -> bool:
     if record.state not in IN_FLIGHT or awaiting_report.get(record.id, 0.0) > record.updated_at:
         return False
     if record.worker == settings.worker_name:
-        return (record.updated_at <= heartbeats.clean_stop_at
-                or time.time() - record.updated_at > settings.worker_lost_after_s)
+        return (
+            record.updated_at <= heartbeats.clean_stop_at
+            or time.time() - record.updated_at > settings.worker_lost_after_s
+        )
     return heartbeats.is_lost(record.worker)
 
 
@@ -172,6 +178,11 @@ async def sweep() -> None:
         for record in queue.tasks.in_flight():
             if is_orphan(record) and not pool.holds(record.id):
                 command = Command(**record.command)
-                log.info("task %s attempt %d %s on lost worker %s: asking its owner to recover it",
-                         record.id, record.attempt, record.state.value, record.worker)
+                log.info(
+                    "task %s attempt %d %s on lost worker %s: asking its owner to recover it",
+                    record.id,
+                    record.attempt,
+                    record.state.value,
+                    record.worker,
+                )
                 await queue.internal.send(key=command.routing_key.encode(), value=encode_recover(command))

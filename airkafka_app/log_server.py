@@ -5,6 +5,7 @@ default) unless remote logging is set up. It runs in Airflow's interpreter
 the API server's, which signs the requests. It ends when the worker does, killed or not: it
 exits when its standard input, a pipe from the worker, closes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,14 @@ class LogServer(Service):
         self.process: asyncio.subprocess.Process | None = None
 
     async def on_start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(settings.airflow_python, "-c", SERVE,
-                                                            stdin=asyncio.subprocess.PIPE, start_new_session=True,
-                                                            env=STARTED_WITH)
+        self.process = await asyncio.create_subprocess_exec(
+            settings.airflow_python,
+            "-c",
+            SERVE,
+            stdin=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=STARTED_WITH,
+        )
         log.info("Airflow's log server started (pid %d) on [logging] worker_log_server_port", self.process.pid)
 
     @Service.task

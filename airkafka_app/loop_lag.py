@@ -1,5 +1,6 @@
 """How long the event loop has been held: every step of the worker waits for it, heartbeats and
 views included. A sampler sleeps ``SAMPLE_S`` at a time and notes how late it wakes."""
+
 from __future__ import annotations
 
 import asyncio

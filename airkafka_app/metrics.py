@@ -4,6 +4,7 @@ read when scraped: the tasks in flight in this worker's partitions, and the work
 lost as this worker's heartbeats tell. Metrics carry no task id and no secret: the view is
 open, as ``/health/`` is.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,15 +24,19 @@ from airkafka_app.queues import queues
 
 class WorkerCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        in_flight = GaugeMetricFamily("airkafka_tasks_in_flight", "Tasks queued, running or waiting for a retry, "
-                                      "in this worker's partitions", labels=["queue", "state"])
+        in_flight = GaugeMetricFamily(
+            "airkafka_tasks_in_flight",
+            "Tasks queued, running or waiting for a retry, in this worker's partitions",
+            labels=["queue", "state"],
+        )
         for name, queue in queues.items():
             counts = queue.tasks.counts()
             for state in IN_FLIGHT:
                 in_flight.add_metric([name, state.value], counts[state.value])
         yield in_flight
-        workers = GaugeMetricFamily("airkafka_workers", "Workers by what their heartbeats tell this one",
-                                    labels=["status"])
+        workers = GaugeMetricFamily(
+            "airkafka_workers", "Workers by what their heartbeats tell this one", labels=["status"]
+        )
         statuses = Counter(status for status, _ in heartbeats.roster().values())
         for status in ("online", "lost", "stopped"):
             workers.add_metric([status], statuses[status])

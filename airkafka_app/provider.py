@@ -3,6 +3,7 @@
 Faust-free, and it builds no settings: Airflow loads it through the ``apache_airflow_provider``
 entry point while it is still building its own configuration.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,12 @@ OPTIONS = {
     "AIRKAFKA_SSL_KEY_PASSWORD": "Password of the client key",
 }
 SENSITIVE = {"AIRKAFKA_SASL_PASSWORD", "AIRKAFKA_SSL_KEY_PASSWORD"}
-NUMBERS = {"AIRKAFKA_PARTITIONS": "integer", "AIRKAFKA_REPLICATION": "integer",
-           "AIRKAFKA_EXECUTOR_LOOKBACK_S": "float", "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "float"}
+NUMBERS = {
+    "AIRKAFKA_PARTITIONS": "integer",
+    "AIRKAFKA_REPLICATION": "integer",
+    "AIRKAFKA_EXECUTOR_LOOKBACK_S": "float",
+    "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "float",
+}
 
 
 def _option(name: str, description: str) -> dict[str, Any]:
@@ -57,8 +62,9 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             "airkafka": {
                 "description": "AirKafka's KafkaExecutor; the workers read the same settings as AIRKAFKA_*.",
-                "options": {name.removeprefix("AIRKAFKA_").lower(): _option(name, text)
-                            for name, text in OPTIONS.items()},
+                "options": {
+                    name.removeprefix("AIRKAFKA_").lower(): _option(name, text) for name, text in OPTIONS.items()
+                },
             },
         },
     }

@@ -5,6 +5,7 @@ hour, as each worker's sweep judges them: online, lost (silent past AIRKAFKA_WOR
 or stopped (its last heartbeat said so). ``airflow airkafka tasks`` and ``task ID`` read a
 worker's cluster views.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,20 +25,42 @@ def get_cli_commands() -> list[Any]:
 
     as_json = Arg(("--json",), help="One JSON object per line", action="store_true")
     queue = Arg(("--queue",), default=DEFAULT_QUEUE, help="The queue (default: %(default)s)")
-    worker_url = Arg(("--worker-url",), default=None, help="Any worker's web views (default: from AIRKAFKA_WEB_HOST "
-                     "and AIRKAFKA_WEB_PORT); AIRKAFKA_WEB_TOKEN is sent when set")
-    picks = [Arg((f"--{name.replace('_', '-')}",), dest=name, type=kind, help=f"Only tasks of this {name}")
-             for name, kind in IDENTITY.items()]
-    return [GroupCommand(name="airkafka", help="AirKafka's workers and tasks", subcommands=[
-        ActionCommand(name="workers", help="List the workers and whether they are online, lost or stopped",
-                      func=lazy_load_command("airkafka_app.provider_cli.workers"), args=(as_json,)),
-        ActionCommand(name="tasks", help="List the newest tasks over the cluster, Airflow's picked by dag, task or run",
-                      func=lazy_load_command("airkafka_app.provider_cli.tasks"),
-                      args=(*picks, Arg(("--state",), help="Only tasks in this state"), queue, worker_url, as_json)),
-        ActionCommand(name="task", help="Show a task's record, from the worker that owns it",
-                      func=lazy_load_command("airkafka_app.provider_cli.task"),
-                      args=(Arg(("id",), help="The task id, as the tasks command lists it"), queue, worker_url)),
-    ])]
+    worker_url = Arg(
+        ("--worker-url",),
+        default=None,
+        help="Any worker's web views (default: from AIRKAFKA_WEB_HOST "
+        "and AIRKAFKA_WEB_PORT); AIRKAFKA_WEB_TOKEN is sent when set",
+    )
+    picks = [
+        Arg((f"--{name.replace('_', '-')}",), dest=name, type=kind, help=f"Only tasks of this {name}")
+        for name, kind in IDENTITY.items()
+    ]
+    return [
+        GroupCommand(
+            name="airkafka",
+            help="AirKafka's workers and tasks",
+            subcommands=[
+                ActionCommand(
+                    name="workers",
+                    help="List the workers and whether they are online, lost or stopped",
+                    func=lazy_load_command("airkafka_app.provider_cli.workers"),
+                    args=(as_json,),
+                ),
+                ActionCommand(
+                    name="tasks",
+                    help="List the newest tasks over the cluster, Airflow's picked by dag, task or run",
+                    func=lazy_load_command("airkafka_app.provider_cli.tasks"),
+                    args=(*picks, Arg(("--state",), help="Only tasks in this state"), queue, worker_url, as_json),
+                ),
+                ActionCommand(
+                    name="task",
+                    help="Show a task's record, from the worker that owns it",
+                    func=lazy_load_command("airkafka_app.provider_cli.task"),
+                    args=(Arg(("id",), help="The task id, as the tasks command lists it"), queue, worker_url),
+                ),
+            ],
+        )
+    ]
 
 
 def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[str, Any]:
@@ -49,8 +72,10 @@ def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[
     from airkafka_app.contract.settings import settings
 
     base = worker_url or f"http://{settings.web_host}:{settings.web_port}"
-    request = urllib.request.Request(f"{base}{path}?{urllib.parse.urlencode(query)}", headers={
-        "Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {})
+    request = urllib.request.Request(
+        f"{base}{path}?{urllib.parse.urlencode(query)}",
+        headers={"Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {},
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return json.load(response)
@@ -63,8 +88,10 @@ def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[
 def tasks(args: argparse.Namespace) -> None:
     from airkafka_app.contract.airflow_tasks import IDENTITY
 
-    query = {"queue": args.queue, **{name: str(getattr(args, name)) for name in ("state", *IDENTITY)
-                                     if getattr(args, name) is not None}}
+    query = {
+        "queue": args.queue,
+        **{name: str(getattr(args, name)) for name in ("state", *IDENTITY) if getattr(args, name) is not None},
+    }
     answer = read_view(args.worker_url, "/cluster/tasks/", query)
     for task in answer["tasks"]:
         airflow = task.get("airflow") or {}
@@ -95,10 +122,13 @@ def heard_from() -> dict[str, tuple[float, bool]]:
     try:
         topic = consumer.list_topics(settings.heartbeats_topic, timeout=TIMEOUT_S).topics[settings.heartbeats_topic]
         since = int((time.time() - SHOWN_S) * 1000)
-        starts = consumer.offsets_for_times([TopicPartition(settings.heartbeats_topic, p, since)
-                                             for p in topic.partitions], timeout=TIMEOUT_S)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(settings.heartbeats_topic, p), timeout=TIMEOUT_S)[1]
-                for p in topic.partitions}
+        starts = consumer.offsets_for_times(
+            [TopicPartition(settings.heartbeats_topic, p, since) for p in topic.partitions], timeout=TIMEOUT_S
+        )
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.heartbeats_topic, p), timeout=TIMEOUT_S)[1]
+            for p in topic.partitions
+        }
         todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
         consumer.assign([tp for tp in starts if tp.partition in todo])
         last: dict[str, tuple[float, bool]] = {}
@@ -120,8 +150,10 @@ def workers(args: argparse.Namespace) -> None:
     from airkafka_app.contract.heartbeats import SHOWN_S, roster
     from airkafka_app.contract.settings import settings
 
-    rows = [{"worker": worker, "status": status, "last_seen_s_ago": round(silent, 1)}
-            for worker, (status, silent) in roster(heard_from(), time.time(), settings.worker_lost_after_s).items()]
+    rows = [
+        {"worker": worker, "status": status, "last_seen_s_ago": round(silent, 1)}
+        for worker, (status, silent) in roster(heard_from(), time.time(), settings.worker_lost_after_s).items()
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))

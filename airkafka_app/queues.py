@@ -4,6 +4,7 @@ A queue's tables are co-partitioned with its topic only, so Faust's assignor, wh
 assigns each group of co-subscribed topics among the workers subscribing to all of
 them, hands a queue's partitions to the workers that serve it and to no other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

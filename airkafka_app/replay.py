@@ -4,6 +4,7 @@ Each command in the range is re-published unless its task is in progress, or suc
 (without --force). The table decides, read through a worker's routed view, not consumer
 offsets. A forced replay carries the ``airkafka-replay: force`` header, which intake honours.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -115,8 +116,10 @@ async def replay(self: AppCommand, **args: Any) -> None:
                             outcome, task_id = await _replay_one(message, http, producer, args, seen)
                             counts[outcome] += 1
                             if args["dry_run"] and outcome == "replayed":
-                                console.print(f"would replay {task_id!r} "
-                                              f"(partition {tp.partition}, offset {message.offset})", markup=False)
+                                console.print(
+                                    f"would replay {task_id!r} (partition {tp.partition}, offset {message.offset})",
+                                    markup=False,
+                                )
         await producer.flush()
     finally:
         await producer.stop()
@@ -129,8 +132,9 @@ async def replay(self: AppCommand, **args: Any) -> None:
     console.print(summary)
 
 
-async def _replay_one(message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict,
-                      seen: set[str]) -> tuple[str, str | None]:
+async def _replay_one(
+    message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict, seen: set[str]
+) -> tuple[str, str | None]:
     """What became of one message, and its task id when it holds a command."""
     try:
         command = decode_command(message.key, message.value)

@@ -2,6 +2,7 @@
 last change, then delete it, with a tombstone on its changelog, which Kafka's compaction then
 removes. A command for a task whose record is gone starts it anew, as attempt 1.
 """
+
 from __future__ import annotations
 
 import logging

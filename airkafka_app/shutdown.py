@@ -9,6 +9,7 @@ file in its data directory tells this worker when it starts again, so neither wa
 loss bound. Then Faust stops the worker as usual. A second signal cuts the grace short, or,
 once the tasks are handed back, ends the worker at once (exit 75) rather than wait for Kafka.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,7 @@ class Worker(faust.Worker):
         log.info("%s: intake stopped; the running tasks have %gs to finish", signum.name, settings.shutdown_grace_s)
         try:
             finished, handed_back = await pool.drain(settings.shutdown_grace_s, self._cut)
-            log.info("%d running tasks finished, %d handed back to their partitions' next owner",
-                     finished, handed_back)
+            log.info("%d running tasks finished, %d handed back to their partitions' next owner", finished, handed_back)
             note_clean_stop()
             await announce_stop()
         finally:

@@ -13,6 +13,7 @@ past them, since Faust commits only after the publisher's flush, which waits for
 The watch runs as a plain task of the event loop, not a Faust timer: a stalled worker's stop
 hangs in that flush, after Faust has stopped its timers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,7 +60,11 @@ class StallWatchdog:
         # previous run's, under the same name, and none is sent while the worker starts.
         own = max(heartbeats.last_seen.get(settings.worker_name, 0.0), self._started)
         # A stopping worker sends no more heartbeats (liveness.beat): their silence is no stall.
-        if not pool.draining and heartbeats.caught_up.is_set() and (silent := time.time() - own) > max(bound, 3 * settings.heartbeat_s):
+        if (
+            not pool.draining
+            and heartbeats.caught_up.is_set()
+            and (silent := time.time() - own) > max(bound, 3 * settings.heartbeat_s)
+        ):
             return f"this worker's heartbeats not read back for {silent:.0f}s"
         return None
 
@@ -77,8 +82,11 @@ class StallWatchdog:
             return
         if self.stalled is None:
             self._since = time.monotonic()
-            log.error("publishing stalled while the broker answers: %s; exit in %gs unless it resumes",
-                      symptom, settings.publish_stall_exit_s)
+            log.error(
+                "publishing stalled while the broker answers: %s; exit in %gs unless it resumes",
+                symptom,
+                settings.publish_stall_exit_s,
+            )
         self.stalled = symptom
         if time.monotonic() - self._since >= settings.publish_stall_exit_s:
             self._exit()
@@ -86,8 +94,14 @@ class StallWatchdog:
     def _exit(self) -> None:
         records, changes = publisher.unsent()
         save_unsent(records, changes)
-        log.critical("publishing stalled for %gs (%s): %d records and %d state changes saved to %s; exiting 70",
-                     settings.publish_stall_exit_s, self.stalled, len(records), len(changes), UNSENT)
+        log.critical(
+            "publishing stalled for %gs (%s): %d records and %d state changes saved to %s; exiting 70",
+            settings.publish_stall_exit_s,
+            self.stalled,
+            len(records),
+            len(changes),
+            UNSENT,
+        )
         logging.shutdown()
         os._exit(os.EX_SOFTWARE)
 
@@ -134,8 +148,9 @@ async def publish_unsent() -> None:
     for entry in saved["records"]:
         queue = by_table.get(entry["table"])
         if queue is None:
-            log.error("unsent record of task %s dropped: table %s is not served here", entry["record"]["id"],
-                      entry["table"])
+            log.error(
+                "unsent record of task %s dropped: table %s is not served here", entry["record"]["id"], entry["table"]
+            )
             continue
         record = TaskRecord.from_json(entry["record"])
         await queue.internal.send(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
@@ -143,8 +158,11 @@ async def publish_unsent() -> None:
         await topics.state_changes.send(key=entry["key"].encode(), value=json.dumps(entry["change"]).encode())
     await app.producer.flush()
     UNSENT.unlink()
-    log.warning("published %d records and %d state changes that a stalled run left unsent", len(saved["records"]),
-                len(saved["changes"]))
+    log.warning(
+        "published %d records and %d state changes that a stalled run left unsent",
+        len(saved["records"]),
+        len(saved["changes"]),
+    )
 
 
 @app.task

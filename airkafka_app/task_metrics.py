@@ -5,6 +5,7 @@ so summing a counter over the workers counts each task once. Labels are bounded:
 the settings, kinds from the runner registry (a command of another kind is a dead letter), and
 reasons from the classes below.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,16 +19,20 @@ from airkafka_app.contract.task_record import TaskRecord
 # Seconds: from a `true` on an idle worker (a few ms) to long batch jobs.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 
-TASKS_ENDED = Counter("airkafka_tasks", "Task attempts that ended, by queue, kind and final state",
-                      ["queue", "kind", "state"])
+TASKS_ENDED = Counter(
+    "airkafka_tasks", "Task attempts that ended, by queue, kind and final state", ["queue", "kind", "state"]
+)
 RETRIES = Counter("airkafka_task_retries", "Attempts that ended up_for_retry", ["queue", "kind"])
-QUEUE_WAIT = Histogram("airkafka_task_queue_wait_seconds", "From a task's queueing to its first run",
-                       ["queue", "kind"], buckets=BUCKETS)
-RUN_TIME = Histogram("airkafka_task_run_seconds", "From an attempt's start to its end", ["queue", "kind"],
-                     buckets=BUCKETS)
+QUEUE_WAIT = Histogram(
+    "airkafka_task_queue_wait_seconds", "From a task's queueing to its first run", ["queue", "kind"], buckets=BUCKETS
+)
+RUN_TIME = Histogram(
+    "airkafka_task_run_seconds", "From an attempt's start to its end", ["queue", "kind"], buckets=BUCKETS
+)
 DEAD_LETTERS = Counter("airkafka_dead_letters", "Messages refused, by queue and reason class", ["queue", "reason"])
-DUPLICATES = Counter("airkafka_duplicates", "Commands ignored as duplicates, by queue and reason class",
-                     ["queue", "reason"])
+DUPLICATES = Counter(
+    "airkafka_duplicates", "Commands ignored as duplicates, by queue and reason class", ["queue", "reason"]
+)
 
 
 RAN = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED, State.UP_FOR_RETRY})

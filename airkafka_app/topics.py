@@ -3,6 +3,7 @@
 Every topic has the tables' partition count, so a task's routing key maps to the same
 partition number in its queue's commands topic and in that queue's changelogs.
 """
+
 import faust
 
 from airkafka_app.application import app

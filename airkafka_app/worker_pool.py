@@ -1,4 +1,5 @@
 """The worker pool: runs accepted tasks, at most ``concurrency`` at once, and records each transition."""
+
 from __future__ import annotations
 
 import asyncio
@@ -138,9 +139,12 @@ class WorkerPool(Service):
                 if run.record.state is State.RUNNING:
                     # Its next run, on this partition's next owner, is not counted as a retry.
                     first = (run.record.first_attempt or run.record.attempt) + 1
-                    run.record_transition(State.UP_FOR_RETRY, exit_code=None, first_attempt=first,
-                                          detail=f"interrupted: worker {settings.worker_name} stopped; "
-                                                 "it runs again, not as a retry")
+                    run.record_transition(
+                        State.UP_FOR_RETRY,
+                        exit_code=None,
+                        first_attempt=first,
+                        detail=f"interrupted: worker {settings.worker_name} stopped; it runs again, not as a retry",
+                    )
                 return
             reason = self._cancel_reasons.get(task_id)
             if reason is None:

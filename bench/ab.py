@@ -11,6 +11,7 @@ round, then per version the median throughput, latency percentiles over all its 
 ms per task (the worker with its spawn server, its tasks, the broker, the client). The workers
 import ``airkafka_app`` from their tree through PYTHONPATH. A benchmark, not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def main() -> None:
     try:
         for n, name in enumerate(names):
             deployment = Deployment(broker.bootstrap, workdir, partitions=8)
-            worker = deployment.worker(f"worker{n}", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY="32",
-                                       PYTHONPATH=name)
+            worker = deployment.worker(
+                f"worker{n}", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY="32", PYTHONPATH=name
+            )
             worker.start().wait_ready()
             sides[name] = Bench(deployment, worker)
         for bench in sides.values():  # the broker's JIT, and each worker's connections
@@ -62,8 +64,10 @@ def main() -> None:
             for _ in range(args.probes // args.rounds):
                 for name in order:
                     latencies[name].extend(sides[name].latencies(1))
-            print(f"round {round_ + 1}: " + ", ".join(f"{name} {throughputs[name][-1]:.0f}/s" for name in names),
-                  flush=True)
+            print(
+                f"round {round_ + 1}: " + ", ".join(f"{name} {throughputs[name][-1]:.0f}/s" for name in names),
+                flush=True,
+            )
     finally:
         for bench in sides.values():
             bench.close()
@@ -72,11 +76,13 @@ def main() -> None:
     for name in names:
         cpu_ms = {part: statistics.median(run[i] for run in cpu[name]) for i, part in enumerate(CPU_PARTS)}
         lat = latencies[name]
-        print(f"{name}\n  throughput {statistics.median(throughputs[name]):.0f} tasks/s "
-              f"({', '.join(f'{t:.0f}' for t in throughputs[name])})\n"
-              f"  latency p50 {percentile(lat, 50) * 1000:.2f} ms, p90 {percentile(lat, 90) * 1000:.2f}, "
-              f"p99 {percentile(lat, 99) * 1000:.2f} ({len(lat)} tasks)\n"
-              f"  CPU ms per task: {cpu_line(cpu_ms)}")
+        print(
+            f"{name}\n  throughput {statistics.median(throughputs[name]):.0f} tasks/s "
+            f"({', '.join(f'{t:.0f}' for t in throughputs[name])})\n"
+            f"  latency p50 {percentile(lat, 50) * 1000:.2f} ms, p90 {percentile(lat, 90) * 1000:.2f}, "
+            f"p99 {percentile(lat, 99) * 1000:.2f} ({len(lat)} tasks)\n"
+            f"  CPU ms per task: {cpu_line(cpu_ms)}"
+        )
 
 
 if __name__ == "__main__":

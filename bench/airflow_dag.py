@@ -7,6 +7,7 @@ max_active_tasks_per_dag, and the same [workers] min_heartbeat_interval (1 s).
 
 Time: trigger -> the DAG run's end, as the API reports it; a warm-up run first, then the median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,7 @@ DAGS = Path(__file__).resolve().parent / "dags"
 
 
 def limits(parallelism: int) -> dict[str, str]:
-    return {"AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism)}
+    return {"AIRFLOW__CORE__PARALLELISM": str(parallelism), "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism)}
 
 
 def timed_runs(airflow: LocalAirflow, runs: int) -> list[float]:
@@ -52,8 +52,9 @@ def under_kafka_executor(workdir: Path, runs: int, parallelism: int) -> list[flo
     deployment = Deployment(broker.bootstrap, workdir, partitions=8)
     airkafka = {k: v for k, v in deployment.env().items() if k.startswith("AIRKAFKA_")}
     airflow = LocalAirflow(workdir / "airflow", DAGS, {**airkafka, **limits(parallelism)})
-    worker = deployment.worker("dag-bench", **airflow.worker_env(workdir / "worker-airflow-home"),
-                               AIRKAFKA_CONCURRENCY=str(parallelism))
+    worker = deployment.worker(
+        "dag-bench", **airflow.worker_env(workdir / "worker-airflow-home"), AIRKAFKA_CONCURRENCY=str(parallelism)
+    )
     try:
         airflow.start(DAG_ID)
         worker.start().wait_ready()
@@ -65,8 +66,9 @@ def under_kafka_executor(workdir: Path, runs: int, parallelism: int) -> list[flo
 
 
 def under_local_executor(workdir: Path, runs: int, parallelism: int) -> list[float]:
-    airflow = LocalAirflow(workdir / "airflow-local", DAGS,
-                           {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", **limits(parallelism)})
+    airflow = LocalAirflow(
+        workdir / "airflow-local", DAGS, {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", **limits(parallelism)}
+    )
     try:
         airflow.start(DAG_ID)
         return timed_runs(airflow, runs)
@@ -83,8 +85,10 @@ def main() -> None:
     workdir = ROOT / ".cache" / "bench" / f"dag-{uuid.uuid4().hex[:8]}"
     kafka = under_kafka_executor(workdir, args.runs, args.parallelism)
     local = under_local_executor(workdir, args.runs, args.parallelism)
-    print(f"DAG {DAG_ID} (52 tasks), parallelism and max_active_tasks_per_dag {args.parallelism}, "
-          f"min_heartbeat_interval 1 s; median of {args.runs} after a warm-up")
+    print(
+        f"DAG {DAG_ID} (52 tasks), parallelism and max_active_tasks_per_dag {args.parallelism}, "
+        f"min_heartbeat_interval 1 s; median of {args.runs} after a warm-up"
+    )
     for name, times in (("KafkaExecutor", kafka), ("LocalExecutor", local)):
         print(f"  {name:14s} {statistics.median(times):6.1f} s   (runs: {', '.join(f'{t:.1f}' for t in times)})")
     print(f"  KafkaExecutor / LocalExecutor: {statistics.median(kafka) / statistics.median(local):.2f} (target <= 1)")

@@ -7,6 +7,7 @@ the first send to the last result read back, and sequential latency of send -> r
 
     .venv-celery/bin/python bench/celery_peer.py --tasks 5000 --sequential 500 --repeat 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def free_port() -> int:
 
 
 def configure(url: str) -> None:
-    app.conf.update(broker_url=url, result_backend=url, task_ignore_result=False,
-                    worker_prefetch_multiplier=4, broker_connection_retry_on_startup=True)
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_ignore_result=False,
+        worker_prefetch_multiplier=4,
+        broker_connection_retry_on_startup=True,
+    )
 
 
 def wait_for(check, timeout: float, what: str) -> None:
@@ -80,18 +86,50 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    redis = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(args.workdir)],
-                             stdout=subprocess.DEVNULL, start_new_session=True)
+    redis = subprocess.Popen(
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(args.workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     configure(url)
     worker = None
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30, "redis-server did not start")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "--pool", "prefork", "--concurrency", "2",
-             "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=Path(__file__).parent, env={**os.environ, "CELERY_PEER_URL": url},
-            stdout=open(args.workdir / "celery-worker.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_peer",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=Path(__file__).parent,
+            env={**os.environ, "CELERY_PEER_URL": url},
+            stdout=open(args.workdir / "celery-worker.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(lambda: bool(app.control.ping(timeout=0.5)), 60, "celery worker did not answer")
         throughput(min(args.tasks, 1000))  # warm-up, as for AirKafka

@@ -10,6 +10,7 @@ little of the two cores it shares with the broker and the worker. Each figure is
 of --repeat runs, after a warm-up long enough for the broker's JIT to settle. Where the CPU
 goes is printed too, in ms per task. A benchmark, not a test: it asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,19 @@ class Bench:
         # The executor's client options, as users get them (Nagle off among them).
         broker = {"bootstrap.servers": deployment.bootstrap}
         self.producer = Producer({**confluent_producer_options(), **broker, "linger.ms": 0})
-        self.consumer = Consumer({**confluent_options(), **broker, "group.id": f"bench-{uuid.uuid4().hex}",
-                                  "enable.auto.commit": False})
+        self.consumer = Consumer(
+            {**confluent_options(), **broker, "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
         # Explicit end offsets: OFFSET_END would be resolved only when the fetcher starts, after
         # the first commands may have ended, and their records would be skipped.
-        ends = [TopicPartition(deployment.state_changes, p,
-                               self.consumer.get_watermark_offsets(TopicPartition(deployment.state_changes, p))[1])
-                for p in range(deployment.partitions)]
+        ends = [
+            TopicPartition(
+                deployment.state_changes,
+                p,
+                self.consumer.get_watermark_offsets(TopicPartition(deployment.state_changes, p))[1],
+            )
+            for p in range(deployment.partitions)
+        ]
         self.consumer.assign(ends)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -163,8 +170,12 @@ def cpu_now(worker_pid: int, broker_pid: int) -> tuple[float, ...]:
     broker, and of this process."""
     own = os.times()
     worker = [worker_pid, *_children_of(worker_pid)]  # the tasks' are reaped; what lives is a server
-    return (sum(_cpu_seconds(pid) for pid in worker), sum(_cpu_seconds(pid, children=True) for pid in worker),
-            _cpu_seconds(broker_pid), own.user + own.system)
+    return (
+        sum(_cpu_seconds(pid) for pid in worker),
+        sum(_cpu_seconds(pid, children=True) for pid in worker),
+        _cpu_seconds(broker_pid),
+        own.user + own.system,
+    )
 
 
 def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
@@ -194,9 +205,24 @@ def _profile(pid: int, output: Path) -> subprocess.Popen:
     """py-spy on the worker, counting only samples that hold the GIL: time the worker spends
     waiting, for a child to exec or for the network, is not its CPU."""
     py_spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--gil", "--nonblocking", "--rate", "200",
-                             "--format", "raw" if output.suffix == ".txt" else "speedscope", "--output", str(output)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--gil",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            "raw" if output.suffix == ".txt" else "speedscope",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def run_airkafka(args: argparse.Namespace) -> dict:
@@ -217,8 +243,9 @@ def run_airkafka(args: argparse.Namespace) -> dict:
     finally:
         worker.stop()
         broker.stop()
-    figures["cpu_ms_median"] = {part: statistics.median(run[i] for run in figures["cpu_ms"])
-                                for i, part in enumerate(CPU_PARTS)}
+    figures["cpu_ms_median"] = {
+        part: statistics.median(run[i] for run in figures["cpu_ms"]) for i, part in enumerate(CPU_PARTS)
+    }
     return figures
 
 
@@ -230,9 +257,13 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="throughput runs before measuring")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="py-spy profile of the worker over the measured runs: speedscope JSON, or "
-                             "collapsed stacks for a .txt name")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="py-spy profile of the worker over the measured runs: speedscope JSON, or "
+        "collapsed stacks for a .txt name",
+    )
     return parser.parse_args()
 
 
@@ -244,11 +275,17 @@ def main() -> None:
     args = arguments(__doc__)
     figures = run_airkafka(args)
     throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
-    print(f"AirKafka pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions")
-    print(f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
-          f"{', '.join(f'{t:.0f}' for t in throughputs)})")
-    print(f"  latency p50 {statistics.median(p50s):8.1f} ms        ({args.sequential} sequential; runs: "
-          f"{', '.join(f'{p:.1f}' for p in p50s)})")
+    print(
+        f"AirKafka pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions"
+    )
+    print(
+        f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
+        f"{', '.join(f'{t:.0f}' for t in throughputs)})"
+    )
+    print(
+        f"  latency p50 {statistics.median(p50s):8.1f} ms        ({args.sequential} sequential; runs: "
+        f"{', '.join(f'{p:.1f}' for p in p50s)})"
+    )
     print(f"  latency p99 {statistics.median(p99s):8.1f} ms        (runs: {', '.join(f'{p:.1f}' for p in p99s)})")
     print(f"  CPU ms per task: {cpu_line(figures['cpu_ms_median'])}")
     print(f"  worker peak RSS {figures['rss_mb']:.0f} MB, its spawn server's {figures['server_rss_mb']:.0f} MB")

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The machine's limit for this work: `true` processes spawned and reaped per second by one
 Python process with asyncio, the way a worker spawns them, with no queue or bookkeeping at all."""
+
 from __future__ import annotations
 
 import asyncio

@@ -8,6 +8,7 @@ failing, and some malformed) as soon as the worker has created its commands topi
 for every valid command's terminal state change on a plain consumer. It prints each run, then
 how many stalled. A stalled run's worker log is kept. A benchmark, not a test: it asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,12 @@ def main() -> None:
         root = workdir / f"run{n}"
         run = fresh_start_run(root, commands=args.commands, malformed=args.malformed, timeout=args.timeout, seed=n)
         stalled += run.stalled
-        print(f"run {n + 1}: {run.ended}/{run.valid} terminal in {run.seconds:.1f}s"
-              f"{'' if run.stopped_on_sigterm else ', did not stop on SIGTERM'}"
-              f"{f', STALLED: log {run.log}' if run.stalled else ''}", flush=True)
+        print(
+            f"run {n + 1}: {run.ended}/{run.valid} terminal in {run.seconds:.1f}s"
+            f"{'' if run.stopped_on_sigterm else ', did not stop on SIGTERM'}"
+            f"{f', STALLED: log {run.log}' if run.stalled else ''}",
+            flush=True,
+        )
         if not run.stalled:
             shutil.rmtree(root, ignore_errors=True)
     print(f"{stalled} of {args.runs} runs stalled")

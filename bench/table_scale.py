@@ -10,6 +10,7 @@ a 7-day retention deletes about 30 % of them), and starts the worker again on an
 directory. Then it asks the views, and waits for retention's first pass. A benchmark, not a
 test: it asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,16 +47,37 @@ def records(count: int, airflow_sized: bool, rng: random.Random):
         task_id = f"bench-{n:08d}"
         args = {"workload": workload, "external_executor_id": None} if airflow_sized else {"argv": ["true"]}
         kind = "airflow" if airflow_sized else "shell"
-        yield task_id, {"id": task_id, "state": rng.choice(STATES), "attempt": 1,
-                        "command": {"id": task_id, "kind": kind, "args": args, "retries": 0},
-                        "worker": "earlier", "exit_code": 0, "detail": "exit code 0", "queued_at": at - 1,
-                        "started_at": at - 0.5, "ended_at": at, "updated_at": at, "first_attempt": 1,
-                        "source": "0:0", "cancel_requested_by": None}
+        yield (
+            task_id,
+            {
+                "id": task_id,
+                "state": rng.choice(STATES),
+                "attempt": 1,
+                "command": {"id": task_id, "kind": kind, "args": args, "retries": 0},
+                "worker": "earlier",
+                "exit_code": 0,
+                "detail": "exit code 0",
+                "queued_at": at - 1,
+                "started_at": at - 0.5,
+                "ended_at": at,
+                "updated_at": at,
+                "first_attempt": 1,
+                "source": "0:0",
+                "cancel_requested_by": None,
+            },
+        )
 
 
 def load(deployment: Deployment, count: int, airflow_sized: bool) -> float:
-    producer = Producer({**confluent_producer_options(), "bootstrap.servers": deployment.bootstrap,
-                         "linger.ms": 50, "batch.size": 1 << 20, "compression.type": "lz4"})
+    producer = Producer(
+        {
+            **confluent_producer_options(),
+            "bootstrap.servers": deployment.bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "compression.type": "lz4",
+        }
+    )
     topic = f"{deployment.name}-tasks-changelog"
     began = time.monotonic()
     for key, record in records(count, airflow_sized, random.Random(1)):
@@ -90,26 +112,35 @@ def main() -> None:
         worker = deployment.worker("keeper")
         worker.start().wait_ready()
         worker.stop()
-        figures["records written to the changelog"] = f"{args.records:,} in {load(deployment, args.records, args.airflow_sized):.1f}s"
+        figures["records written to the changelog"] = (
+            f"{args.records:,} in {load(deployment, args.records, args.airflow_sized):.1f}s"
+        )
         shutil.rmtree(worker.data_dir)
         started = time.monotonic()
         worker.start().wait_ready(timeout=3600)
         figures["start to ready (recovery, then index)"] = f"{time.monotonic() - started:.1f}s"
         indexed = [line for line in worker.log().splitlines() if "indexed: " in line]
-        figures["index rebuild, all partitions"] = f"{sum(float(line.rsplit(' in ', 1)[1].rstrip('s ')) for line in indexed):.1f}s"
+        figures["index rebuild, all partitions"] = (
+            f"{sum(float(line.rsplit(' in ', 1)[1].rstrip('s ')) for line in indexed):.1f}s"
+        )
         health = worker.get("/health/")[1]
         figures["event loop's longest stall, start"] = f"{health['event_loop_max_stall_ms']:.0f} ms"
         latencies: dict[str, list[float]] = {}
-        views = {"/stats/": "/stats/", "/tasks/?state=failed&limit=100": "/tasks/?state=failed&limit=100",
-                 "/tasks/?limit=500": "/tasks/?limit=500", "/tasks/<id>/": "/tasks/bench-00000042/"}
+        views = {
+            "/stats/": "/stats/",
+            "/tasks/?state=failed&limit=100": "/tasks/?state=failed&limit=100",
+            "/tasks/?limit=500": "/tasks/?limit=500",
+            "/tasks/<id>/": "/tasks/bench-00000042/",
+        }
         for _ in range(args.requests):
             for name, path in views.items():
                 took, _ = timed_get(worker.url + path)
                 latencies.setdefault(name, []).append(took)
         for name, took in latencies.items():
             figures[f"GET {name}"] = f"median {statistics.median(took) * 1000:.1f} ms, max {max(took) * 1000:.1f} ms"
-        figures["event loop's longest stall, after the views"] = \
+        figures["event loop's longest stall, after the views"] = (
             f"{worker.get('/health/')[1]['event_loop_max_stall_ms']:.0f} ms"
+        )
         figures["records counted"] = f"{sum(worker.get('/stats/')[1]['tasks'].values()):,}"
         deadline = time.monotonic() + 180
         while "ended over" not in worker.log() and time.monotonic() < deadline:
@@ -117,8 +148,9 @@ def main() -> None:
         deleted = [line for line in worker.log().splitlines() if "ended over" in line]
         figures["retention's first pass (7 days)"] = deleted[-1].split("] ", 2)[-1] if deleted else "not seen"
         figures["records counted after it"] = f"{sum(worker.get('/stats/')[1]['tasks'].values()):,}"
-        figures["event loop's longest stall, at the end"] = \
+        figures["event loop's longest stall, at the end"] = (
             f"{worker.get('/health/')[1]['event_loop_max_stall_ms']:.0f} ms"
+        )
         worker.stop()
     finally:
         broker.stop()

@@ -1,5 +1,6 @@
 """Regenerate docs/dashboard.png: a local broker, two workers, a mix of tasks, and the dashboard in
 Debian's chromium. ``python scripts/dashboard_screenshot.py [out.png]``"""
+
 import sys
 import tempfile
 import time
@@ -26,8 +27,10 @@ def main() -> None:
             worker.wait_ready()
         wait_for_split(*workers)
         commands = [shell(f"job-{n}", "sleep", str(n % 4)) for n in range(24)]
-        commands += [shell("nightly-export", "sh", "-c", "echo 'export: connection refused' >&2; exit 2"),
-                     shell("long-backfill", "sleep", "600")]
+        commands += [
+            shell("nightly-export", "sh", "-c", "echo 'export: connection refused' >&2; exit 2"),
+            shell("long-backfill", "sleep", "600"),
+        ]
         deployment.send_commands(*commands)
         time.sleep(4)
         with sync_playwright() as playwright:

@@ -3,6 +3,7 @@
 
 Run it with ``make demo``. It starts everything it needs and stops it again.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,10 @@ DEMO = [
     ("a success", shell("demo-success", "sh", "-c", "echo hello from AirKafka")),
     ("a failure, exit 127", shell("demo-exit127", "sh", "-c", "echo no such thing >&2; exit 127")),
     ("a timeout", shell("demo-timeout", "sleep", "30", timeout_s=1)),
-    ("a retry", shell("demo-retry", "sh", "-c", "test -f retried || { touch retried; exit 1; }", retries=1, retry_delay_s=0.5)),
+    (
+        "a retry",
+        shell("demo-retry", "sh", "-c", "test -f retried || { touch retried; exit 1; }", retries=1, retry_delay_s=0.5),
+    ),
     ("a refused program", {"id": "demo-refused", "kind": "shell", "args": {"argv": ["rm", "-rf", "/"]}}),
 ]
 BAD_INPUT = (b"demo-bad-json", b'{"id": "demo-bad-json", "kind": ')

@@ -3,6 +3,7 @@
 The soak (``bench/startup_soak.py``) repeats it; the suite runs it twice. A run passes when
 every valid command's terminal state change reaches a plain consumer within the bound.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +20,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 from scripts.local_deployment import TERMINAL, Deployment, shell
 from scripts.local_kafka import start_broker
 
-MALFORMED = [b"", b"{", b"[1]", b'{"id": "x"}', b'{"id": "m", "kind": "shell", "args": {"argv": "true"}}',
-             b"\xff\xfe", b'{"id": "r", "kind": "shell", "args": {"argv": ["rm"]}}', b"null", b"42",
-             b'{"kind": "shell"}']
+MALFORMED = [
+    b"",
+    b"{",
+    b"[1]",
+    b'{"id": "x"}',
+    b'{"id": "m", "kind": "shell", "args": {"argv": "true"}}',
+    b"\xff\xfe",
+    b'{"id": "r", "kind": "shell", "args": {"argv": ["rm"]}}',
+    b"null",
+    b"42",
+    b'{"kind": "shell"}',
+]
 
 
 @dataclass
@@ -72,8 +82,9 @@ def _evidence(worker, bootstrap: str) -> None:
             subprocess.run([str(py_spy), "dump", "--pid", str(worker.process.pid)], stdout=out, stderr=out)
 
 
-def fresh_start_run(root: Path, *, commands: int = 440, malformed: int = 10, timeout: float = 90.0,
-                    seed: int = 0) -> FreshStartRun:
+def fresh_start_run(
+    root: Path, *, commands: int = 440, malformed: int = 10, timeout: float = 90.0, seed: int = 0
+) -> FreshStartRun:
     broker = start_broker(root / "kafka")
     try:
         deployment = Deployment(broker.bootstrap, root, partitions=8)
@@ -81,8 +92,10 @@ def fresh_start_run(root: Path, *, commands: int = 440, malformed: int = 10, tim
         try:
             asyncio.run(_wait_for_topic(broker.bootstrap, deployment.commands, 60))
             ids = [f"c{n}" for n in range(commands)]
-            valid = [(i.encode(), json.dumps(shell(i, "true") if n % 2 else shell(i, "sh", "-c", "exit 3")).encode())
-                     for n, i in enumerate(ids)]
+            valid = [
+                (i.encode(), json.dumps(shell(i, "true") if n % 2 else shell(i, "sh", "-c", "exit 3")).encode())
+                for n, i in enumerate(ids)
+            ]
             bad = [(f"bad{n}".encode(), MALFORMED[n % len(MALFORMED)] or b" ") for n in range(malformed)]
             burst = valid + bad
             random.Random(seed).shuffle(burst)

@@ -3,6 +3,7 @@
 Used by the tests. Airflow runs from its own venv (AIRKAFKA_AIRFLOW_VENV, default
 .venv-airflow), because it cannot share one with Faust.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,15 +78,26 @@ class LocalAirflow:
     def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({USERNAME: PASSWORD}))
-        subprocess.run([str(VENV / "bin" / "airflow"), "db", "migrate"], env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [str(VENV / "bin" / "airflow"), "db", "migrate"],
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         for component in COMPONENTS:
             args = ["--port", str(self.port)] if component == "api-server" else []
             with open(self.home / f"{component}.log", "ab") as log:
-                self.processes.append(subprocess.Popen(
-                    [str(VENV / "bin" / "airflow"), component, *args], env=self.env, cwd=self.home,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                ))
+                self.processes.append(
+                    subprocess.Popen(
+                        [str(VENV / "bin" / "airflow"), component, *args],
+                        env=self.env,
+                        cwd=self.home,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process in self.processes:
@@ -101,11 +113,14 @@ class LocalAirflow:
 
     def api(self, method: str, path: str, **kwargs) -> dict:
         if self._token is None:
-            login = requests.post(f"{self.url}/auth/token", json={"username": USERNAME, "password": PASSWORD}, timeout=30)
+            login = requests.post(
+                f"{self.url}/auth/token", json={"username": USERNAME, "password": PASSWORD}, timeout=30
+            )
             login.raise_for_status()
             self._token = login.json()["access_token"]
-        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=30,
-                                    headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+        response = requests.request(
+            method, f"{self.url}/api/v2{path}", timeout=30, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+        )
         response.raise_for_status()
         return response.json()
 

@@ -1,4 +1,5 @@
 """A local AirKafka deployment for tests, the demo and the bench: worker processes and plain Kafka clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -156,7 +157,11 @@ class WorkerProcess:
         with open(self.workdir / "worker.log", "ab") as log:
             self.process = subprocess.Popen(
                 [str(FAUST), "-A", "airkafka_app", "worker", "-l", "info"],
-                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -232,8 +237,9 @@ def _is_state_change(value: object) -> bool:
     return isinstance(value, dict) and isinstance(value.get("id"), str) and isinstance(value.get("state"), str)
 
 
-async def _read(bootstrap: str, topic: str, until: Callable[[list[dict]], bool], timeout: float,
-                keep: Callable[[object], bool]) -> list[dict]:
+async def _read(
+    bootstrap: str, topic: str, until: Callable[[list[dict]], bool], timeout: float, keep: Callable[[object], bool]
+) -> list[dict]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     records: list[dict] = []

@@ -9,6 +9,7 @@ Stdlib only: the Makefile and the test fixtures both use it. Standard output car
 address (or the jars' directory), so ``BOOT=$(python scripts/local_kafka.py start ...)`` works;
 Maven's output goes to standard error. Without ``--port`` the broker takes a free port.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,18 @@ def fetch() -> Path:
     if not done.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM), "dependency:copy-dependencies",
-             f"-DoutputDirectory={libs}"],
-            check=True, stdout=sys.stderr,
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-Dstyle.color=never",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={libs}",
+            ],
+            check=True,
+            stdout=sys.stderr,
         )
         done.touch()
     return libs
@@ -78,16 +88,21 @@ class Broker:
         users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
         return {
             "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
-            **{f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config":
-               "org.apache.kafka.common.security.scram.ScramLoginModule required;" for m in SASL_MECHANISMS[1:]},
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            **{
+                f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for m in SASL_MECHANISMS[1:]
+            },
         }
 
     def _scram_credentials(self) -> list[str]:
         """StorageTool arguments: KRaft takes SCRAM users when the log directory is formatted."""
-        return [arg for name, password in (self.sasl_users or {}).items() for m in SASL_MECHANISMS[1:]
-                for arg in ("--add-scram", f"{m}=[name={name},password={password}]")]
+        return [
+            arg
+            for name, password in (self.sasl_users or {}).items()
+            for m in SASL_MECHANISMS[1:]
+            for arg in ("--add-scram", f"{m}=[name={name},password={password}]")
+        ]
 
     @property
     def properties(self) -> Path:
@@ -127,16 +142,29 @@ class Broker:
         java = ["java", *HEAP.split(), f"-Dlog4j2.configurationFile={LOG_CONFIG}", f"-Dkafka.logs.dir={self.workdir}"]
         if not (self.workdir / "data" / "meta.properties").exists():
             subprocess.run(
-                [*java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", uuid.uuid4().hex[:22], "-c", str(self.properties), *self._scram_credentials()],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    *java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    uuid.uuid4().hex[:22],
+                    "-c",
+                    str(self.properties),
+                    *self._scram_credentials(),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         log = self.workdir / "broker.log"
         offset = log.stat().st_size if log.exists() else 0
         with open(self.workdir / "stdout.log", "ab") as out:
             self.process = subprocess.Popen(
                 [*java, "-cp", classpath, "kafka.Kafka", str(self.properties)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         (self.workdir / "broker.pid").write_text(str(self.process.pid))
         (self.workdir / "bootstrap").write_text(self.bootstrap)
@@ -169,8 +197,12 @@ class Broker:
             self.process.wait()
 
 
-def start_broker(workdir: Path, port: int | None = None, sasl_users: dict[str, str] | None = None,
-                 config: dict[str, str] | None = None) -> Broker:
+def start_broker(
+    workdir: Path,
+    port: int | None = None,
+    sasl_users: dict[str, str] | None = None,
+    config: dict[str, str] | None = None,
+) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Broker(workdir, port or free_port(), sasl_users=sasl_users, config=config)
     broker.write_config()

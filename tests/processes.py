@@ -1,4 +1,5 @@
 """Process checks shared by the tests."""
+
 import asyncio
 import time
 

@@ -1,4 +1,5 @@
 """The intake agents, one per queue: each command message becomes a task, or a dead letter saying why."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,12 @@ async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
     target = command.args["target"]
     current = queue.tasks.load(target)
     if current is None or current.state.is_terminal:
-        log.info("cancel %s: task %s is %s, nothing to cancel", command.id, target,
-                 current.state.value if current else "unknown")
+        log.info(
+            "cancel %s: task %s is %s, nothing to cancel",
+            command.id,
+            target,
+            current.state.value if current else "unknown",
+        )
         return
     reason = f"cancelled by {command.id}"
     if pool.cancel(target, reason):
@@ -72,8 +77,12 @@ async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
 
 
 def _topics_without_metadata(queue: Queue) -> list[str]:
-    names = (queue.topic_name, queue.internal_topic_name, queue.tasks.table.changelog_topic_name,
-             queue.counters.table.changelog_topic_name)
+    names = (
+        queue.topic_name,
+        queue.internal_topic_name,
+        queue.tasks.table.changelog_topic_name,
+        queue.counters.table.changelog_topic_name,
+    )
     return [name for name in names if app.consumer.topic_partitions(name) == 0]
 
 
@@ -100,8 +109,9 @@ async def accept(queue: Queue, event: EventT) -> None:
     except InvalidCommand as exc:
         await _reject(queue, event, str(exc))
     except Exception as exc:
-        log.debug("message %s:%d@%d failed", event.message.topic, event.message.partition, event.message.offset,
-                  exc_info=True)
+        log.debug(
+            "message %s:%d@%d failed", event.message.topic, event.message.partition, event.message.offset, exc_info=True
+        )
         await _reject(queue, event, f"{type(exc).__name__}: {exc}", unexpected=True)
 
 
@@ -110,8 +120,9 @@ async def _command(queue: Queue, event: EventT) -> None:
     a cancel or a re-key never depends on this worker's runners."""
     message = event.message
     headers = dict(message.headers or [])
-    if reserved := sorted(name for name in headers if str(name).startswith(RESERVED_HEADER_PREFIX)
-                          and name != REPLAY_HEADER):
+    if reserved := sorted(
+        name for name in headers if str(name).startswith(RESERVED_HEADER_PREFIX) and name != REPLAY_HEADER
+    ):
         raise InvalidCommand(f"header {shown(str(reserved[0]))} is reserved to AirKafka's workers")
     command = decode_command(message.key, message.value)
     if message.key != (routing_key := command.routing_key.encode()):
@@ -152,8 +163,10 @@ async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> N
         runner = runner_for(runners, command)
     except InvalidCommand as exc:
         # Its lost worker could run it; this one, which owns it now, cannot.
-        queue.tasks.save(previous.to(State.FAILED, exit_code=None, detail=f"{_lost(previous)}; cannot be "
-                                     f"recovered here: {exc}"), event)
+        queue.tasks.save(
+            previous.to(State.FAILED, exit_code=None, detail=f"{_lost(previous)}; cannot be recovered here: {exc}"),
+            event,
+        )
         return
     await _recover(queue, command, runner, previous, event)
 
@@ -193,8 +206,9 @@ async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskR
     """Run again a task whose worker is gone: its lost attempt failed, unless it never started,
     or it was to be cancelled."""
     if record.cancel_requested_by is not None:
-        queue.tasks.save(record.to(State.CANCELLED, exit_code=None, detail=f"cancelled by {record.cancel_requested_by}"),
-                         event)
+        queue.tasks.save(
+            record.to(State.CANCELLED, exit_code=None, detail=f"cancelled by {record.cancel_requested_by}"), event
+        )
         return
     lost = _lost(record)
     if record.state is State.RUNNING:

@@ -3,6 +3,7 @@
 The command id is derived from the task-instance key, so a redelivered workload for the
 same try is a duplicate, while Airflow's next try gets a new id.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.runners``). Every byte
 may be hostile: decoding either returns a Command or raises InvalidCommand, whatever the input.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,11 @@ def _nested_deeper(data: Any, limit: int) -> bool:
             return True
         children: list[Any] = []
         for node in level:
-            children.extend(child for child in (node.values() if isinstance(node, dict) else node)
-                            if isinstance(child, (dict, list)))
+            children.extend(
+                child
+                for child in (node.values() if isinstance(node, dict) else node)
+                if isinstance(child, (dict, list))
+            )
         level = children
     return False
 
@@ -178,10 +182,14 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     args = data.get("args")
     if not isinstance(args, dict):
         raise InvalidCommand("'args' must be a JSON object")
-    if kind == CANCEL and ("target" not in args or set(args) - {"target", "serial_key"}
-                           or not all(_is_key(value) for value in args.values())):
-        raise InvalidCommand("cancel 'args' must be {\"target\": \"<task id>\"}, with the target's "
-                             "\"serial_key\" if it has one")
+    if kind == CANCEL and (
+        "target" not in args
+        or set(args) - {"target", "serial_key"}
+        or not all(_is_key(value) for value in args.values())
+    ):
+        raise InvalidCommand(
+            'cancel \'args\' must be {"target": "<task id>"}, with the target\'s "serial_key" if it has one'
+        )
     serial_key = data.get("serial_key")
     if serial_key is not None and not _is_key(serial_key):
         raise InvalidCommand(f"'serial_key' must be a non-empty string of at most {MAX_ID_LENGTH} characters")

@@ -3,6 +3,7 @@
 A dead letter must always fit the producer's limit, whatever the input's size: it quotes a
 prefix of the key and the value, with their lengths in bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,9 @@ def _bytes_field(name: str, data: bytes | None, limit: int) -> dict[str, Any]:
         return {f"{name}_b64": base64.b64encode(data[:limit]).decode("ascii"), **quoted}
 
 
-def dead_letter(error: str, topic: str, partition: int, offset: int, key: bytes | None,
-                value: bytes | None) -> dict[str, Any]:
+def dead_letter(
+    error: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+) -> dict[str, Any]:
     """The dead letter's fields. A key or value longer than its limit is quoted in part, and
     ``key_length`` or ``value_length`` gives its whole length in bytes."""
     return {

@@ -9,6 +9,7 @@ They travel apart from user commands, on ``<app id>-internal`` (``settings.inter
 so that nobody who may only produce commands can forge one. docs/contract.md tells operators to let
 only the workers' principal write the ``<app id>-`` topics, which hold the changelogs too.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ from airkafka_app.contract.task_record import TaskRecord
 
 RECORD_FIELDS = {f.name for f in fields(TaskRecord)}
 OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
-    "worker": str, "exit_code": int, "detail": str, "queued_at": (int, float), "started_at": (int, float),
-    "ended_at": (int, float), "updated_at": (int, float), "first_attempt": int, "source": str,
+    "worker": str,
+    "exit_code": int,
+    "detail": str,
+    "queued_at": (int, float),
+    "started_at": (int, float),
+    "ended_at": (int, float),
+    "updated_at": (int, float),
+    "first_attempt": int,
+    "source": str,
     "cancel_requested_by": str,
 }
 
@@ -74,7 +82,7 @@ def decode_internal(value: bytes | None) -> Report | Recover:
     except UnicodeDecodeError:
         raise InvalidCommand("internal message is not UTF-8") from None
     if not isinstance(data, dict) or len(data) != 1:
-        raise InvalidCommand("internal message must be {\"report\": <record>} or {\"recover\": <command>}")
+        raise InvalidCommand('internal message must be {"report": <record>} or {"recover": <command>}')
     ((kind, body),) = data.items()
     if kind == "report":
         return Report(parse_record(body))

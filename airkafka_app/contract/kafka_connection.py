@@ -3,6 +3,7 @@
 Faust-free: the executor (confluent-kafka, in Airflow's interpreter) takes its options from here
 as the worker's clients (Faust, aiokafka) do, so one set of variables configures them all.
 """
+
 from __future__ import annotations
 
 import ssl
@@ -31,11 +32,17 @@ def ssl_context(config: Settings = settings) -> ssl.SSLContext | None:
 
 def aiokafka_options(config: Settings = settings) -> dict[str, Any]:
     """Keyword arguments for any aiokafka client."""
-    options: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers,
-                               "security_protocol": config.security_protocol, "ssl_context": ssl_context(config)}
+    options: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap_servers,
+        "security_protocol": config.security_protocol,
+        "ssl_context": ssl_context(config),
+    }
     if uses_sasl(config):
-        options.update(sasl_mechanism=config.sasl_mechanism, sasl_plain_username=config.sasl_username,
-                       sasl_plain_password=config.sasl_password)
+        options.update(
+            sasl_mechanism=config.sasl_mechanism,
+            sasl_plain_username=config.sasl_username,
+            sasl_plain_password=config.sasl_password,
+        )
     return options
 
 
@@ -46,14 +53,26 @@ def confluent_options(config: Settings = settings) -> dict[str, Any]:
     default, a small request waits for the ACK of the one before it, which more than doubled
     a produce-to-consume round trip on a local broker (3.5 ms against 1.8 at the median).
     """
-    options = {"bootstrap.servers": ",".join(config.bootstrap_servers), "security.protocol": config.security_protocol,
-               "socket.nagle.disable": True}
+    options = {
+        "bootstrap.servers": ",".join(config.bootstrap_servers),
+        "security.protocol": config.security_protocol,
+        "socket.nagle.disable": True,
+    }
     if uses_sasl(config):
-        options.update({"sasl.mechanism": config.sasl_mechanism, "sasl.username": config.sasl_username,
-                        "sasl.password": config.sasl_password})
+        options.update(
+            {
+                "sasl.mechanism": config.sasl_mechanism,
+                "sasl.username": config.sasl_username,
+                "sasl.password": config.sasl_password,
+            }
+        )
     if uses_ssl(config):
-        files = {"ssl.ca.location": config.ssl_cafile, "ssl.certificate.location": config.ssl_certfile,
-                 "ssl.key.location": config.ssl_keyfile, "ssl.key.password": config.ssl_key_password}
+        files = {
+            "ssl.ca.location": config.ssl_cafile,
+            "ssl.certificate.location": config.ssl_certfile,
+            "ssl.key.location": config.ssl_keyfile,
+            "ssl.key.password": config.ssl_key_password,
+        }
         options.update({name: value for name, value in files.items() if value})
     return options
 

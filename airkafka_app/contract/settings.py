@@ -6,6 +6,7 @@ variable that is not set is read from Airflow's ``[airkafka]`` section, under it
 ``AIRKAFKA_`` in lower case, so ``AIRFLOW__AIRKAFKA__BROKER``, its ``_CMD`` and ``_SECRET``
 forms, ``airflow.cfg`` and secrets backends work too (``provider.py`` declares the section).
 """
+
 from __future__ import annotations
 
 import os
@@ -95,12 +96,8 @@ class Settings:
     partitions: int = field(default_factory=lambda: int(_env("AIRKAFKA_PARTITIONS")))
     replication: int = field(default_factory=lambda: int(_env("AIRKAFKA_REPLICATION")))
     commands_topic: str = field(default_factory=lambda: _env("AIRKAFKA_COMMANDS_TOPIC"))
-    state_changes_topic: str = field(
-        default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC")
-    )
-    dead_letters_topic: str = field(
-        default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC")
-    )
+    state_changes_topic: str = field(default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC"))
+    dead_letters_topic: str = field(default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC"))
     queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES")))
     heartbeats_topic: str = field(default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC"))
     heartbeat_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_HEARTBEAT_S")))
@@ -131,15 +128,14 @@ class Settings:
     executor_group: str = field(default_factory=lambda: _env("AIRKAFKA_EXECUTOR_GROUP"))
     executor_lookback_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_LOOKBACK_S")))
     executor_delivery_timeout_s: float = field(
-        default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S")))
+        default_factory=lambda: float(_env("AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S"))
+    )
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL"))
     airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME"))
     airflow_password: str = field(default_factory=lambda: _secret("AIRKAFKA_AIRFLOW_PASSWORD"), repr=False)
     trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS")))
     trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S")))
-    default_retry_delay_s: float = field(
-        default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S"))
-    )
+    default_retry_delay_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S")))
     # Kafka security, for every client (see kafka_connection.py); named as librdkafka names them.
     security_protocol: str = field(default_factory=lambda: _env("AIRKAFKA_SECURITY_PROTOCOL").upper())
     sasl_mechanism: str = field(default_factory=lambda: _env("AIRKAFKA_SASL_MECHANISM").upper())
@@ -152,15 +148,19 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.security_protocol not in SECURITY_PROTOCOLS:
-            raise ValueError(f"AIRKAFKA_SECURITY_PROTOCOL is {self.security_protocol!r}; "
-                             f"use one of {', '.join(SECURITY_PROTOCOLS)}")
+            raise ValueError(
+                f"AIRKAFKA_SECURITY_PROTOCOL is {self.security_protocol!r}; use one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
         if self.security_protocol.startswith("SASL_"):
             if self.sasl_mechanism not in SASL_MECHANISMS:
-                raise ValueError(f"AIRKAFKA_SASL_MECHANISM is {self.sasl_mechanism!r}; "
-                                 f"use one of {', '.join(SASL_MECHANISMS)}")
+                raise ValueError(
+                    f"AIRKAFKA_SASL_MECHANISM is {self.sasl_mechanism!r}; use one of {', '.join(SASL_MECHANISMS)}"
+                )
             if not (self.sasl_username and self.sasl_password):
-                raise ValueError(f"AIRKAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
-                                 "AIRKAFKA_SASL_USERNAME and AIRKAFKA_SASL_PASSWORD")
+                raise ValueError(
+                    f"AIRKAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                    "AIRKAFKA_SASL_USERNAME and AIRKAFKA_SASL_PASSWORD"
+                )
 
     def commands_topic_for(self, queue: str) -> str:
         return per_queue(self.commands_topic, queue)

@@ -1,4 +1,5 @@
 """Task states and the transitions between them (Faust-free)."""
+
 from __future__ import annotations
 
 from enum import Enum

@@ -2,6 +2,7 @@
 
 Faust-free: both are plain JSON-ready dicts on the wire, read by the executor.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ class TaskRecord:
     airflow: dict[str, Any] | None = None
 
     @classmethod
-    def new_attempt(cls, command: dict[str, Any], previous: TaskRecord | None, worker: str,
-                    source: str | None = None) -> TaskRecord:
+    def new_attempt(
+        cls, command: dict[str, Any], previous: TaskRecord | None, worker: str, source: str | None = None
+    ) -> TaskRecord:
         check_transition(previous.state if previous else None, State.QUEUED)
         now = time.time()
         attempt = previous.attempt + 1 if previous else 1

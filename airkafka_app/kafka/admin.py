@@ -1,4 +1,5 @@
 """Questions to the Kafka cluster that Faust has no public API for, via aiokafka's admin client."""
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,11 @@ async def _existing(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[s
     present = set(topics) & set(await admin.list_topics())
     if not present:
         return {}
-    return {found["topic"]: len(found["partitions"]) for found in await admin.describe_topics(sorted(present))
-            if found["error_code"] == 0}
+    return {
+        found["topic"]: len(found["partitions"])
+        for found in await admin.describe_topics(sorted(present))
+        if found["error_code"] == 0
+    }
 
 
 async def partition_count(topic: str) -> int | None:
@@ -96,8 +100,11 @@ async def ensure_topics(wanted: Mapping[str, TopicSpec]) -> None:
     await admin.start()
     try:
         found = await _existing(admin, wanted)
-        missing = [NewTopic(name, spec.partitions, settings.replication, topic_configs=dict(spec.config))
-                   for name, spec in wanted.items() if name not in found]
+        missing = [
+            NewTopic(name, spec.partitions, settings.replication, topic_configs=dict(spec.config))
+            for name, spec in wanted.items()
+            if name not in found
+        ]
         if missing:
             response = await admin.create_topics(missing)
             for name, code, *rest in response.topic_errors:
@@ -106,8 +113,10 @@ async def ensure_topics(wanted: Mapping[str, TopicSpec]) -> None:
             deadline = asyncio.get_running_loop().time() + CREATED_WAIT_S
             while len(found := await _existing(admin, wanted)) < len(wanted):
                 if asyncio.get_running_loop().time() > deadline:
-                    raise KafkaError(f"topics {sorted(set(wanted) - set(found))} not visible "
-                                     f"{CREATED_WAIT_S:g}s after their creation")
+                    raise KafkaError(
+                        f"topics {sorted(set(wanted) - set(found))} not visible "
+                        f"{CREATED_WAIT_S:g}s after their creation"
+                    )
                 await asyncio.sleep(0.1)
     finally:
         await admin.close()
@@ -115,4 +124,5 @@ async def ensure_topics(wanted: Mapping[str, TopicSpec]) -> None:
         if spec.copartitioned and found[name] != spec.partitions:
             raise TopicLayoutError(
                 f"topic {name!r} has {found[name]} partitions but AIRKAFKA_PARTITIONS is {spec.partitions}; "
-                f"recreate the topic or set AIRKAFKA_PARTITIONS={found[name]}")
+                f"recreate the topic or set AIRKAFKA_PARTITIONS={found[name]}"
+            )

@@ -16,6 +16,7 @@ fetch them again (faust-streaming #216 fixed the same race for apps without tabl
 is, so such events stayed unread until the next rebalance: commands that became neither a task
 nor a dead letter, seen in the two-worker fault test.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -28,8 +29,9 @@ from faust.types import TP
 from mode import Service
 
 
-async def seek_to_committed_or_beginning(consumer: AIOKafkaConsumer,
-                                         changelogs: Collection[str]) -> Mapping[TopicPartition, int | None]:
+async def seek_to_committed_or_beginning(
+    consumer: AIOKafkaConsumer, changelogs: Collection[str]
+) -> Mapping[TopicPartition, int | None]:
     """Seek the assigned partitions to their committed offsets, and those without one to their start.
 
     Changelog partitions are left alone: Faust keeps their offsets itself, not in the group.
@@ -43,8 +45,9 @@ async def seek_to_committed_or_beginning(consumer: AIOKafkaConsumer,
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        return await self.call_thread(seek_to_committed_or_beginning, self._ensure_consumer(),
-                                      self.app.tables.changelog_topics)
+        return await self.call_thread(
+            seek_to_committed_or_beginning, self._ensure_consumer(), self.app.tables.changelog_topics
+        )
 
     @Service.task
     async def _stay_in_group(self) -> None:

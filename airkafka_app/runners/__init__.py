@@ -1,4 +1,5 @@
 """Runners execute one command kind each; the registry maps ``kind`` to its runner."""
+
 from __future__ import annotations
 
 import functools

@@ -5,6 +5,7 @@ venv with Faust, forked by the worker's Airflow fork server. The supervisor can 
 failed task, so the task's real final state is read from the supervisor's ``Workload finished``
 log record, never the exit code.
 """
+
 from __future__ import annotations
 
 import base64
@@ -71,9 +72,14 @@ class AirflowRunner:
     async def run(self, command: Command) -> Outcome:
         expiry = token_expiry(command.args["workload"])
         if expiry is not None and expiry < time.time():
-            return Outcome(State.FAILED, None, (
-                f"workload token expired {time.time() - expiry:.0f}s ago: it waited longer than Airflow's "
-                "[scheduler] task_queued_timeout; Airflow will re-queue the task"))
+            return Outcome(
+                State.FAILED,
+                None,
+                (
+                    f"workload token expired {time.time() - expiry:.0f}s ago: it waited longer than Airflow's "
+                    "[scheduler] task_queued_timeout; Airflow will re-queue the task"
+                ),
+            )
         final = FinalState()
         try:
             finished = await self.fork_server.run(command.args["workload"], timeout_s=command.timeout_s, on_line=final)
@@ -82,11 +88,20 @@ class AirflowRunner:
         exit_code, summary = finished.summary(command.timeout_s)
         if final.already_running:
             # A redelivered workload whose task runs elsewhere: not a failure of that task.
-            return Outcome(State.CANCELLED, exit_code, with_tail("task instance is already running elsewhere", finished.tail))
+            return Outcome(
+                State.CANCELLED, exit_code, with_tail("task instance is already running elsewhere", finished.tail)
+            )
         if final.value is None:
-            return Outcome(State.FAILED, exit_code, with_tail(f"{summary}; the supervisor reported no final state", finished.tail))
+            return Outcome(
+                State.FAILED, exit_code, with_tail(f"{summary}; the supervisor reported no final state", finished.tail)
+            )
         if final.value == "success":
-            return Outcome(State.SUCCESS, exit_code, with_tail(f"airflow final state success; {summary}", finished.tail))
+            return Outcome(
+                State.SUCCESS, exit_code, with_tail(f"airflow final state success; {summary}", finished.tail)
+            )
         # The supervisor exits 0 after a task it ran has failed: its exit code says nothing of the task.
-        return Outcome(State.FAILED, exit_code or None,
-                       with_tail(f"airflow final state {final.value}; supervisor {summary}", finished.tail))
+        return Outcome(
+            State.FAILED,
+            exit_code or None,
+            with_tail(f"airflow final state {final.value}; supervisor {summary}", finished.tail),
+        )

@@ -18,6 +18,7 @@ The protocol, on the SOCK_SEQPACKET socket at fd 0, one JSON object per message:
 The server ends when the worker's end closes, and idle supervisors with it; it kills the process
 groups of the busy ones first.
 """
+
 from __future__ import annotations
 
 import contextlib

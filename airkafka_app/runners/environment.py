@@ -6,6 +6,7 @@ processes nor its spawn and fork servers inherit them. A command's ``env`` may s
 names ``AIRKAFKA_SHELL_ENV_ALLOW`` admits, and never one that chooses which program runs or
 injects code into it, even when a pattern on the allowlist matches it.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,40 @@ from airkafka_app.contract.commands import InvalidCommand, shown
 
 # Names that pick the program, the libraries it loads, or code its interpreter runs first.
 PROGRAM_CHANGING = (
-    "PATH", "LD_*", "BASH_ENV", "ENV", "BASH_FUNC_*", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH",
-    "GLOBIGNORE", "PYTHON*", "PERL5*", "PERLLIB", "PERLIO*", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH",
-    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "GCONV_PATH", "LOCPATH", "NLSPATH",
-    "MALLOC_*", "GLIBC_TUNABLES", "HOSTALIASES", "RES_OPTIONS", "LUA_*", "TCLLIBPATH", "GIT_*", "BROWSER",
+    "PATH",
+    "LD_*",
+    "BASH_ENV",
+    "ENV",
+    "BASH_FUNC_*",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "IFS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "PYTHON*",
+    "PERL5*",
+    "PERLLIB",
+    "PERLIO*",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "GCONV_PATH",
+    "LOCPATH",
+    "NLSPATH",
+    "MALLOC_*",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "RES_OPTIONS",
+    "LUA_*",
+    "TCLLIBPATH",
+    "GIT_*",
+    "BROWSER",
 )
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Linux's MAX_ARG_STRLEN: the longest argument or NAME=value string exec accepts.

@@ -4,6 +4,7 @@ first use and again after it ends, it hands the server payloads and follows each
 Each run writes to a pipe that the worker made and reads, so its output, its timeout and its
 cancel work as they do for a process the worker started itself (``process.supervise``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -167,8 +168,9 @@ class _Connection:
         self._loop.remove_writer(self._sock)
         self._sock.close()
         exited = exit_of(self.process)
-        exited.add_done_callback(lambda done: log.warning(
-            "fork server pid %s exited with code %s", self.process.pid, done.result()))
+        exited.add_done_callback(
+            lambda done: log.warning("fork server pid %s exited with code %s", self.process.pid, done.result())
+        )
         ended = f"the fork server (pid {self.process.pid}) ended: {reason}"
         for request_id, _, fd, sent in self._outbox:  # never sent: no child to kill
             if request_id is not None:
@@ -176,8 +178,12 @@ class _Connection:
                 sent.set_exception(ForkServerLost(ended))
             _close_if_owned(fd, sent)
         self._outbox.clear()
-        log.warning("fork server pid %s lost (%s); killing its %d running children",
-                    self.process.pid, reason, len(self._children))
+        log.warning(
+            "fork server pid %s lost (%s); killing its %d running children",
+            self.process.pid,
+            reason,
+            len(self._children),
+        )
         for child in self._children.values():
             child.lost(f"{ended}, while the child ran")
         self._children.clear()
@@ -198,8 +204,11 @@ class ForkServer:
     async def connection(self) -> _Connection:
         connecting = self._connecting
         # A new event loop (each test's) cannot use the socket of the one before.
-        if (connecting is None or connecting.get_loop() is not asyncio.get_running_loop()
-                or (connecting.done() and (connecting.exception() or connecting.result().lost))):
+        if (
+            connecting is None
+            or connecting.get_loop() is not asyncio.get_running_loop()
+            or (connecting.done() and (connecting.exception() or connecting.result().lost))
+        ):
             connecting = self._connecting = asyncio.ensure_future(self._start())
         # Shielded: a caller's cancel must not abandon a start that others wait for.
         return await asyncio.shield(connecting)

@@ -4,6 +4,7 @@ The event loop watches the child itself, its exit through a pidfd and its output
 fd. asyncio's subprocess transports cost the loop a third more per spawn (0.38 against 0.28 ms
 of the worker's CPU per `true`, measured here), and a worker spawns hundreds a second.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -180,8 +181,9 @@ async def run_process(
     pidfd = os.pidfd_open(process.pid)
     if on_start is not None:
         on_start(process.pid, pidfd)
-    return await supervise(output_fd, exit_of(process, pidfd), lambda: kill_group(process.pid),
-                           timeout_s=timeout_s, on_line=on_line)
+    return await supervise(
+        output_fd, exit_of(process, pidfd), lambda: kill_group(process.pid), timeout_s=timeout_s, on_line=on_line
+    )
 
 
 def with_tail(summary: str, tail: str) -> str:

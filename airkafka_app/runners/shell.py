@@ -6,6 +6,7 @@ add to the run's latency; the spawn server only watches it, to kill it if the wo
 Beside other runs, it hands the spawn to the spawn server (``spawn_server.py``), and the loop
 goes on reading commands and publishing states.
 """
+
 from __future__ import annotations
 
 import os
@@ -98,11 +99,21 @@ class ShellRunner:
         env = {**os.environ, **args["env"]} if args.get("env") else None
         # The spawn server kills it if the worker ends while it runs.
         server = await self.spawner.connection()
-        return await run_process(args["argv"], executable=self.path_of(args["argv"][0]), env=env,
-                                 cwd=args.get("cwd") or None, timeout_s=command.timeout_s, on_start=server.watch)
+        return await run_process(
+            args["argv"],
+            executable=self.path_of(args["argv"][0]),
+            env=env,
+            cwd=args.get("cwd") or None,
+            timeout_s=command.timeout_s,
+            on_start=server.watch,
+        )
 
     async def _spawn_in_server(self, command: Command) -> Finished:
         args = command.args
-        payload = {"argv": args["argv"], "executable": self.path_of(args["argv"][0]), "env": args.get("env") or None,
-                   "cwd": args.get("cwd") or None}
+        payload = {
+            "argv": args["argv"],
+            "executable": self.path_of(args["argv"][0]),
+            "env": args.get("env") or None,
+            "cwd": args.get("cwd") or None,
+        }
         return await self.spawner.run(payload, timeout_s=command.timeout_s)

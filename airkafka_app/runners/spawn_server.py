@@ -23,6 +23,7 @@ which comes when the worker ends, even by SIGKILL; it first kills the process gr
 task still running, its own and those the worker asked it to watch, so that no task outlives
 its worker and runs beside its own recovery.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,9 +91,16 @@ class _Spawner:
         """Start one process; whatever fails fails that request alone, never the server."""
         try:
             env = {**os.environ, **payload["env"]} if payload.get("env") else None
-            process = subprocess.Popen(payload["argv"], executable=payload.get("executable"), stdin=self.devnull,
-                                       stdout=output_fd, stderr=subprocess.STDOUT, env=env, cwd=payload.get("cwd"),
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                payload["argv"],
+                executable=payload.get("executable"),
+                stdin=self.devnull,
+                stdout=output_fd,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=payload.get("cwd"),
+                start_new_session=True,
+            )
         except Exception as exc:
             send(self.sock, {"id": request_id, "error": str(exc)})
             return

@@ -5,6 +5,7 @@ finds its run (HTTP 409) instead of starting a second one. ``apache-airflow-clie
 imported at the first call: its generated models weigh about 27 MB of a worker's memory,
 which a worker that never triggers a DAG need not carry.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -104,7 +105,9 @@ class AirflowApi:
             except (Unreachable, urllib3.exceptions.HTTPError) as exc:
                 if attempt >= self._attempts:
                     raise Unreachable(f"Airflow unreachable at {self.url} after {attempt} tries: {exc}") from None
-                log.warning("Airflow call failed (try %d of %d), again in %.0fs: %s", attempt, self._attempts, delay, exc)
+                log.warning(
+                    "Airflow call failed (try %d of %d), again in %.0fs: %s", attempt, self._attempts, delay, exc
+                )
                 await asyncio.sleep(delay)
                 delay, attempt = delay * 2, attempt + 1
 

@@ -3,6 +3,7 @@
 Each counter is kept per partition (``name/partition``), because a table write lands
 in the partition of the event being processed; a worker sums the partitions it owns.
 """
+
 from __future__ import annotations
 
 from collections import Counter

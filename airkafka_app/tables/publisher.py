@@ -20,6 +20,7 @@ aiokafka retries a batch for as long as the producer's request timeout (20 minut
 default), so a batch that still fails has met an error that sending again would not cure. Its
 tasks are logged; the table keeps their records, and views show them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,7 +86,10 @@ class TablePublisher:
             records = dict(itertools.islice(self._records.items(), MAX_BATCH))
             for key in records:
                 del self._records[key]
-            changes, self._changes = self._changes[:MAX_BATCH - len(records)], self._changes[MAX_BATCH - len(records):]
+            changes, self._changes = (
+                self._changes[: MAX_BATCH - len(records)],
+                self._changes[MAX_BATCH - len(records) :],
+            )
         self._sending = records, changes
         self.in_flight_since = asyncio.get_running_loop().time()
         self._in_flight = asyncio.ensure_future(self._send(records, changes))
@@ -109,8 +113,10 @@ class TablePublisher:
     def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
         """The records (table name, record) and state changes not yet acknowledged, oldest first."""
         records = {**self._sending[0], **self._records}
-        return ([(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
-                [*self._sending[1], *self._changes])
+        return (
+            [(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
+            [*self._sending[1], *self._changes],
+        )
 
     async def _send(self, records: Records, changes: Changes) -> None:
         batches: dict[TP, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -138,9 +144,14 @@ class TablePublisher:
         self.in_flight_partitions = []
         if not sent.cancelled() and (error := sent.exception()) is not None:
             ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _ in changes]))
-            log.error("table publisher: %d records and %d state changes not sent, of tasks %s%s: %r", len(records),
-                      len(changes), ", ".join(ids[:MAX_LOGGED_IDS]), " and more" if len(ids) > MAX_LOGGED_IDS else "",
-                      error)
+            log.error(
+                "table publisher: %d records and %d state changes not sent, of tasks %s%s: %r",
+                len(records),
+                len(changes),
+                ", ".join(ids[:MAX_LOGGED_IDS]),
+                " and more" if len(ids) > MAX_LOGGED_IDS else "",
+                error,
+            )
         self.flush()
 
 

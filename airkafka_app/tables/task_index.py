@@ -14,6 +14,7 @@ wait in memory and go to RocksDB in one batch, before any read and every ``MAX_P
 task's transitions, a few milliseconds apart, cost a dict update each rather than four RocksDB
 calls (they were a tenth of the worker's CPU).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -180,8 +181,15 @@ class TaskIndex:
         finally:
             del self._rebuilding[partition]
 
-    def _entries(self, partition: int, state: State, *, newest_first: bool,
-                 after: Entry | None = None, before_at: int | None = None) -> Iterator[Entry]:
+    def _entries(
+        self,
+        partition: int,
+        state: State,
+        *,
+        newest_first: bool,
+        after: Entry | None = None,
+        before_at: int | None = None,
+    ) -> Iterator[Entry]:
         """A state's entries in a partition, newest or oldest first, strictly past ``after``."""
         self.flush()
         prefix = b"S" + _partition(partition) + CODES[state]
@@ -192,7 +200,10 @@ class TaskIndex:
         for key in self.db.keys(backwards=newest_first, from_key=start):
             if not key.startswith(prefix):
                 return
-            at, task_key = struct.unpack(">Q", key[len(prefix):len(prefix) + TIME_BYTES])[0], key[len(prefix) + TIME_BYTES:]
+            at, task_key = (
+                struct.unpack(">Q", key[len(prefix) : len(prefix) + TIME_BYTES])[0],
+                key[len(prefix) + TIME_BYTES :],
+            )
             if after is not None and (at, task_key) == (after.at, after.key):
                 continue
             if before_at is not None and at >= before_at:
@@ -201,8 +212,9 @@ class TaskIndex:
 
     def newest(self, partitions: Iterable[int], states: Iterable[State], after: Entry | None) -> Iterator[Entry]:
         """The entries of these states, newest first, older than ``after``; read as they are taken."""
-        return heapq.merge(*(self._entries(p, s, newest_first=True, after=after) for p in partitions for s in states),
-                           reverse=True)
+        return heapq.merge(
+            *(self._entries(p, s, newest_first=True, after=after) for p in partitions for s in states), reverse=True
+        )
 
     def oldest(self, partition: int, state: State, before: float) -> Iterator[Entry]:
         """The partition's entries of ``state`` with a time before ``before``, oldest first."""

@@ -8,6 +8,7 @@ A run can outlive its worker's hold on that partition (a rebalance); its records
 travel as reports to the new owner, which never reads a changelog it owns, and the run's
 worker publishes their state changes itself.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,9 @@ class IndexedTable(faust.Table):
         self.index = index
         self._to_index: set[int] = set()
 
-    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
-                           generation_id: int = 0) -> None:
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
+    ) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         for tp in revoked:
             if tp.topic == self.changelog_topic_name:
@@ -70,8 +72,13 @@ class IndexedTable(faust.Table):
                 self._to_index.discard(tp.partition)
                 began = asyncio.get_running_loop().time()
                 count = await self.index.rebuild(tp.partition, self.data._db_for_partition(tp.partition))
-                log.info("table %s partition %d indexed: %d records in %.1fs", self.name, tp.partition, count,
-                         asyncio.get_running_loop().time() - began)
+                log.info(
+                    "table %s partition %d indexed: %d records in %.1fs",
+                    self.name,
+                    tp.partition,
+                    count,
+                    asyncio.get_running_loop().time() - began,
+                )
 
 
 class TaskTable:
@@ -86,17 +93,19 @@ class TaskTable:
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
         # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike,
         # by the standard library: Faust's codec encodes each write twice, and slower.
-        self.table = app.tables.add(IndexedTable(
-            app,
-            name=name,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            help=f"Task id -> the task's record, queue {queue}.",
-            options=ROCKSDB_OPTIONS,
-            beacon=app.tables.beacon,
-            index=self.index,
-        ))
+        self.table = app.tables.add(
+            IndexedTable(
+                app,
+                name=name,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=settings.partitions,
+                help=f"Task id -> the task's record, queue {queue}.",
+                options=ROCKSDB_OPTIONS,
+                beacon=app.tables.beacon,
+                index=self.index,
+            )
+        )
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         """The task's record as stored: a JSON object."""
@@ -107,9 +116,14 @@ class TaskTable:
         """This worker's partitions of the table: their records are its to show."""
         return sorted(tp.partition for tp in _assigned_actives() if tp.topic == self.table.changelog_topic_name)
 
-    async def newest(self, states: Iterable[State], after: Entry | None, limit: int,
-                     match: Callable[[dict[str, Any]], bool] | None = None,
-                     scan: int = MAX_SCAN) -> tuple[list[tuple[Entry, dict[str, Any]]], Entry | None]:
+    async def newest(
+        self,
+        states: Iterable[State],
+        after: Entry | None,
+        limit: int,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+        scan: int = MAX_SCAN,
+    ) -> tuple[list[tuple[Entry, dict[str, Any]]], Entry | None]:
         """Up to ``limit`` records in these states that ``match``, newest first, older than
         ``after``; read from each record's own partition, a slice at a time. With ``match``, at
         most ``scan`` records are read: the second value is then the last one read, where a
@@ -152,8 +166,9 @@ class TaskTable:
         key = record.id.encode()
         if app.rebalancing or event.message.tp not in _assigned_actives():
             self.internal.send_soon(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
-            log.info("task %s attempt %d %s reported to the partition's owner", record.id, record.attempt,
-                     record.state.value)
+            log.info(
+                "task %s attempt %d %s reported to the partition's owner", record.id, record.attempt, record.state.value
+            )
         else:
             self.store(record, event)
         publisher.add_change(key, json.dumps(record.state_change(self.queue)).encode())
@@ -176,8 +191,11 @@ class TaskTable:
 
     def in_flight(self) -> list[TaskRecord]:
         """The records this worker holds that have not ended; call it outside a rebalance."""
-        return [TaskRecord.from_json(data) for entry in self.index.of(self.partitions(), IN_FLIGHT)
-                if (data := self.get(entry.key.decode())) is not None]
+        return [
+            TaskRecord.from_json(data)
+            for entry in self.index.of(self.partitions(), IN_FLIGHT)
+            if (data := self.get(entry.key.decode())) is not None
+        ]
 
     async def expire(self, before: float) -> int:
         """Delete the ended records last changed before ``before``, each with a tombstone on the

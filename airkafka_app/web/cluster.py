@@ -6,6 +6,7 @@ shares, the same ones Faust routes a table request to; a request's bearer token 
 with Faust's routing. A member that does not answer within MEMBER_TIMEOUT_S is listed with the
 error, and the merge goes on without it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,11 +37,16 @@ def member_urls() -> list[str]:
 async def _ask(url: str, path: str, query: dict[str, str], request: Request) -> dict[str, Any]:
     headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
     try:
-        async with app.http_client.get(URL(url).with_path(path).with_query(query), headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=MEMBER_TIMEOUT_S)) as response:
+        async with app.http_client.get(
+            URL(url).with_path(path).with_query(query),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=MEMBER_TIMEOUT_S),
+        ) as response:
             answer = await response.json(content_type=None)
             if response.status != 200 or not isinstance(answer, dict):
-                return {"error": f"HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}"}
+                return {
+                    "error": f"HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}"
+                }
             return answer
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
@@ -59,8 +65,13 @@ async def cluster(web: View, request: Request) -> Response:
     if refused := refused_read(web, request):
         return refused
     answers = await ask_members("/stats/", {}, request)
-    return web.json({"workers": merge_workers(answers, heartbeats.roster()), "queues": merge_queues(answers),
-                     "states": [state.value for state in State]})
+    return web.json(
+        {
+            "workers": merge_workers(answers, heartbeats.roster()),
+            "queues": merge_queues(answers),
+            "states": [state.value for state in State],
+        }
+    )
 
 
 @app.page("/cluster/tasks/")

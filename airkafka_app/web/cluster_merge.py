@@ -1,4 +1,5 @@
 """How the cluster views merge the members' answers: plain functions, without Faust."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -17,8 +18,9 @@ def merge_workers(answers: dict[str, dict[str, Any]], roster: dict[str, tuple[st
             rows[url] = {"worker": None, "status": "unreachable", "url": url, "error": answer.get("error")}
             continue
         row = rows.setdefault(name, {"worker": name, "status": "online", "last_seen_s_ago": None})
-        row.update(url=url, running=answer.get("running"), partitions=answer.get("partitions"),
-                   tasks=answer.get("tasks"))
+        row.update(
+            url=url, running=answer.get("running"), partitions=answer.get("partitions"), tasks=answer.get("tasks")
+        )
     return sorted(rows.values(), key=lambda row: (row["worker"] is None, row["worker"] or row["url"]))
 
 
@@ -38,8 +40,12 @@ def merge_queues(answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]
 
 def merge_tasks(answers: dict[str, dict[str, Any]], worker: str | None, limit: int) -> dict[str, Any]:
     """The newest ``limit`` tasks of all answers, those of ``worker`` only if given, and the errors."""
-    tasks = [task for answer in answers.values() for task in answer.get("tasks") or []
-             if isinstance(task, dict) and (worker is None or task.get("worker") == worker)]
+    tasks = [
+        task
+        for answer in answers.values()
+        for task in answer.get("tasks") or []
+        if isinstance(task, dict) and (worker is None or task.get("worker") == worker)
+    ]
     tasks.sort(key=_changed_at, reverse=True)
     errors = {url: answer["error"] for url, answer in answers.items() if "error" in answer}
     return {"tasks": tasks[:limit], "errors": errors}

@@ -1,6 +1,7 @@
 """The cluster dashboard at ``/``: one static page and its script, which read the cluster views
 and, with the bearer token typed into the page, cancel and replay tasks. No build step: the
 files under ``static/`` are served as they are."""
+
 from __future__ import annotations
 
 from importlib.resources import files
@@ -11,8 +12,11 @@ from airkafka_app.application import app
 
 _STATIC = files("airkafka_app.web") / "static"
 # The page runs only its own script and shows records' text as text: a hostile field cannot script it.
-_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache"}
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 _FILES = {
     "index.html": "text/html",
     "dashboard.js": "text/javascript",

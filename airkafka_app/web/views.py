@@ -6,6 +6,7 @@ anything, cancel, needs ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``; with
 ``AIRKAFKA_WEB_AUTH_READS`` the others do too, all but ``/health/``. Records are shown without
 their command's env values and workload token.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -137,8 +138,9 @@ async def task_list(web: View, request: Request) -> Response:
         limit = int(request.query.get("limit", "100"))
         after = _after(request.query["cursor"]) if "cursor" in request.query else None
     except ValueError:
-        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}, and cursor a page's next"},
-                        status=400)
+        return web.json(
+            {"error": f"limit must be an integer from 1 to {MAX_LIMIT}, and cursor a page's next"}, status=400
+        )
     if not 1 <= limit <= MAX_LIMIT:
         return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
     states = [State(state)] if state else list(State)
@@ -147,12 +149,14 @@ async def task_list(web: View, request: Request) -> Response:
     counts = queue.tasks.counts()
     if len(found) > limit:
         stopped_at = found[limit - 1][0]
-    return web.json({
-        "tasks": [redacted(data) for _, data in found[:limit]],
-        "count": sum(counts[s.value] for s in states) if match is None else None,
-        "next": _cursor(stopped_at) if stopped_at is not None else None,
-        "rebuilding": queue.tasks.index.rebuilding,
-    })
+    return web.json(
+        {
+            "tasks": [redacted(data) for _, data in found[:limit]],
+            "count": sum(counts[s.value] for s in states) if match is None else None,
+            "next": _cursor(stopped_at) if stopped_at is not None else None,
+            "rebuilding": queue.tasks.index.rebuilding,
+        }
+    )
 
 
 @app.page("/tasks/{task_id}/cancel/")
@@ -165,8 +169,9 @@ class TaskCancel(View):
         if queue is None:
             return _not_served(self, request)
         key = request.query.get("key")
-        cancel = Command(f"web-cancel-{uuid.uuid4().hex[:12]}", CANCEL,
-                         {"target": task_id, **({"serial_key": key} if key else {})})
+        cancel = Command(
+            f"web-cancel-{uuid.uuid4().hex[:12]}", CANCEL, {"target": task_id, **({"serial_key": key} if key else {})}
+        )
         await queue.commands.send(key=cancel.routing_key.encode(), value=cancel.encode())
         return self.json({"cancel": cancel.id, "target": task_id}, status=202)
 
@@ -187,8 +192,9 @@ class TaskReplay(View):
         if (why := decide(record.state.value, only_failed=False, force=force)) != "replayed":
             return self.json({"error": f"not replayed: {why.removeprefix('skipped: ')}"}, status=409)
         command = decode_command(None, json.dumps(record.command).encode())
-        await queue.commands.send(key=command.routing_key.encode(), value=command.encode(),
-                                  headers={REPLAY_HEADER: FORCE} if force else None)
+        await queue.commands.send(
+            key=command.routing_key.encode(), value=command.encode(), headers={REPLAY_HEADER: FORCE} if force else None
+        )
         log.info("task %s replayed from the web (attempt %d was %s)", task_id, record.attempt, record.state.value)
         return self.json({"replayed": task_id, "was": record.state.value}, status=202)
 
@@ -208,22 +214,33 @@ async def stats(web: View, request: Request) -> Response:
         tasks.update(by_state)
         counts.update(queue_counts)
         per_queue[name] = {"tasks": dict(by_state), **queue_counts}
-    return web.json({"worker": settings.worker_name, "tasks": dict(tasks), **counts, "queues": per_queue,
-                     "running": pool.running_count, "partitions": _partitions()})
+    return web.json(
+        {
+            "worker": settings.worker_name,
+            "tasks": dict(tasks),
+            **counts,
+            "queues": per_queue,
+            "running": pool.running_count,
+            "partitions": _partitions(),
+        }
+    )
 
 
 def _partitions() -> dict[str, list[int]]:
     """Queue -> the partitions of its commands topic this worker owns."""
     assigned = app.assignor.assigned_actives()
-    return {name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()}
+    return {
+        name: sorted(tp.partition for tp in assigned if tp.topic == queue.topic_name) for name, queue in queues.items()
+    }
 
 
 @app.page("/live/")
 async def live(web: View, request: Request) -> Response:
     """200 while the worker's event loop answers, through rebalances and recovery: a liveness
     probe. A stalled worker exits by itself (stall_watchdog)."""
-    return web.json({"status": "alive", "worker": settings.worker_name,
-                     "recovering": bool(app.rebalancing or app.in_recovery)})
+    return web.json(
+        {"status": "alive", "worker": settings.worker_name, "recovering": bool(app.rebalancing or app.in_recovery)}
+    )
 
 
 @app.page("/health/")
@@ -234,5 +251,12 @@ async def health(web: View, request: Request) -> Response:
         return web.json({"status": "stalled", "worker": settings.worker_name, "reason": watchdog.stalled}, status=503)
     if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
         return web.json({"status": "recovering", "worker": settings.worker_name}, status=503)
-    return web.json({"status": "ok", "worker": settings.worker_name, "kinds": enabled_kinds(), "partitions": _partitions(),
-                     "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1)})
+    return web.json(
+        {
+            "status": "ok",
+            "worker": settings.worker_name,
+            "kinds": enabled_kinds(),
+            "partitions": _partitions(),
+            "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1),
+        }
+    )

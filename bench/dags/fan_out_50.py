@@ -1,4 +1,5 @@
 """The DAG of the executor benchmark: start, 50 parallel `true` tasks, end."""
+
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 

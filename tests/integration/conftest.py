@@ -28,9 +28,13 @@ def airflow_stack(broker, tmp_path_factory):
     deployment = Deployment(broker.bootstrap, root, partitions=4)
     airkafka = {k: v for k, v in deployment.env().items() if k.startswith("AIRKAFKA_")}
     airflow = LocalAirflow(root / "airflow", DAGS, {**airkafka, "DAG_TEST_TMP": str(root)})
-    worker = deployment.worker("af-worker", **airflow.worker_env(root / "worker-airflow-home"),
-                               DAG_TEST_TMP=str(root), AIRKAFKA_TRIGGER_POLL_S="0.5",
-                               AIRKAFKA_QUEUES="default,extra")
+    worker = deployment.worker(
+        "af-worker",
+        **airflow.worker_env(root / "worker-airflow-home"),
+        DAG_TEST_TMP=str(root),
+        AIRKAFKA_TRIGGER_POLL_S="0.5",
+        AIRKAFKA_QUEUES="default,extra",
+    )
     try:
         airflow.start("airkafka_example")
         worker.start().wait_ready()

@@ -1,4 +1,5 @@
 """KafkaExecutor on a real Airflow 3.3 with a Faust worker on the real broker: true final states."""
+
 import asyncio
 import json
 import os
@@ -26,8 +27,12 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     print(f"\nDAG {DAG_ID} ({FAN_OUT + 4} tasks) took {time.monotonic() - started:.1f}s end to end")
     assert run["state"] == "failed"  # exit127 fails the run; everything else succeeds
 
-    tis = {ti["task_id"]: ti for ti in airflow.api(
-        "GET", f"/dags/{DAG_ID}/dagRuns/run-1/taskInstances", params={"limit": 100})["task_instances"]}
+    tis = {
+        ti["task_id"]: ti
+        for ti in airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/run-1/taskInstances", params={"limit": 100})[
+            "task_instances"
+        ]
+    }
     assert tis["start"]["state"] == "success"
     assert tis["exit127"]["state"] == "failed"
     assert (tis["flaky"]["state"], tis["flaky"]["try_number"]) == ("success", 2)
@@ -36,14 +41,26 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     # reads the log from the worker's log server.
     log = airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/run-1/taskInstances/start/logs/1")
     lines = [str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in log["content"]]
-    assert any("airkafka-example-start" in line for line in lines) and not any("Could not read served logs" in line for line in lines), lines[-20:]
+    assert any("airkafka-example-start" in line for line in lines) and not any(
+        "Could not read served logs" in line for line in lines
+    ), lines[-20:]
 
     # Airflow learns the final state from the supervisor before its process exits; AirKafka
     # records it once the process has ended. Wait for those records, then compare.
-    deployment = Deployment(worker.env["AIRKAFKA_BROKER"].removeprefix("kafka://"), worker.workdir,
-                            name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    tries = [("start", 1), ("exit127", 1), ("flaky", 1), ("flaky", 2), ("on_queue", 1),
-             *((f"fan_{i}", 1) for i in range(FAN_OUT))]
+    deployment = Deployment(
+        worker.env["AIRKAFKA_BROKER"].removeprefix("kafka://"),
+        worker.workdir,
+        name=worker.env["AIRKAFKA_APP_ID"],
+        partitions=4,
+    )
+    tries = [
+        ("start", 1),
+        ("exit127", 1),
+        ("flaky", 1),
+        ("flaky", 2),
+        ("on_queue", 1),
+        *((f"fan_{i}", 1) for i in range(FAN_OUT)),
+    ]
     deployment.state_changes_until_terminal([command_id(DAG_ID, t, "run-1", -1, n) for t, n in tries])
 
     def record(task_id: str, try_number: int = 1, queue: str = "default") -> dict:
@@ -51,14 +68,22 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
         assert status == 200, (task_id, body)
         return body
 
-    not_success = {f"fan_{i}": (tis[f"fan_{i}"], record(f"fan_{i}")) for i in range(FAN_OUT)
-                   if tis[f"fan_{i}"]["state"] != "success"}
+    not_success = {
+        f"fan_{i}": (tis[f"fan_{i}"], record(f"fan_{i}"))
+        for i in range(FAN_OUT)
+        if tis[f"fan_{i}"]["state"] != "success"
+    }
     assert not not_success, not_success  # Airflow's task instance and AirKafka's record, to tell why
     failed = record("exit127")
     assert failed["state"] == "failed" and failed["detail"].startswith("airflow final state failed")
     assert failed["exit_code"] is None  # the supervisor's 0 is not the task's
-    assert failed["airflow"] == {"dag_id": DAG_ID, "task_id": "exit127", "run_id": "run-1", "map_index": -1,
-                                 "try_number": 1}
+    assert failed["airflow"] == {
+        "dag_id": DAG_ID,
+        "task_id": "exit127",
+        "run_id": "run-1",
+        "map_index": -1,
+        "try_number": 1,
+    }
     flaky = worker.get(f"/tasks/?dag_id={DAG_ID}&task_id=flaky&limit=5")[1]["tasks"]
     assert sorted(t["airflow"]["try_number"] for t in flaky) == [1, 2]
     assert record("flaky", 1)["detail"].startswith("airflow final state up_for_retry")
@@ -91,8 +116,10 @@ def revoke_through_the_executor(deployment: Deployment, executor_env: dict[str, 
     """The real executor class, in Airflow's interpreter, cancels a running task over Kafka."""
     target = command_id("revoke_dag", "revoke_task", "run-1", -1, 1)
     deployment.send_commands({"id": target, "kind": "shell", "args": {"argv": ["sleep", "60"]}})
-    deployment.read(deployment.state_changes, lambda r: any(
-        x["value"]["id"] == target and x["value"]["state"] == "running" for x in r))
+    deployment.read(
+        deployment.state_changes,
+        lambda r: any(x["value"]["id"] == target and x["value"]["state"] == "running" for x in r),
+    )
     subprocess.run([str(PYTHON), "-c", REVOKE], env=executor_env, check=True, timeout=120)
     changes = deployment.state_changes_until_terminal([target])[target]
     assert [c["state"] for c in changes] == ["queued", "running", "cancelled"]
@@ -127,8 +154,7 @@ print(json.dumps({"events": events, "running": sorted(k.task_id for k in executo
 """
 
 
-def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str],
-                              reader: str = "sync") -> None:
+def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str], reader: str = "sync") -> None:
     """The real executor's sync() reports success and failure, and never fails a cancelled try.
 
     ``reader`` is what the executor is asked: sync(), or the free slots the scheduler counts
@@ -140,13 +166,20 @@ def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, st
         {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 4"]}},
         {"id": dup, "kind": "shell", "args": {"argv": ["sleep", "30"]}},
     )
-    deployment.read(deployment.state_changes, lambda r: any(
-        x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r))
+    deployment.read(
+        deployment.state_changes, lambda r: any(x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r)
+    )
     cancel = {"id": f"cancel-{dup}", "kind": "cancel", "args": {"target": dup}}
     deployment.send([(dup.encode(), json.dumps(cancel).encode())])
     deployment.state_changes_until_terminal([ok, bad, dup])
-    result = subprocess.run([str(PYTHON), "-c", SYNC, run_id, reader], env=executor_env, check=True,
-                            timeout=180, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(PYTHON), "-c", SYNC, run_id, reader],
+        env=executor_env,
+        check=True,
+        timeout=180,
+        capture_output=True,
+        text=True,
+    )
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": []}
 
@@ -155,8 +188,9 @@ def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, st
 def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path, reader):
     airflow, worker = airflow_stack
     deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    sync_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"},
-                              reader)
+    sync_through_the_executor(
+        deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"}, reader
+    )
 
 
 PLACE_KEYS = """
@@ -186,8 +220,10 @@ def test_the_executors_producer_places_each_key_on_the_partition_faust_owns_it_b
     asyncio.run(create())
     env = {**os.environ, "AIRKAFKA_BROKER": f"kafka://{broker.bootstrap}"}
     subprocess.run([str(PYTHON), "-c", PLACE_KEYS, topic], env=env, check=True, timeout=120)
-    placed = {r["key"].decode(): r["partition"] for r in Deployment(broker.bootstrap, tmp_path).read(
-        topic, lambda records: len(records) >= 200)}
+    placed = {
+        r["key"].decode(): r["partition"]
+        for r in Deployment(broker.bootstrap, tmp_path).read(topic, lambda records: len(records) >= 200)
+    }
     partitions = list(range(8))
     expected = {key: DefaultPartitioner()(key.encode(), partitions, partitions) for key in placed}
     assert len(placed) == 200 and placed == expected
@@ -221,6 +257,7 @@ executor.start()
 print("@@", json.dumps("started"), flush=True)
 """
 
+
 def reply(driver: subprocess.Popen):
     """The driver's next reply; Airflow's log lines come on the same output."""
     while line := driver.stdout.readline():
@@ -229,7 +266,9 @@ def reply(driver: subprocess.Popen):
     raise AssertionError(f"the driver ended with {driver.wait()}")
 
 
-BROKER_STOPPED = WORKLOAD + """
+BROKER_STOPPED = (
+    WORKLOAD
+    + """
 sys.stdin.readline()  # the broker has stopped
 began = time.monotonic()
 sent = workload("lost")
@@ -237,15 +276,21 @@ executor._process_workloads([sent])
 took = time.monotonic() - began
 print("@@", json.dumps({"took": took, "events": until_reported(executor, [sent.ti.key])}), flush=True)
 """
+)
 
 
 def test_a_command_the_broker_does_not_take_fails_its_try_without_holding_the_scheduler(airflow_stack, tmp_path):
     airflow, _ = airflow_stack
     own = start_broker(tmp_path / "kafka")
     try:
-        env = {**airflow.env, "AIRKAFKA_BROKER": f"kafka://{own.bootstrap}", "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "5"}
-        driver = subprocess.Popen([str(PYTHON), "-c", BROKER_STOPPED], env=env, text=True, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE)
+        env = {
+            **airflow.env,
+            "AIRKAFKA_BROKER": f"kafka://{own.bootstrap}",
+            "AIRKAFKA_EXECUTOR_DELIVERY_TIMEOUT_S": "5",
+        }
+        driver = subprocess.Popen(
+            [str(PYTHON), "-c", BROKER_STOPPED], env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         assert reply(driver) == "started"
         own.stop()
         driver.stdin.write("go\n")
@@ -257,11 +302,15 @@ def test_a_command_the_broker_does_not_take_fails_its_try_without_holding_the_sc
     assert outcome["took"] < 1.0
     state, info = outcome["events"]["lost"]
     assert state == "failed" and info.startswith("command not delivered to Kafka"), outcome
-    print(f"\nbroker stopped: _process_workloads returned in {outcome['took'] * 1000:.0f} ms; the try failed "
-          f"once the delivery timeout (5 s) passed")
+    print(
+        f"\nbroker stopped: _process_workloads returned in {outcome['took'] * 1000:.0f} ms; the try failed "
+        f"once the delivery timeout (5 s) passed"
+    )
 
 
-ADOPT = WORKLOAD + """
+ADOPT = (
+    WORKLOAD
+    + """
 for _ in range(12):  # read what ended while no scheduler ran; none of it is tracked yet
     executor.sync()
     time.sleep(0.25)
@@ -277,20 +326,24 @@ print("@@", json.dumps(until_reported(executor, [ti.key for ti in tis[:2]], 30))
 sys.stdin.readline()  # "later" has ended now
 print("@@", json.dumps(until_reported(executor, [tis[2].key], 60)), flush=True)
 """
+)
 
 
 def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(airflow_stack, broker, tmp_path):
     airflow, worker = airflow_stack
     deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
     ok, bad, later = (command_id("ops_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "later"))
-    deployment.send_commands({"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
-                             {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 6"]}})
+    deployment.send_commands(
+        {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
+        {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 6"]}},
+    )
     deployment.state_changes_until_terminal([ok, bad])
     # Poison on the topic it reads: garbage, a tombstone, a record of another shape.
     deployment.send_to(deployment.state_changes, [(b"x", b"{not json"), (b"y", None), (b"z", b'{"id": 3}')])
     env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"adopt-{tmp_path.name}"}
-    driver = subprocess.Popen([str(PYTHON), "-c", ADOPT], env=env, text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    driver = subprocess.Popen(
+        [str(PYTHON), "-c", ADOPT], env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert reply(driver) == "started"
         first = reply(driver)
@@ -304,7 +357,9 @@ def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(airflo
     assert second["later"][0] == "success"
 
 
-REFUSED = WORKLOAD + """
+REFUSED = (
+    WORKLOAD
+    + """
 key = TaskInstanceKey("ops_dag", "refused", "run-1", 1, -1)
 executor.running.add(key)
 fresh = workload("elsewhere", queue="fresh")
@@ -312,14 +367,16 @@ executor._process_workloads([fresh])
 print("@@", json.dumps("sent"), flush=True)
 print("@@", json.dumps(until_reported(executor, [key], 60)), flush=True)
 """
+)
 
 
 def test_a_refused_command_fails_its_try_at_once_and_a_new_queue_gets_its_topic(airflow_stack, broker, tmp_path):
     airflow, worker = airflow_stack
     deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
     env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"refused-{tmp_path.name}"}
-    driver = subprocess.Popen([str(PYTHON), "-c", REFUSED], env=env, text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    driver = subprocess.Popen(
+        [str(PYTHON), "-c", REFUSED], env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert reply(driver) == "started"
         assert reply(driver) == "sent"

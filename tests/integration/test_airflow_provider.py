@@ -1,5 +1,6 @@
 """AirKafka as an Airflow provider, in Airflow's own interpreter: listed, configured through
 Airflow's conf, and its CLI reads the workers from the real broker."""
+
 import json
 import os
 import subprocess
@@ -30,12 +31,19 @@ def test_airflow_lists_the_provider_and_shows_its_section_with_the_defaults(tmp_
 
 
 def test_the_executor_reads_airflow_conf_and_an_airkafka_variable_wins(tmp_path):
-    code = ("import airflow.configuration\nfrom airkafka_app.contract.settings import settings\n"
-            "print(settings.partitions, settings.queues, repr(settings.sasl_password))")
-    env = airflow_env(tmp_path, AIRFLOW__AIRKAFKA__PARTITIONS="5", AIRFLOW__AIRKAFKA__QUEUES="default,gpu",
-                      AIRFLOW__AIRKAFKA__SASL_PASSWORD_CMD="echo from-a-command")
-    assert run([str(VENV / "bin" / "python"), "-c", code], env).split("\n")[0] == \
-        "5 ('default', 'gpu') 'from-a-command'"
+    code = (
+        "import airflow.configuration\nfrom airkafka_app.contract.settings import settings\n"
+        "print(settings.partitions, settings.queues, repr(settings.sasl_password))"
+    )
+    env = airflow_env(
+        tmp_path,
+        AIRFLOW__AIRKAFKA__PARTITIONS="5",
+        AIRFLOW__AIRKAFKA__QUEUES="default,gpu",
+        AIRFLOW__AIRKAFKA__SASL_PASSWORD_CMD="echo from-a-command",
+    )
+    assert (
+        run([str(VENV / "bin" / "python"), "-c", code], env).split("\n")[0] == "5 ('default', 'gpu') 'from-a-command'"
+    )
     env["AIRKAFKA_PARTITIONS"] = "3"
     assert run([str(VENV / "bin" / "python"), "-c", code], env).startswith("3 ")
 
@@ -44,18 +52,26 @@ def test_airflow_airkafka_workers_lists_the_workers_from_their_heartbeats(broker
     deployment = Deployment(broker.bootstrap, tmp_path)
     worker = deployment.worker("seen-by-the-cli").start().wait_ready()
     try:
-        env = airflow_env(tmp_path, AIRKAFKA_BROKER=f"kafka://{broker.bootstrap}",
-                          AIRKAFKA_HEARTBEATS_TOPIC=deployment.heartbeats)
+        env = airflow_env(
+            tmp_path, AIRKAFKA_BROKER=f"kafka://{broker.bootstrap}", AIRKAFKA_HEARTBEATS_TOPIC=deployment.heartbeats
+        )
         deadline = time.monotonic() + 30  # the first heartbeat goes out AIRKAFKA_HEARTBEAT_S after start
-        while not (rows := [json.loads(line) for line in
-                            run([str(AIRFLOW), "airkafka", "workers", "--json"], env).splitlines()
-                            if line.startswith("{")]):
+        while not (
+            rows := [
+                json.loads(line)
+                for line in run([str(AIRFLOW), "airkafka", "workers", "--json"], env).splitlines()
+                if line.startswith("{")
+            ]
+        ):
             assert time.monotonic() < deadline
             time.sleep(1)
         assert [(r["worker"], r["status"]) for r in rows] == [("seen-by-the-cli", "online")]
         worker.stop()
-        rows = [json.loads(line) for line in run([str(AIRFLOW), "airkafka", "workers", "--json"], env).splitlines()
-                if line.startswith("{")]
+        rows = [
+            json.loads(line)
+            for line in run([str(AIRFLOW), "airkafka", "workers", "--json"], env).splitlines()
+            if line.startswith("{")
+        ]
         assert [(r["worker"], r["status"]) for r in rows] == [("seen-by-the-cli", "stopped")]
     finally:
         worker.stop()
@@ -69,15 +85,22 @@ def test_airflow_airkafka_tasks_and_task_read_the_cluster_views(broker, tmp_path
         deployment.send_commands(shell("cli-ok", "true"), shell("cli-bad", "sh", "-c", "exit 4"))
         deployment.state_changes_until_terminal(["cli-ok", "cli-bad"])
         env = airflow_env(tmp_path, AIRKAFKA_WEB_PORT=str(worker.port), AIRKAFKA_WEB_TOKEN="s3cret")
-        rows = [json.loads(line) for line in
-                run([str(AIRFLOW), "airkafka", "tasks", "--state", "failed", "--json"], env).splitlines()
-                if line.startswith("{")]
+        rows = [
+            json.loads(line)
+            for line in run([str(AIRFLOW), "airkafka", "tasks", "--state", "failed", "--json"], env).splitlines()
+            if line.startswith("{")
+        ]
         assert [(r["id"], r["exit_code"]) for r in rows] == [("cli-bad", 4)]
         shown = run([str(AIRFLOW), "airkafka", "task", "cli-ok"], env)
-        record = json.loads(shown[shown.index("{"):])
+        record = json.loads(shown[shown.index("{") :])
         assert record["state"] == "success" and record["worker"] == "cli-views"
-        refused = subprocess.run([str(AIRFLOW), "airkafka", "task", "cli-ok"], capture_output=True, text=True,
-                                 env={**env, "AIRKAFKA_WEB_TOKEN": "wrong"}, timeout=120)
+        refused = subprocess.run(
+            [str(AIRFLOW), "airkafka", "task", "cli-ok"],
+            capture_output=True,
+            text=True,
+            env={**env, "AIRKAFKA_WEB_TOKEN": "wrong"},
+            timeout=120,
+        )
         assert refused.returncode != 0 and "HTTP 401" in refused.stderr
     finally:
         worker.stop()

@@ -1,5 +1,6 @@
 """The ``airkafka`` console script on a real worker: submit (and wait for the end, exiting with the
 task's code), tasks and task."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,15 @@ AIRKAFKA = Path(sys.executable).parent / "airkafka"
 
 
 def airkafka(worker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AIRKAFKA), *args], env=worker.env, input=stdin, capture_output=True, text=True,
-                          timeout=120, cwd=worker.workdir)
+    return subprocess.run(
+        [str(AIRKAFKA), *args],
+        env=worker.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=worker.workdir,
+    )
 
 
 def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, tmp_path):
@@ -28,7 +36,9 @@ def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, 
         assert json.loads(ok.stdout.strip().splitlines()[-1])["state"] == "success"
         refused = airkafka(worker, "submit", "--wait", "--", "rm", "-rf", "/tmp/x")
         assert refused.returncode == 1 and "dead_letter" in refused.stdout and "AIRKAFKA_SHELL_ALLOW" in refused.stdout
-        sent = airkafka(worker, "submit", "-", stdin=json.dumps({"id": "c-stdin", "kind": "shell", "args": {"argv": ["true"]}}))
+        sent = airkafka(
+            worker, "submit", "-", stdin=json.dumps({"id": "c-stdin", "kind": "shell", "args": {"argv": ["true"]}})
+        )
         assert sent.returncode == 0 and sent.stdout.startswith("sent c-stdin to "), sent.stderr[-2000:]
         invalid = airkafka(worker, "submit", "-", stdin='{"id": "x"}')
         assert invalid.returncode != 0 and "not sent: 'kind' must be" in invalid.stderr

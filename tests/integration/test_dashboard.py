@@ -1,6 +1,7 @@
 """The cluster dashboard at ``/``, in Debian's chromium driven by Playwright, on two real workers:
 it lists both, follows tasks to their end without a reload, shows a failure's detail, cancels
 and replays with the token, shows hostile text as text, and shows a killed worker lost."""
+
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,11 +13,22 @@ from scripts.local_deployment import Deployment, shell, wait_for_split
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags this machine's closed network needs: without them Chromium's own connections fail.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "dashboard-token"
-FAST_LOSS = {"AIRKAFKA_HEARTBEAT_S": "1", "AIRKAFKA_WORKER_LOST_AFTER_S": "6", "AIRKAFKA_SESSION_TIMEOUT_S": "6",
-             "AIRKAFKA_WEB_TOKEN": TOKEN}
+FAST_LOSS = {
+    "AIRKAFKA_HEARTBEAT_S": "1",
+    "AIRKAFKA_WORKER_LOST_AFTER_S": "6",
+    "AIRKAFKA_SESSION_TIMEOUT_S": "6",
+    "AIRKAFKA_WEB_TOKEN": TOKEN,
+}
 HOSTILE_ID = "<img src=x onerror=document.title='owned'>"
 
 
@@ -58,8 +70,13 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         for name in ("dash-a", "dash-b"):
             expect(workers.filter(has_text=name).locator("td").nth(1)).to_have_text("online", timeout=20_000)
 
-        send(deployment, shell("d-ok", "sleep", "1"), shell("d-bad", "sh", "-c", "echo boom >&2; exit 3"),
-             shell("d-long", "sleep", "300"), shell(HOSTILE_ID, "true"))
+        send(
+            deployment,
+            shell("d-ok", "sleep", "1"),
+            shell("d-bad", "sh", "-c", "echo boom >&2; exit 3"),
+            shell("d-long", "sleep", "300"),
+            shell(HOSTILE_ID, "true"),
+        )
         expect(feed_state(page, "d-ok")).to_have_text("success", timeout=30_000)
         failed = page.locator('#failed tr[data-task="d-bad"]')
         expect(failed).to_contain_text("boom", timeout=30_000)

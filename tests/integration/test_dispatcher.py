@@ -1,4 +1,5 @@
 """Kafka command events -> DAG runs on a real Airflow 3.3, through its REST API with a JWT."""
+
 import json
 from datetime import datetime
 
@@ -40,8 +41,11 @@ def test_wait_reports_the_end_state_and_a_resubmission_finds_the_same_run(airflo
     assert changes["bad-wait"][-1]["state"] == "failed" and changes["bad-wait"][-1]["detail"].endswith("ended failed")
     # A failed task sent again runs as its next attempt: Airflow answers 409, and it follows the same run.
     deployment.send_commands(trigger("bad-wait", wait=True, conf={"exit_code": 3}))
-    records = deployment.read(deployment.state_changes, lambda r: [
-        x["value"]["state"] for x in r if x["value"]["id"] == "bad-wait"].count("failed") == 2, timeout=240)
+    records = deployment.read(
+        deployment.state_changes,
+        lambda r: [x["value"]["state"] for x in r if x["value"]["id"] == "bad-wait"].count("failed") == 2,
+        timeout=240,
+    )
     last = [x["value"] for x in records if x["value"]["id"] == "bad-wait"][-1]
     assert last["attempt"] == 2
     assert last["detail"] == f"dag run {dag_run_id('bad-wait')} of {DAG_ID} was already triggered; it ended failed"
@@ -51,7 +55,9 @@ def test_unknown_dag_fails_at_once_and_the_dispatcher_event_shape_works(airflow_
     airflow, worker = airflow_stack
     deployment = deployment_of(worker, broker, tmp_path)
     deployment.send_commands(trigger("nowhere", dag_id="no_such_dag"))
-    deployment.send([(b"evt-7", json.dumps({"command": f"app.{DAG_ID}", "params": json.dumps({"message": "evt"})}).encode())])
+    deployment.send(
+        [(b"evt-7", json.dumps({"command": f"app.{DAG_ID}", "params": json.dumps({"message": "evt"})}).encode())]
+    )
     changes = deployment.state_changes_until_terminal(["nowhere", "evt-7"])
     assert changes["nowhere"][-1]["state"] == "failed"
     assert changes["nowhere"][-1]["detail"] == "DAG 'no_such_dag' not found"

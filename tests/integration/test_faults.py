@@ -3,6 +3,7 @@
 Each prints its figures. Loss bounds are shortened (heartbeat 1 s, lost after 6 s) so the
 tests run in seconds; the defaults are 5 s and 30 s.
 """
+
 import json
 import random
 import shutil
@@ -41,8 +42,10 @@ def two_workers(deployment: Deployment, env: dict[str, str], names=("first", "se
 
 def settled_assignments(*workers, quiet_s: float, timeout: float = 90.0) -> list[int]:
     """Assignment counts once start-up rebalances have stopped for ``quiet_s``."""
+
     def counts() -> list[int]:
         return [w.log().count("Setting newly assigned partitions") for w in workers]
+
     deadline, last, since = time.monotonic() + timeout, counts(), time.monotonic()
     while time.monotonic() - since < quiet_s:
         assert time.monotonic() < deadline, f"assignments never settled: {last}"
@@ -76,8 +79,10 @@ def test_a_killed_worker_restarted_with_a_wiped_data_dir_loses_no_task(broker, t
             retried = int(i[1:]) % 2 == 1
             assert changes[i][-1]["state"] == ("success" if retried else "failed"), changes[i]
         assert final_states(changes)["success"] == len(ids) - sum(1 for i in lost if int(i[1:]) % 2 == 0)
-        print(f"\nkill -9 with {len(ids)} tasks: {len(lost)} attempts lost and recovered; all terminal "
-              f"{time.monotonic() - killed:.1f}s after the kill; final {dict(final_states(changes))}")
+        print(
+            f"\nkill -9 with {len(ids)} tasks: {len(lost)} attempts lost and recovered; all terminal "
+            f"{time.monotonic() - killed:.1f}s after the kill; final {dict(final_states(changes))}"
+        )
     finally:
         worker.stop()
 
@@ -97,8 +102,10 @@ def test_the_survivor_of_two_workers_finishes_the_killed_ones_tasks(broker, tmp_
         lost = [i for i, c in changes.items() if any(r["detail"].startswith("worker first lost") for r in c)]
         assert lost and all(changes[i][-1]["worker"] == "second" for i in lost)
         assert second.get("/health/")[1]["partitions"]["default"] == [0, 1, 2, 3]
-        print(f"\ntwo workers, one killed: {len(lost)} lost attempts re-run by the survivor; "
-              f"all {len(ids)} done {took:.1f}s after the kill")
+        print(
+            f"\ntwo workers, one killed: {len(lost)} lost attempts re-run by the survivor; "
+            f"all {len(ids)} done {took:.1f}s after the kill"
+        )
 
 
 def test_a_broker_restart_loses_nothing_and_the_worker_recovers_by_itself(tmp_path):
@@ -120,8 +127,10 @@ def test_a_broker_restart_loses_nothing_and_the_worker_recovers_by_itself(tmp_pa
             assert final_states(changes) == {"success": len(ids)}
             assert worker.process.poll() is None
             worker.wait_ready()
-            print(f"\nbroker down {up - down:.1f}s mid-run: all {len(ids)} tasks succeeded "
-                  f"{time.monotonic() - up:.1f}s after it came back")
+            print(
+                f"\nbroker down {up - down:.1f}s mid-run: all {len(ids)} tasks succeeded "
+                f"{time.monotonic() - up:.1f}s after it came back"
+            )
         finally:
             worker.stop()
     finally:
@@ -159,8 +168,10 @@ def test_thousands_of_malformed_messages_become_dead_letters_and_valid_ones_comp
         assert all(letter["value"]["error"] for letter in letters)
         assert final_states(changes) == {"success": len(good)}
         assert worker.process.poll() is None and worker.get("/stats/")[1]["dead_letters"] == len(bad)
-        print(f"\n{len(bad)} malformed + {len(good)} valid: {len(letters)} dead letters, "
-              f"{len(good)} successes in {time.monotonic() - started:.1f}s")
+        print(
+            f"\n{len(bad)} malformed + {len(good)} valid: {len(letters)} dead letters, "
+            f"{len(good)} successes in {time.monotonic() - started:.1f}s"
+        )
     finally:
         worker.stop()
 

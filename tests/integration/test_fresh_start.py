@@ -2,6 +2,7 @@
 must publish every result. Before the producer tracked its topics, 3 to 5 of 10 such starts here
 stopped publishing for good; ``bench/startup_soak.py`` repeats the run as often as asked.
 """
+
 from scripts.fresh_start import fresh_start_run
 
 

@@ -2,6 +2,7 @@
 its reason, the worker stays up, tasks running beside finish, valid work sent after completes,
 and a task never sees the worker's secrets.
 """
+
 import asyncio
 import json
 import time
@@ -20,24 +21,34 @@ def command(task_id: str, **fields) -> bytes:
 
 HOSTILE = {
     # key: (value, part of the dead letter's reason)
-    b"deep": (b'{"id": "deep", "kind": "shell", "args": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",
-              "nested deeper than 32"),
+    b"deep": (
+        b'{"id": "deep", "kind": "shell", "args": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",
+        "nested deeper than 32",
+    ),
     b"huge": (b'{"id": "huge", "pad": "' + b"x" * 1_040_000 + b'"}', "unknown field(s): 'pad'"),
     b"nul-argv": (command("nul-argv", args={"argv": ["sh", "-c", "true\u0000"]}), "argv[2] holds a NUL byte"),
     b"nul-env": (command("nul-env", args={"argv": ["true"], "env": {"APP_A": "x\u0000"}}), "holds a NUL byte"),
     b"eq-env": (command("eq-env", args={"argv": ["true"], "env": {"APP_A=B": "x"}}), "env name 'APP_A=B'"),
     b"nul-cwd": (command("nul-cwd", args={"argv": ["true"], "cwd": "/tmp\u0000"}), "cwd holds a NUL byte"),
     b"path": (command("path", args={"argv": ["true"], "env": {"PATH": "/tmp"}}), "could change which program"),
-    b"preload": (command("preload", args={"argv": ["sh"], "env": {"LD_PRELOAD": "/tmp/x.so"}}),
-                 "could change which program"),
-    b"bash-env": (command("bash-env", args={"argv": ["sh"], "env": {"BASH_ENV": "/tmp/x"}}),
-                  "could change which program"),
+    b"preload": (
+        command("preload", args={"argv": ["sh"], "env": {"LD_PRELOAD": "/tmp/x.so"}}),
+        "could change which program",
+    ),
+    b"bash-env": (
+        command("bash-env", args={"argv": ["sh"], "env": {"BASH_ENV": "/tmp/x"}}),
+        "could change which program",
+    ),
     b"nan": (b'{"id": "nan", "kind": "shell", "args": {"argv": ["true"]}, "timeout_s": NaN}', "NaN"),
-    b"retries": (command("retries", args={"argv": ["true"]}, retries=10 ** 6), "'retries' must be"),
+    b"retries": (command("retries", args={"argv": ["true"]}, retries=10**6), "'retries' must be"),
     b"surrogate": (b'{"id": "\\ud800", "kind": "shell", "args": {"argv": ["true"]}}', "lone UTF-16 surrogate"),
     # 480 KB here, but 1.4 MB in its record, where each character is escaped.
-    b"big-record": (json.dumps({"id": "big-record", "kind": "shell", "args": {"argv": ["true", *["é" * 60_000] * 4]}},
-                               ensure_ascii=False).encode(), "would not fit a changelog message"),
+    b"big-record": (
+        json.dumps(
+            {"id": "big-record", "kind": "shell", "args": {"argv": ["true", *["é" * 60_000] * 4]}}, ensure_ascii=False
+        ).encode(),
+        "would not fit a changelog message",
+    ),
 }
 
 
@@ -46,23 +57,36 @@ def test_hostile_commands_become_dead_letters_beside_running_tasks(deployment):
     try:
         deployment.send_commands(*(shell(f"beside{n}", "sleep", "3") for n in range(4)))
         deployment.read(deployment.state_changes, lambda r: sum(x["value"]["state"] == "running" for x in r) >= 4)
-        deployment.send_to(deployment.commands, [(key, value) for key, (value, _) in HOSTILE.items()],
-                           max_request_size=2 << 20)
-        forged = [(b"forged", command("forged", args={"argv": ["true"]}), [("airkafka-report", b"{not json")]),
-                  (b"recover", command("recover", args={"argv": ["true"]}), [("airkafka-recover", b"1")])]
+        deployment.send_to(
+            deployment.commands, [(key, value) for key, (value, _) in HOSTILE.items()], max_request_size=2 << 20
+        )
+        forged = [
+            (b"forged", command("forged", args={"argv": ["true"]}), [("airkafka-report", b"{not json")]),
+            (b"recover", command("recover", args={"argv": ["true"]}), [("airkafka-recover", b"1")]),
+        ]
         deployment.send_to(deployment.commands, forged)
-        deployment.send_to(deployment.internal, [(b"r1", b"{not json"), (b"r2", b'{"report": {"id": "r2"}}'),
-                                                 (b"r3", b'{"recover": {"id": "r3", "kind": "shell"}}'),
-                                                 (b"r4", b'{"report": {"id": "r4"}, "recover": {}}')])
-        deployment.send_to(deployment.heartbeats, [(b"x", b"{not json"), (b"y", b'{"worker": 1, "at": "now"}'),
-                                                   (b"z", b"[]")])
+        deployment.send_to(
+            deployment.internal,
+            [
+                (b"r1", b"{not json"),
+                (b"r2", b'{"report": {"id": "r2"}}'),
+                (b"r3", b'{"recover": {"id": "r3", "kind": "shell"}}'),
+                (b"r4", b'{"report": {"id": "r4"}, "recover": {}}'),
+            ],
+        )
+        deployment.send_to(
+            deployment.heartbeats, [(b"x", b"{not json"), (b"y", b'{"worker": 1, "at": "now"}'), (b"z", b"[]")]
+        )
         after = [shell(f"after{n}", "true") for n in range(20)]
         deployment.send_commands(*after)
         expected = len(HOSTILE) + len(forged) + 4
-        letters = {letter["value"]["key"]: letter["value"]
-                   for letter in deployment.read(deployment.dead_letters, lambda r: len(r) >= expected, timeout=90)}
+        letters = {
+            letter["value"]["key"]: letter["value"]
+            for letter in deployment.read(deployment.dead_letters, lambda r: len(r) >= expected, timeout=90)
+        }
         changes = deployment.state_changes_until_terminal(
-            [f"beside{n}" for n in range(4)] + [c["id"] for c in after], timeout=90)
+            [f"beside{n}" for n in range(4)] + [c["id"] for c in after], timeout=90
+        )
         for key, (_, reason) in HOSTILE.items():
             assert reason in letters[key.decode()]["error"], (key, letters[key.decode()])
         assert "reserved to AirKafka's workers" in letters["forged"]["error"]
@@ -74,23 +98,43 @@ def test_hostile_commands_become_dead_letters_beside_running_tasks(deployment):
         assert all(c[-1]["state"] == "success" for c in changes.values()), changes
         assert worker.process.poll() is None and worker.get("/health/")[0] == 200
         assert "heartbeat" in worker.log() and "skipped" in worker.log()
-        print(f"\n{len(letters)} hostile messages became dead letters beside 4 running tasks; "
-              f"{len(after)} commands sent after them succeeded")
+        print(
+            f"\n{len(letters)} hostile messages became dead letters beside 4 running tasks; "
+            f"{len(after)} commands sent after them succeeded"
+        )
     finally:
         worker.stop()
 
 
 def test_a_task_never_sees_the_workers_secrets(deployment):
-    secrets = {"AIRKAFKA_WEB_TOKEN": "s3cret-web-token", "AIRKAFKA_AIRFLOW_PASSWORD": "s3cret-airflow-password",
-               "AIRFLOW__API_AUTH__JWT_SECRET": "s3cret-jwt", "SERVICE_TOKEN": "s3cret-service-token"}
+    secrets = {
+        "AIRKAFKA_WEB_TOKEN": "s3cret-web-token",
+        "AIRKAFKA_AIRFLOW_PASSWORD": "s3cret-airflow-password",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "s3cret-jwt",
+        "SERVICE_TOKEN": "s3cret-service-token",
+    }
     token = secrets["AIRKAFKA_WEB_TOKEN"]
-    worker = deployment.worker("vault", AIRKAFKA_SHELL_ALLOW="env,sh", AIRKAFKA_SHELL_ENV_ALLOW="APP_*",
-                               AIRKAFKA_WEB_AUTH_READS="true", **secrets).start().wait_ready()
+    worker = (
+        deployment.worker(
+            "vault",
+            AIRKAFKA_SHELL_ALLOW="env,sh",
+            AIRKAFKA_SHELL_ENV_ALLOW="APP_*",
+            AIRKAFKA_WEB_AUTH_READS="true",
+            **secrets,
+        )
+        .start()
+        .wait_ready()
+    )
     try:
-        deployment.send_commands(shell("alone", "env"),
-                                 {"id": "visible", "kind": "shell", "args": {"argv": ["sh", "-c", "env; echo $APP_NOTE"],
-                                                                             "env": {"APP_NOTE": "p4ssed-in"}}},
-                                 *(shell(f"beside{n}", "env") for n in range(3)))
+        deployment.send_commands(
+            shell("alone", "env"),
+            {
+                "id": "visible",
+                "kind": "shell",
+                "args": {"argv": ["sh", "-c", "env; echo $APP_NOTE"], "env": {"APP_NOTE": "p4ssed-in"}},
+            },
+            *(shell(f"beside{n}", "env") for n in range(3)),
+        )
         ids = ["alone", "visible", *(f"beside{n}" for n in range(3))]
         changes = deployment.state_changes_until_terminal(ids)
         assert all(c[-1]["state"] == "success" for c in changes.values()), changes
@@ -117,11 +161,21 @@ def test_a_report_is_stored_whatever_runners_the_owner_has(broker, tmp_path):
     worker = deployment.worker("owner", **FAST_LOSS).start().wait_ready()
     try:
         now = time.time()
-        record = {"id": "elsewhere", "state": "success", "attempt": 1, "worker": "other", "exit_code": 0,
-                  "detail": "ran on a worker that allows rm", "queued_at": now, "started_at": now, "ended_at": now,
-                  "updated_at": now, "first_attempt": 1, "source": "0:0",
-                  "command": {"id": "elsewhere", "kind": "shell", "args": {"argv": ["rm", "-f", "/tmp/x"]},
-                              "retries": 0}}
+        record = {
+            "id": "elsewhere",
+            "state": "success",
+            "attempt": 1,
+            "worker": "other",
+            "exit_code": 0,
+            "detail": "ran on a worker that allows rm",
+            "queued_at": now,
+            "started_at": now,
+            "ended_at": now,
+            "updated_at": now,
+            "first_attempt": 1,
+            "source": "0:0",
+            "command": {"id": "elsewhere", "kind": "shell", "args": {"argv": ["rm", "-f", "/tmp/x"]}, "retries": 0},
+        }
         deployment.send_to(deployment.internal, [(b"elsewhere", json.dumps({"report": record}).encode())])
         deadline = time.monotonic() + 30
         while (found := worker.get("/tasks/elsewhere/"))[0] != 200:
@@ -137,13 +191,25 @@ def test_a_heartbeat_from_the_future_does_not_keep_a_lost_worker_alive(deploymen
     worker = deployment.worker("judge", **FAST_LOSS).start().wait_ready()
     try:
         now = time.time()
-        record = {"id": "orphan", "state": "running", "attempt": 1, "worker": "ghost", "exit_code": None,
-                  "detail": "", "queued_at": now, "started_at": now, "ended_at": None, "updated_at": now,
-                  "first_attempt": 1, "source": "0:0",
-                  "command": {"id": "orphan", "kind": "shell", "args": {"argv": ["true"]}, "retries": 1}}
+        record = {
+            "id": "orphan",
+            "state": "running",
+            "attempt": 1,
+            "worker": "ghost",
+            "exit_code": None,
+            "detail": "",
+            "queued_at": now,
+            "started_at": now,
+            "ended_at": None,
+            "updated_at": now,
+            "first_attempt": 1,
+            "source": "0:0",
+            "command": {"id": "orphan", "kind": "shell", "args": {"argv": ["true"]}, "retries": 1},
+        }
         deployment.send_to(deployment.internal, [(b"orphan", json.dumps({"report": record}).encode())])
-        deployment.send_to(deployment.heartbeats,
-                           [(b"ghost", json.dumps({"worker": "ghost", "at": now + 86400}).encode())])
+        deployment.send_to(
+            deployment.heartbeats, [(b"ghost", json.dumps({"worker": "ghost", "at": now + 86400}).encode())]
+        )
         changes = deployment.state_changes_until_terminal(["orphan"], timeout=60)
         assert [c["state"] for c in changes["orphan"]] == ["up_for_retry", "running", "success"], changes
         assert changes["orphan"][0]["detail"].startswith("worker ghost lost")

@@ -1,6 +1,7 @@
 """Kafka security on the real broker, through a SASL_PLAINTEXT listener: the worker (Faust and its
 aiokafka clients), replay and the executor (confluent-kafka, in Airflow's interpreter) all
 authenticate from the same AIRKAFKA_* variables. The tests' own clients use the plain listener."""
+
 import os
 import subprocess
 
@@ -45,8 +46,11 @@ def test_the_worker_replay_and_the_executor_authenticate(sasl_broker, tmp_path, 
 
         assert "already successful" in replay(deployment, worker, "--dry-run", **env)
 
-        executor_env = {**deployment.env(**env), "AIRFLOW_HOME": str(tmp_path / "airflow"),
-                        "AIRKAFKA_EXECUTOR_GROUP": f"executor-{tmp_path.name}"}
+        executor_env = {
+            **deployment.env(**env),
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRKAFKA_EXECUTOR_GROUP": f"executor-{tmp_path.name}",
+        }
         revoke_through_the_executor(deployment, executor_env)
         sync_through_the_executor(deployment, executor_env)
         assert PASSWORD not in worker.log()
@@ -70,11 +74,22 @@ def test_wrong_credentials_stop_each_client_with_one_clear_error(sasl_broker, tm
     log = worker.log()
     assert log.count(refused) == 1 and "Traceback" not in log and "not-the-password" not in log
 
-    replayed = subprocess.run([str(FAUST), "-A", "airkafka_app", "replay", "--dry-run"], env=deployment.env(**env),
-                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    replayed = subprocess.run(
+        [str(FAUST), "-A", "airkafka_app", "replay", "--dry-run"],
+        env=deployment.env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert replayed.returncode == 1 and f"replay: Kafka at {sasl_broker.sasl_bootstrap} {refused}" in replayed.stderr
 
-    started = subprocess.run([str(PYTHON), "-c", EXECUTOR_START], capture_output=True, text=True, timeout=60,
-                             env={**deployment.env(**env), "AIRFLOW_HOME": str(tmp_path / "airflow")})
+    started = subprocess.run(
+        [str(PYTHON), "-c", EXECUTOR_START],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**deployment.env(**env), "AIRFLOW_HOME": str(tmp_path / "airflow")},
+    )
     assert started.returncode == 1
     assert "KafkaExecutor cannot use Kafka" in started.stderr and "SASL authentication error" in started.stderr

@@ -1,5 +1,6 @@
 """The seek Faust makes after a rebalance, against the real broker: a partition without a committed
 offset must be read again from its start, or the events Faust dropped there are never seen."""
+
 import asyncio
 import uuid
 
@@ -28,10 +29,18 @@ async def _scenario(bootstrap: str) -> dict[str, int]:
                     await producer.send_and_wait(topic, b"%d" % n, partition=partition)
     finally:
         await producer.stop()
-    tps = {"never": TopicPartition(commands, 0), "zero": TopicPartition(commands, 1),
-           "three": TopicPartition(commands, 2), "changelog": TopicPartition(changelog, 0)}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex}",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    tps = {
+        "never": TopicPartition(commands, 0),
+        "zero": TopicPartition(commands, 1),
+        "three": TopicPartition(commands, 2),
+        "changelog": TopicPartition(changelog, 0),
+    }
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{uuid.uuid4().hex}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         consumer.assign(list(tps.values()))
@@ -66,8 +75,10 @@ async def _tracked_after_refresh(bootstrap: str) -> dict[str, bool]:
         await admin.create_topics([NewTopic(later, 1, 1)])
         await (await producer.send(later, b"k", b"v", None, None, None))
         await client.force_metadata_update()
-        return {name: client.cluster.partitions_for_topic(topic) is not None
-                for name, topic in (("known", known), ("later", later))}
+        return {
+            name: client.cluster.partitions_for_topic(topic) is not None
+            for name, topic in (("known", known), ("later", later))
+        }
     finally:
         if producer is not None:
             await producer.stop()

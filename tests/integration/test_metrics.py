@@ -1,5 +1,6 @@
 """GET /metrics on a real worker: Faust's Kafka-side metrics and AirKafka's task metrics, and the
 liveness view."""
+
 import re
 import time
 from pathlib import Path
@@ -15,8 +16,11 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 def scrape(worker) -> dict[tuple[str, tuple], float]:
     response = requests.get(worker.url + "/metrics", timeout=10)
     assert response.status_code == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -30,7 +34,9 @@ def test_metrics_count_tasks_dead_letters_duplicates_and_workers(broker, tmp_pat
         before = scrape(worker)
         ok = shell("m-ok", "true")
         deployment.send_commands(ok, shell("m-bad", "sh", "-c", "exit 3"), shell("m-slow", "sleep", "30"), ok)
-        deployment.send([(b"m-junk", b"{not json"), (b"m-rm", b'{"id": "m-rm", "kind": "shell", "args": {"argv": ["rm"]}}')])
+        deployment.send(
+            [(b"m-junk", b"{not json"), (b"m-rm", b'{"id": "m-rm", "kind": "shell", "args": {"argv": ["rm"]}}')]
+        )
         changes = deployment.state_changes_until_terminal(["m-ok", "m-bad"])
         assert {(c["queue"], c["kind"]) for c in changes["m-ok"]} == {("default", "shell")}
         deployment.read(deployment.dead_letters, lambda r: len(r) >= 2)
@@ -50,9 +56,14 @@ def test_metrics_count_tasks_dead_letters_duplicates_and_workers(broker, tmp_pat
         # Faust's own sensor: messages received per topic since the first scrape, and the
         # offsets that give the consumer lag per partition.
         received = "airkafka_faust_messages_received_per_topic_total"
-        assert value(samples, received, topic=deployment.commands) - value(before, received, topic=deployment.commands) >= 6
-        ends = [value(samples, "airkafka_faust_topic_partition_end_offset", topic=deployment.commands, partition=str(p))
-                for p in range(4)]
+        assert (
+            value(samples, received, topic=deployment.commands) - value(before, received, topic=deployment.commands)
+            >= 6
+        )
+        ends = [
+            value(samples, "airkafka_faust_topic_partition_end_offset", topic=deployment.commands, partition=str(p))
+            for p in range(4)
+        ]
         assert sum(ends) >= 6
         assert requests.get(worker.url + "/live/", timeout=10).json()["status"] == "alive"
         # The shipped dashboard and alert rules use only metrics a worker exports.

@@ -2,6 +2,7 @@
 rebalance, serial backlogs, standbys. None may fail, duplicate or strand a task. Each test
 prints its figures (``pytest -s``).
 """
+
 import json
 import signal
 import time
@@ -45,8 +46,10 @@ def test_a_deploy_fails_no_task(broker, tmp_path):
         deployment.send_commands(*short, *long)
         running_states(deployment, 8)
         deployment.send_commands(*waiting)
-        deployment.read(deployment.state_changes,
-                        lambda r: {x["value"]["id"] for x in r if x["value"]["state"] == "queued"} >= {c["id"] for c in waiting})
+        deployment.read(
+            deployment.state_changes,
+            lambda r: {x["value"]["id"] for x in r if x["value"]["state"] == "queued"} >= {c["id"] for c in waiting},
+        )
         signalled = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
         code = worker.process.wait(timeout=60)
@@ -65,8 +68,10 @@ def test_a_deploy_fails_no_task(broker, tmp_path):
         for c in long:
             interrupted = [r for r in changes[c["id"]] if r["state"] == "up_for_retry"]
             assert len(interrupted) == 1 and interrupted[0]["detail"].startswith("interrupted: worker deployed stopped")
-        print(f"\nSIGTERM with 8 running and 8 waiting (grace 4 s): stopped in {drained:.1f}s, 4 finished, "
-              f"4 handed back; all 16 succeeded {took:.1f}s after the signal, each once")
+        print(
+            f"\nSIGTERM with 8 running and 8 waiting (grace 4 s): stopped in {drained:.1f}s, 4 finished, "
+            f"4 handed back; all 16 succeeded {took:.1f}s after the signal, each once"
+        )
     finally:
         worker.stop()
 
@@ -83,10 +88,14 @@ def test_a_rolling_deploy_hands_tasks_to_the_other_worker(deployment):
         took = time.monotonic() - signalled
         assert_one_end_per_attempt(changes)
         assert Counter(c[-1]["state"] for c in changes.values()) == {"success": len(ids)}
-        moved = [i for i, c in changes.items() if c[-1]["worker"] == "second" and any(r["worker"] == "first" for r in c)]
+        moved = [
+            i for i, c in changes.items() if c[-1]["worker"] == "second" and any(r["worker"] == "first" for r in c)
+        ]
         assert moved, "no task moved from the stopped worker"
-        print(f"\nrolling deploy: first stopped with SIGTERM; {len(moved)} of its tasks finished on second; "
-              f"all {len(ids)} succeeded {took:.1f}s after the signal")
+        print(
+            f"\nrolling deploy: first stopped with SIGTERM; {len(moved)} of its tasks finished on second; "
+            f"all {len(ids)} succeeded {took:.1f}s after the signal"
+        )
 
 
 def test_no_task_outlives_a_killed_worker(broker, tmp_path):
@@ -122,16 +131,19 @@ def test_followers_of_a_busy_serial_key_do_not_hold_up_intake(broker, tmp_path):
         deployment.send_commands(head, *followers)
         running_states(deployment, 1)
         sent = time.monotonic()
-        deployment.send_commands(shell("other", "true"),
-                                 {"id": "stop-head", "kind": "cancel", "args": {"target": "head", "serial_key": "k"}})
+        deployment.send_commands(
+            shell("other", "true"), {"id": "stop-head", "kind": "cancel", "args": {"target": "head", "serial_key": "k"}}
+        )
         early = deployment.state_changes_until_terminal(["other", "head"], timeout=30)
         took = time.monotonic() - sent
         assert early["other"][-1]["state"] == "success" and early["head"][-1]["state"] == "cancelled"
         changes = deployment.state_changes_until_terminal([f["id"] for f in followers], timeout=60)
         ended = [min(r["at"] for r in changes[f["id"]] if r["state"] == "success") for f in followers]
         assert ended == sorted(ended)  # one after another, in the order sent
-        print(f"\n{len(followers)} followers behind a running serial task: another task and a cancel of the "
-              f"head took effect {took:.1f}s after they were sent; the followers then ran in order")
+        print(
+            f"\n{len(followers)} followers behind a running serial task: another task and a cancel of the "
+            f"head took effect {took:.1f}s after they were sent; the followers then ran in order"
+        )
     finally:
         worker.stop()
 
@@ -147,15 +159,21 @@ def test_a_cancel_reaches_a_run_left_on_another_worker_by_a_rebalance(broker, tm
         running_states(deployment, len(ids))
         second = deployment.worker("second", **FAST_LOSS).start().wait_ready()
         wait_for_split(first, second)
-        moved = [i for i in ids if second.get(f"/tasks/{i}/")[1]["worker"] == "first"
-                 and i in {t["id"] for t in second.get("/tasks/")[1]["tasks"]}]
+        moved = [
+            i
+            for i in ids
+            if second.get(f"/tasks/{i}/")[1]["worker"] == "first"
+            and i in {t["id"] for t in second.get("/tasks/")[1]["tasks"]}
+        ]
         assert moved, "no running task's partition moved to second"
         target = moved[0]
         marker = f"sleep 60.{ids.index(target) + 11}"
         assert task_processes(marker)
         sent = time.monotonic()
         # Keyed by its own id, as any other command: intake sends it on to the target's partition.
-        deployment.send([(b"stop-it", json.dumps({"id": "stop-it", "kind": "cancel", "args": {"target": target}}).encode())])
+        deployment.send(
+            [(b"stop-it", json.dumps({"id": "stop-it", "kind": "cancel", "args": {"target": target}}).encode())]
+        )
         changes = deployment.state_changes_until_terminal([target], timeout=30)
         took = time.monotonic() - sent
         assert [c["state"] for c in changes[target]] == ["queued", "running", "cancelled"], changes[target]
@@ -168,8 +186,10 @@ def test_a_cancel_reaches_a_run_left_on_another_worker_by_a_rebalance(broker, tm
         while second.get(f"/tasks/{target}/")[1]["state"] != "cancelled":
             assert time.monotonic() < deadline, second.get(f"/tasks/{target}/")
             time.sleep(0.1)
-        print(f"\na cancel keyed by its own id, for a run left on first by a rebalance: killed there and "
-              f"recorded cancelled once, {took:.1f}s after it was sent")
+        print(
+            f"\na cancel keyed by its own id, for a run left on first by a rebalance: killed there and "
+            f"recorded cancelled once, {took:.1f}s after it was sent"
+        )
     finally:
         first.stop()
         if second is not None:
@@ -187,7 +207,7 @@ def owns_commands(worker) -> bool:
 def last_assignment(worker) -> str:
     """The topics in the worker's last assignment, as its log tabulates them."""
     log = worker.log()
-    return log[log.rindex("Setting newly assigned partitions"):].split("for group")[0]
+    return log[log.rindex("Setting newly assigned partitions") :].split("for group")[0]
 
 
 def test_a_standby_idle_past_the_poll_interval_takes_over(broker, tmp_path):
@@ -204,7 +224,9 @@ def test_a_standby_idle_past_the_poll_interval_takes_over(broker, tmp_path):
             time.sleep(0.5)
         time.sleep(35)  # over twice the poll interval
         assert not any("LeaveGroup request succeeded" in w.log() for w in workers)
-        idle = [w for w in workers if deployment.commands not in last_assignment(w) and "leader" not in last_assignment(w)]
+        idle = [
+            w for w in workers if deployment.commands not in last_assignment(w) and "leader" not in last_assignment(w)
+        ]
         assert idle, [last_assignment(w) for w in workers]
         for worker in workers:
             if worker is not idle[0]:
@@ -214,8 +236,10 @@ def test_a_standby_idle_past_the_poll_interval_takes_over(broker, tmp_path):
         changes = deployment.state_changes_until_terminal(["after"], timeout=90)
         took = time.monotonic() - killed
         assert changes["after"][-1]["state"] == "success" and changes["after"][-1]["worker"] == idle[0].label
-        print(f"\na standby with nothing assigned for 35 s (poll interval 15 s) took over {took:.1f}s after "
-              "the other workers were killed")
+        print(
+            f"\na standby with nothing assigned for 35 s (poll interval 15 s) took over {took:.1f}s after "
+            "the other workers were killed"
+        )
     finally:
         for worker in workers:
             worker.stop()

@@ -1,4 +1,5 @@
 """A plain (not editable) install must carry every module the worker imports."""
+
 import shutil
 import subprocess
 import sys

@@ -1,4 +1,5 @@
 """One worker on the real broker: outcomes, bad input, duplicates, retries, concurrency and views."""
+
 import json
 import time
 
@@ -72,7 +73,9 @@ def test_refused_program_is_never_executed(deployment, worker, tmp_path):
     target = tmp_path / "must-not-exist"
     command = {"id": "refused", "kind": "shell", "args": {"argv": ["rm", str(target)]}}
     deployment.send_commands(command, shell("refused-touch", "/usr/bin/touch", str(target)))
-    letters = deployment.read(deployment.dead_letters, lambda r: {b"refused", b"refused-touch"} <= {x["key"] for x in r})
+    letters = deployment.read(
+        deployment.dead_letters, lambda r: {b"refused", b"refused-touch"} <= {x["key"] for x in r}
+    )
     errors = {r["key"]: r["value"]["error"] for r in letters}
     assert "'rm' is not on AIRKAFKA_SHELL_ALLOW" in errors[b"refused"]
     assert "'/usr/bin/touch' is not on AIRKAFKA_SHELL_ALLOW" in errors[b"refused-touch"]
@@ -108,7 +111,8 @@ def test_a_failed_task_sent_again_runs_as_its_next_attempt(deployment, worker, t
     assert deployment.state_changes_until_terminal(["again"])["again"][-1]["exit_code"] == 3
     deployment.send_commands(command)
     changes = deployment.read(
-        deployment.state_changes, lambda r: [x["value"]["state"] for x in r if x["value"]["id"] == "again"].count("success") == 1
+        deployment.state_changes,
+        lambda r: [x["value"]["state"] for x in r if x["value"]["id"] == "again"].count("success") == 1,
     )
     attempts = [(c["value"]["state"], c["value"]["attempt"]) for c in changes if c["value"]["id"] == "again"]
     assert attempts == [("queued", 1), ("running", 1), ("failed", 1), ("queued", 2), ("running", 2), ("success", 2)]
@@ -116,11 +120,17 @@ def test_a_failed_task_sent_again_runs_as_its_next_attempt(deployment, worker, t
 
 def test_retries_show_up_for_retry_then_succeed(deployment, worker, tmp_path):
     marker = tmp_path / "tried"
-    command = shell("retry", "sh", "-c", f"test -f {marker} || {{ touch {marker}; exit 1; }}", retries=2, retry_delay_s=0.1)
+    command = shell(
+        "retry", "sh", "-c", f"test -f {marker} || {{ touch {marker}; exit 1; }}", retries=2, retry_delay_s=0.1
+    )
     deployment.send_commands(command)
     changes = deployment.state_changes_until_terminal(["retry"])["retry"]
     assert [(c["state"], c["attempt"]) for c in changes] == [
-        ("queued", 1), ("running", 1), ("up_for_retry", 1), ("running", 2), ("success", 2)
+        ("queued", 1),
+        ("running", 1),
+        ("up_for_retry", 1),
+        ("running", 2),
+        ("success", 2),
     ]
 
 
@@ -152,7 +162,11 @@ def test_views(deployment, worker):
     assert sum(stats["tasks"].values()) == worker.get("/tasks/?limit=1")[1]["count"]
     health = worker.get("/health/")[1]
     assert {k: health[k] for k in ("status", "worker", "kinds", "partitions")} == {
-        "status": "ok", "worker": "w1", "kinds": ["shell", "trigger_dag"], "partitions": {"default": [0, 1, 2, 3]}}
+        "status": "ok",
+        "worker": "w1",
+        "kinds": ["shell", "trigger_dag"],
+        "partitions": {"default": [0, 1, 2, 3]},
+    }
     assert "airflow runner disabled: AIRKAFKA_AIRFLOW_PYTHON is not set" in worker.log()
 
 
@@ -163,8 +177,10 @@ def cancel(task_id: str, target: str) -> dict:
 def test_cancel_kills_a_running_task_and_its_children(deployment, worker, tmp_path):
     marker = tmp_path / "child.pid"
     deployment.send_commands(shell("long", "sh", "-c", f"sleep 60 & echo $! > {marker}; wait"))
-    deployment.read(deployment.state_changes, lambda r: any(
-        x["value"]["id"] == "long" and x["value"]["state"] == "running" for x in r))
+    deployment.read(
+        deployment.state_changes,
+        lambda r: any(x["value"]["id"] == "long" and x["value"]["state"] == "running" for x in r),
+    )
     while not marker.exists() or not marker.read_text().strip():
         time.sleep(0.05)
     deployment.send([(b"long", json.dumps(cancel("stop-long", "long")).encode())])
@@ -180,8 +196,10 @@ def test_cancel_kills_a_running_task_and_its_children(deployment, worker, tmp_pa
 
 def test_the_cancel_view_needs_the_web_token(deployment, worker):
     deployment.send_commands(shell("web-long", "sleep", "60"))
-    deployment.read(deployment.state_changes, lambda r: any(
-        x["value"]["id"] == "web-long" and x["value"]["state"] == "running" for x in r))
+    deployment.read(
+        deployment.state_changes,
+        lambda r: any(x["value"]["id"] == "web-long" and x["value"]["state"] == "running" for x in r),
+    )
     url = f"{worker.url}/tasks/web-long/cancel/"
     assert requests.post(url, timeout=10).status_code == 401
     assert requests.post(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
@@ -198,14 +216,19 @@ def test_cancel_stops_a_queued_task_before_it_starts(deployment, worker, tmp_pat
     never = tmp_path / "never"
     blockers = [f"block{i}" for i in range(CONCURRENCY)]
     deployment.send_commands(*(shell(b, "sleep", "3") for b in blockers))
-    deployment.read(deployment.state_changes, lambda r: {
-        x["value"]["id"] for x in r if x["value"]["state"] == "running"} >= set(blockers))
+    deployment.read(
+        deployment.state_changes,
+        lambda r: {x["value"]["id"] for x in r if x["value"]["state"] == "running"} >= set(blockers),
+    )
     deployment.send_commands(shell("waiting", "touch", str(never)))
-    deployment.send([(None, json.dumps(cancel("stop-waiting", "waiting")).encode()),  # keyless: re-keyed by target
-                     (b"nobody", json.dumps(cancel("stop-nobody", "nobody")).encode())])
+    deployment.send(
+        [
+            (None, json.dumps(cancel("stop-waiting", "waiting")).encode()),  # keyless: re-keyed by target
+            (b"nobody", json.dumps(cancel("stop-nobody", "nobody")).encode()),
+        ]
+    )
     changes = deployment.state_changes_until_terminal(["waiting", *blockers])
     assert states(changes["waiting"]) == ["queued", "cancelled"]
     assert all(states(changes[b])[-1] == "success" for b in blockers)
     assert not never.exists()
     assert worker.get("/tasks/nobody/")[0] == 404
-

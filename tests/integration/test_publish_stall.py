@@ -4,6 +4,7 @@ restart publishes what it left.
 The stall is made real: the state-changes topic is deleted on a broker that does not auto-create
 topics, so the producer waits for its metadata, and its batches for a leader, for good.
 """
+
 import signal
 import time
 
@@ -55,8 +56,10 @@ def test_a_stalled_worker_reports_it_exits_and_its_restart_publishes_what_it_lef
         while not all(worker.get(f"/tasks/{i}/")[1]["state"] == "success" for i in ids):
             assert time.monotonic() < deadline, [worker.get(f"/tasks/{i}/")[1]["state"] for i in ids]
             time.sleep(0.2)
-        print(f"\nstall reported, worker exited 70 {exited:.1f}s later despite a SIGTERM; "
-              f"its restart published all {len(ids)} results")
+        print(
+            f"\nstall reported, worker exited 70 {exited:.1f}s later despite a SIGTERM; "
+            f"its restart published all {len(ids)} results"
+        )
     finally:
         worker.stop()
         broker.stop()

@@ -40,15 +40,19 @@ def test_a_queue_runs_only_on_the_workers_that_serve_it(workers):
     assert gpu.get(f"/tasks/{gpu_ids[0]}/")[0] == 404  # not in the default queue
     stats = gpu.get("/stats/")[1]
     assert stats["queues"]["gpu"]["tasks"]["success"] == len(gpu_ids)
-    assert stats["tasks"]["success"] == stats["queues"]["gpu"]["tasks"]["success"] + \
-        stats["queues"]["default"]["tasks"]["success"]
+    assert (
+        stats["tasks"]["success"]
+        == stats["queues"]["gpu"]["tasks"]["success"] + stats["queues"]["default"]["tasks"]["success"]
+    )
 
 
 def test_tasks_with_one_serial_key_run_one_after_another(workers):
     deployment, plain, gpu = workers
-    serial = [shell("order-1", "sleep", "1", serial_key="customer-7"),
-              shell("order-2", "sleep", "0.2", serial_key="customer-7"),
-              shell("order-3", "true", serial_key="customer-7")]
+    serial = [
+        shell("order-1", "sleep", "1", serial_key="customer-7"),
+        shell("order-2", "sleep", "0.2", serial_key="customer-7"),
+        shell("order-3", "true", serial_key="customer-7"),
+    ]
     deployment.send_commands(*serial, shell("other", "true", serial_key="customer-8"))
     ids = [c["id"] for c in serial] + ["other"]
     deployment.state_changes_until_terminal(ids)
@@ -63,12 +67,17 @@ def test_tasks_with_one_serial_key_run_one_after_another(workers):
 
 def test_a_cancel_with_the_serial_key_reaches_a_task_waiting_its_turn(workers):
     deployment, plain, gpu = workers
-    deployment.send_commands(shell("long-1", "sleep", "30", serial_key="batch"),
-                             shell("next-2", "true", serial_key="batch"))
-    deployment.read(deployment.state_changes, lambda r: any(
-        x["value"]["id"] == "long-1" and x["value"]["state"] == "running" for x in r))
-    cancels = [{"id": f"stop-{t}", "kind": "cancel", "args": {"target": t, "serial_key": "batch"}}
-               for t in ("next-2", "long-1")]
+    deployment.send_commands(
+        shell("long-1", "sleep", "30", serial_key="batch"), shell("next-2", "true", serial_key="batch")
+    )
+    deployment.read(
+        deployment.state_changes,
+        lambda r: any(x["value"]["id"] == "long-1" and x["value"]["state"] == "running" for x in r),
+    )
+    cancels = [
+        {"id": f"stop-{t}", "kind": "cancel", "args": {"target": t, "serial_key": "batch"}}
+        for t in ("next-2", "long-1")
+    ]
     deployment.send_commands(*cancels)
     changes = deployment.state_changes_until_terminal(["long-1", "next-2"])
     assert [c["state"] for c in changes["next-2"]] == ["queued", "cancelled"]

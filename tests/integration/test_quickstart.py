@@ -5,6 +5,7 @@ One substitution, stated here: the ``install`` block fetches Airflow's constrain
 GitHub, which CI cannot reach, so its two venvs are links to the ones ``make test`` installed
 with the same pins. The ``stop`` block runs last, whatever failed.
 """
+
 import json
 import os
 import re
@@ -29,8 +30,15 @@ def clean_env(qs: Path) -> dict[str, str]:
 
 
 def run(body: str, env: dict[str, str], sessions: list[int], timeout: float = 600) -> str:
-    process = subprocess.Popen(["bash", "-euo", "pipefail", "-c", body], cwd=ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", body],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     sessions.append(process.pid)
     out, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, f"block failed ({process.returncode}):\n{body}\n--- output:\n{out[-4000:]}"
@@ -70,7 +78,8 @@ def check(outputs: list[str], qs: Path) -> None:
     assert "hello from airkafka" in outputs[5]
     listed = set(outputs[6].splitlines())
     assert {"hello success", "fan_0 success", "fan_1 success", "fan_2 success"} <= {
-        " ".join(line.split()[:2]) for line in listed}
+        " ".join(line.split()[:2]) for line in listed
+    }
     health = json.loads(outputs[3].strip().splitlines()[-1])
     assert health["status"] == "ok" and health["kinds"] == ["airflow", "trigger_dag"]
     worker_log = (qs / "logs" / "worker.log").read_text()

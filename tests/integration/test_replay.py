@@ -1,4 +1,5 @@
 """`faust -A airkafka_app replay` against a worker on the real broker."""
+
 import json
 import subprocess
 
@@ -18,7 +19,11 @@ def worker(deployment):
 def replay(deployment, worker, *flags: str, **env: str) -> str:
     result = subprocess.run(
         [str(FAUST), "-A", "airkafka_app", "replay", "--worker-url", worker.url, *flags],
-        env=deployment.env(**env), capture_output=True, text=True, timeout=120, cwd=worker.workdir,
+        env=deployment.env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=worker.workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout

@@ -1,4 +1,5 @@
 """State that survives a wiped data directory, and two workers sharing the partitions."""
+
 import asyncio
 import shutil
 import time
@@ -110,8 +111,9 @@ def test_a_stopped_worker_has_kept_how_far_each_changelog_partition_is_in_its_st
     for partition, end in ends.items():
         if not end:
             continue
-        store = Rdict(str(worker.data_dir / "v1" / "tables" / f"tasks-{partition}.db"),
-                      access_type=AccessType.read_only())
+        store = Rdict(
+            str(worker.data_dir / "v1" / "tables" / f"tasks-{partition}.db"), access_type=AccessType.read_only()
+        )
         try:
             assert store.get(b"__faust\0offset__") == str(end - 1).encode(), (partition, end)
         finally:

@@ -20,8 +20,15 @@ def test_workers_merge_heartbeats_with_answers():
     }
     rows = merge_workers(answers, {"a": ("online", 0.5), "b": ("lost", 30.0)})
     assert rows == [
-        {"worker": "a", "status": "online", "last_seen_s_ago": 0.5, "url": "http://a:1", "running": 2,
-         "partitions": {"default": [0, 1]}, "tasks": {"running": 2}},
+        {
+            "worker": "a",
+            "status": "online",
+            "last_seen_s_ago": 0.5,
+            "url": "http://a:1",
+            "running": 2,
+            "partitions": {"default": [0, 1]},
+            "tasks": {"running": 2},
+        },
         {"worker": "b", "status": "lost", "last_seen_s_ago": 30.0},
         {"worker": None, "status": "unreachable", "url": "http://c:1", "error": "ClientConnectorError: refused"},
     ]
@@ -43,7 +50,9 @@ def test_queues_sum_states_and_counters_over_members():
 
 def test_tasks_merge_newest_first_by_worker_and_limit():
     answers = {
-        "u1": {"tasks": [{"id": "a", "updated_at": 3.0, "worker": "w1"}, {"id": "b", "updated_at": 1.0, "worker": "w1"}]},
+        "u1": {
+            "tasks": [{"id": "a", "updated_at": 3.0, "worker": "w1"}, {"id": "b", "updated_at": 1.0, "worker": "w1"}]
+        },
         "u2": {"tasks": [{"id": "c", "updated_at": 2.0, "worker": "w2"}, "junk", {"id": "d", "updated_at": "x"}]},
         "u3": {"error": "HTTP 401: missing or wrong bearer token"},
     }

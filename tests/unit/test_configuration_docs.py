@@ -1,5 +1,6 @@
 """docs/configuration.md's table and defaults.py agree: every variable is documented once, with
 the default the code uses."""
+
 import re
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 The Airflow side is covered by ``test_the_airflow_fork_server_*`` below, with Airflow's venv,
 and end to end by the Airflow integration tests.
 """
+
 import asyncio
 import os
 import signal
@@ -249,8 +250,9 @@ asyncio.run(main())
 @pytest.mark.parametrize("kind", SERVERS)
 def test_a_killed_worker_leaves_no_child_of_its_server_running(tmp_path, kind):
     marker = tmp_path / "pid"
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, kind, f"echo $$ > {marker}; exec sleep 600"],
-                              cwd=Path(__file__).parents[2])
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, kind, f"echo $$ > {marker}; exec sleep 600"], cwd=Path(__file__).parents[2]
+    )
     try:
         deadline = time.monotonic() + BOUND_S
         while not (marker.exists() and marker.read_text().strip()):

@@ -4,6 +4,7 @@ The decoder and each runner's check run on arbitrary bytes, on arbitrary JSON va
 commands whose every field is mutated. Whatever comes out must also survive the steps that
 follow a valid command: its routing key, its encoding, and its record's JSON.
 """
+
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -25,15 +26,20 @@ RUNNERS = {
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 fields = st.sampled_from(["id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key", "x"])
 kinds = st.sampled_from(["shell", "airflow", "trigger_dag", "cancel"]) | st.text(max_size=5)
-arg_names = st.sampled_from(["argv", "env", "cwd", "workload", "external_executor_id", "dag_id", "conf", "wait",
-                             "target", "serial_key"]) | st.text(max_size=4)
+arg_names = st.sampled_from(
+    ["argv", "env", "cwd", "workload", "external_executor_id", "dag_id", "conf", "wait", "target", "serial_key"]
+) | st.text(max_size=4)
 texts = st.text() | st.sampled_from(["true", "sh", "\0", "A=B", "PATH", "APP_X", "LD_PRELOAD", "\ud800", "{"])
-args = st.dictionaries(arg_names, json_values | st.lists(texts, max_size=3) | st.dictionaries(texts, texts, max_size=3)
-                       | texts, max_size=4)
+args = st.dictionaries(
+    arg_names, json_values | st.lists(texts, max_size=3) | st.dictionaries(texts, texts, max_size=3) | texts, max_size=4
+)
 
 
 def accepted(key: bytes | None, value: bytes | None) -> Command | None:
@@ -74,8 +80,11 @@ def test_commands_with_any_field_mutated(envelope, kind, arguments, keyed):
 
 
 @FUZZ
-@given(st.binary(max_size=2 * MAX_VALUE_BYTES) | st.text(max_size=MAX_VALUE_BYTES).map(str.encode),
-       st.none() | st.binary(max_size=4096), st.text())
+@given(
+    st.binary(max_size=2 * MAX_VALUE_BYTES) | st.text(max_size=MAX_VALUE_BYTES).map(str.encode),
+    st.none() | st.binary(max_size=4096),
+    st.text(),
+)
 def test_a_dead_letter_fits_whatever_it_quotes(value, key, error):
     letter = encode_dead_letter(dead_letter(error, "t", 0, 0, key, value))
     assert len(letter) < 512 * 1024
@@ -83,8 +92,12 @@ def test_a_dead_letter_fits_whatever_it_quotes(value, key, error):
 
 
 @FUZZ
-@given(st.none() | st.binary(max_size=128) | json_values.map(lambda v: json.dumps({"report": v}).encode())
-       | json_values.map(lambda v: json.dumps({"recover": v}).encode()))
+@given(
+    st.none()
+    | st.binary(max_size=128)
+    | json_values.map(lambda v: json.dumps({"report": v}).encode())
+    | json_values.map(lambda v: json.dumps({"recover": v}).encode())
+)
 def test_any_internal_message(value):
     try:
         decode_internal(value)
@@ -93,8 +106,12 @@ def test_any_internal_message(value):
 
 
 def test_deep_and_huge_inputs_are_refused_not_raised():
-    for value in (b"[" * 100_000 + b"]" * 100_000, b'{"id": 1' + b"0" * 5000 + b"}", b"x" * (2 << 20),
-                  b'{"id": "t", "kind": "shell", "args": {}, "timeout_s": NaN}',
-                  b'{"id": "t", "kind": "shell", "args": {}, "timeout_s": 1e999}',
-                  b'{"id": "\\ud800", "kind": "shell", "args": {}}'):
+    for value in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": 1' + b"0" * 5000 + b"}",
+        b"x" * (2 << 20),
+        b'{"id": "t", "kind": "shell", "args": {}, "timeout_s": NaN}',
+        b'{"id": "t", "kind": "shell", "args": {}, "timeout_s": 1e999}',
+        b'{"id": "\\ud800", "kind": "shell", "args": {}}',
+    ):
         assert accepted(None, value) is None

@@ -8,6 +8,7 @@
   the tables and the runners reach neither the agents nor the pool, and nothing but the web
   side imports the web side. The package's parts import each other without a cycle.
 """
+
 import ast
 import subprocess
 import sys
@@ -18,11 +19,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "airkafka_app"
-CONTRACT = sorted(f"airkafka_app.contract.{p.stem}" for p in (PACKAGE / "contract").glob("*.py") if p.stem != "__init__")
+CONTRACT = sorted(
+    f"airkafka_app.contract.{p.stem}" for p in (PACKAGE / "contract").glob("*.py") if p.stem != "__init__"
+)
 # What Airflow's interpreter imports; the executor needs Airflow itself, so it is checked only by
 # reading its imports.
-AIRFLOW_SIDE = ["airkafka_app", "airkafka_app.contract", *CONTRACT, "airkafka_app.provider",
-                "airkafka_app.provider_cli", "airkafka_app.console", "airkafka_app.web.cluster_merge"]
+AIRFLOW_SIDE = [
+    "airkafka_app",
+    "airkafka_app.contract",
+    *CONTRACT,
+    "airkafka_app.provider",
+    "airkafka_app.provider_cli",
+    "airkafka_app.console",
+    "airkafka_app.web.cluster_merge",
+]
 BLOCKED = ("faust", "mode", "aiokafka")
 PROBE = """
 import sys
@@ -36,8 +46,9 @@ assert not leaked, leaked
 
 
 def probe(module: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE.format(blocked=BLOCKED, module=module)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE.format(blocked=BLOCKED, module=module)], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize("module", AIRFLOW_SIDE)
@@ -66,8 +77,12 @@ def imports(prefix: str = "airkafka_app") -> dict[str, set[str]]:
                 names |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 # `from airkafka_app import topics` imports a module; `from x.y import name` imports x.y.
-                names |= {f"{node.module}.{alias.name}" if (PACKAGE.parent / node.module.replace(".", "/") /
-                          f"{alias.name}.py").exists() else node.module for alias in node.names}
+                names |= {
+                    f"{node.module}.{alias.name}"
+                    if (PACKAGE.parent / node.module.replace(".", "/") / f"{alias.name}.py").exists()
+                    else node.module
+                    for alias in node.names
+                }
         found[module_name(path)] = {name for name in names if name.startswith(prefix)}
     return found
 
@@ -106,7 +121,9 @@ def test_the_kafka_plumbing_imports_only_the_contract():
 
 def test_nothing_reaches_back_up_the_flow():
     upstream = {"agents", "worker_pool", "web", "cli", "replay"}
-    assert offenders(lambda m, n: part(m) in ("tables", "runners") and part(n) in upstream | {"tables"} - {part(m)}) == []
+    assert (
+        offenders(lambda m, n: part(m) in ("tables", "runners") and part(n) in upstream | {"tables"} - {part(m)}) == []
+    )
     assert offenders(lambda m, n: part(n) == "agents" and m != "airkafka_app" and part(m) != "agents") == []
     assert offenders(lambda m, n: part(n) == "web" and m != "airkafka_app" and part(m) != "web") == []
 

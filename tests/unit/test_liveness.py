@@ -61,8 +61,20 @@ def test_a_heartbeat_from_the_future_counts_as_now(heartbeats):
     assert heartbeats.last_seen["other"] < 1e11
 
 
-@pytest.mark.parametrize("value", [None, b"", b"{", b"[]", b'{"worker": 1, "at": 2}', b'{"worker": "w", "at": NaN}',
-                                   b'{"worker": "w", "at": true}', b'{"worker": "", "at": 1}', b"\xff"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"{",
+        b"[]",
+        b'{"worker": 1, "at": 2}',
+        b'{"worker": "w", "at": NaN}',
+        b'{"worker": "w", "at": true}',
+        b'{"worker": "", "at": 1}',
+        b"\xff",
+    ],
+)
 def test_a_malformed_heartbeat_is_none(value):
     assert parse_beat(value) is None
 

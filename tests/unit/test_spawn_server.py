@@ -1,4 +1,5 @@
 """The spawn server, which starts and reaps the shell runner's processes, with its client."""
+
 import asyncio
 import os
 
@@ -66,12 +67,15 @@ def test_a_cancel_kills_the_group_and_the_server_reaps_the_process(tmp_path):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("payload, error", [
-    ({"argv": ["sh", "-c", "true\0"]}, "embedded null byte"),
-    ({**sh("true"), "env": {"A=B": "1"}}, "illegal environment variable name"),
-    ({**sh("true"), "cwd": "/no/such/dir"}, "No such file or directory"),
-    ({"argv": "not a list of strings", "executable": 7}, ""),
-])
+@pytest.mark.parametrize(
+    "payload, error",
+    [
+        ({"argv": ["sh", "-c", "true\0"]}, "embedded null byte"),
+        ({**sh("true"), "env": {"A=B": "1"}}, "illegal environment variable name"),
+        ({**sh("true"), "cwd": "/no/such/dir"}, "No such file or directory"),
+        ({"argv": "not a list of strings", "executable": 7}, ""),
+    ],
+)
 def test_a_request_that_cannot_start_fails_alone_and_the_server_goes_on(payload, error):
     async def scenario():
         server = spawner()

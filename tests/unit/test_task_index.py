@@ -1,5 +1,6 @@
 """The task index on a RocksDB of its own: counts, newest-first pages, oldest-first expiry, and a
 rebuild from the table while the table is written."""
+
 import asyncio
 import itertools
 import json
@@ -37,7 +38,11 @@ def test_pages_come_newest_first_across_partitions_without_repeats(tmp_path):
         after = page[-1]
     assert [len(p) for p in pages] == [10, 10, 5]
     assert sum(pages, []) == [b"t%02d" % n for n in reversed(range(25))]
-    assert [e.key for e in itertools.islice(index.newest([0, 1, 2], [State.FAILED], None), 3)] == [b"t23", b"t21", b"t19"]
+    assert [e.key for e in itertools.islice(index.newest([0, 1, 2], [State.FAILED], None), 3)] == [
+        b"t23",
+        b"t21",
+        b"t19",
+    ]
 
 
 def test_oldest_stops_at_the_time_given(tmp_path):

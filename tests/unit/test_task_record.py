@@ -15,8 +15,14 @@ def test_a_task_moves_queued_running_success():
     done = running.to(State.SUCCESS, exit_code=0)
     assert running.started_at is not None and done.ended_at is not None
     assert done.state_change() == {
-        "id": "t1", "state": "success", "attempt": 1, "at": done.updated_at,
-        "worker": "w1", "exit_code": 0, "detail": "", "kind": "shell",
+        "id": "t1",
+        "state": "success",
+        "attempt": 1,
+        "at": done.updated_at,
+        "worker": "w1",
+        "exit_code": 0,
+        "detail": "",
+        "kind": "shell",
     }
 
 
@@ -59,9 +65,16 @@ def test_an_airflow_task_carries_the_task_instance_it_runs():
     assert change["airflow"] == {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 2}
 
 
-@pytest.mark.parametrize("workload", ["{", "[]", '{"ti": 3}', '{"ti": {"dag_id": "d"}}',
-                                      json.dumps({"ti": {"dag_id": 1, "task_id": "t", "run_id": "r",
-                                                         "map_index": -1, "try_number": True}})])
+@pytest.mark.parametrize(
+    "workload",
+    [
+        "{",
+        "[]",
+        '{"ti": 3}',
+        '{"ti": {"dag_id": "d"}}',
+        json.dumps({"ti": {"dag_id": 1, "task_id": "t", "run_id": "r", "map_index": -1, "try_number": True}}),
+    ],
+)
 def test_a_workload_without_a_task_instance_names_none(workload):
     command = {"id": "af-1", "kind": "airflow", "args": {"workload": workload}}
     assert "airflow" not in TaskRecord.new_attempt(command, None, "w1").state_change()

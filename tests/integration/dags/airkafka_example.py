@@ -1,5 +1,6 @@
 """The example DAG run under KafkaExecutor by the tests: a success, an exit 127, a retry, a fan-out
 and a task on another queue."""
+
 from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator

@@ -1,4 +1,5 @@
 """A DAG triggered by AirKafka commands in the dispatcher tests: it echoes its conf and exits with it."""
+
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
