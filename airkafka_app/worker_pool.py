@@ -12,12 +12,13 @@ from faust.types import EventT
 from mode import Service
 
 from airkafka_app.application import app
-from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, Command
+from airkafka_app.contract.commands import Command
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.runners import Runner
 from airkafka_app.tables.tasks import TaskTable
+from airkafka_app.task_rules import backoff, retries_done
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +155,10 @@ class WorkerPool(Service):
     async def _attempts(self, run: Run) -> None:
         """The remaining attempts: a recovered task resumes where its retries stood."""
         command = run.command
-        retry = run.record.retries_used + (run.record.state is State.UP_FOR_RETRY)
+        retry = retries_done(run.record)
         while True:
             if retry:
-                await asyncio.sleep(_backoff(command, retry))
+                await asyncio.sleep(backoff(retry, command.retry_delay_s, settings.default_retry_delay_s))
             async with self._slots:
                 if self.draining:
                     return  # not started: the next owner finds it queued or up for retry
@@ -207,9 +208,3 @@ pool = WorkerPool(concurrency=settings.concurrency)
 async def start_pool() -> None:
     """One pool for every queue: AIRKAFKA_CONCURRENCY bounds the worker, as a Celery worker's does."""
     await app.add_runtime_dependency(pool)
-
-
-def _backoff(command: Command, retry: int) -> float:
-    """Doubling from the first delay, and never over MAX_RETRY_DELAY_S."""
-    base = command.retry_delay_s if command.retry_delay_s is not None else settings.default_retry_delay_s
-    return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)

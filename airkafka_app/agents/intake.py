@@ -16,7 +16,6 @@ from airkafka_app.contract.commands import (
     CANCEL,
     FORCE,
     REPLAY_HEADER,
-    RESERVED_HEADER_PREFIX,
     Command,
     InvalidCommand,
     decode_command,
@@ -25,13 +24,14 @@ from airkafka_app.contract.commands import (
 from airkafka_app.contract.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
 from airkafka_app.contract.internal import Recover, Report, decode_internal
 from airkafka_app.contract.settings import settings
-from airkafka_app.contract.states import NOT_RERUN, State
+from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import MAX_RECORD_BYTES, TaskRecord
 from airkafka_app.control import send_cancel
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, registry, runner_for
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
+from airkafka_app.task_rules import is_stale, recovery, reserved_header, why_not_run
 from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ def _topics_without_metadata(queue: Queue) -> list[str]:
 async def _await_topic_metadata(queue: Queue) -> None:
     """Wait out metadata that still shows a new topic with 0 partitions.
 
-    Faust would take it for a co-partitioning mismatch and stop the worker: a race seen
-    once in CI, right after start-up, before the consumer's next metadata refresh.
+    Faust would take it for a co-partitioning mismatch and stop the worker. It happens right
+    after start-up, before the consumer's next metadata refresh.
     """
     while missing := _topics_without_metadata(queue):
         log.info("waiting for metadata of %s", ", ".join(missing))
@@ -120,10 +120,8 @@ async def _command(queue: Queue, event: EventT) -> None:
     a cancel or a re-key never depends on this worker's runners."""
     message = event.message
     headers = dict(message.headers or [])
-    if reserved := sorted(
-        name for name in headers if str(name).startswith(RESERVED_HEADER_PREFIX) and name != REPLAY_HEADER
-    ):
-        raise InvalidCommand(f"header {shown(str(reserved[0]))} is reserved to AirKafka's workers")
+    if reserved := reserved_header(list(headers)):
+        raise InvalidCommand(f"header {shown(str(reserved))} is reserved to AirKafka's workers")
     command = decode_command(message.key, message.value)
     if message.key != (routing_key := command.routing_key.encode()):
         # Without its routing key (keyless, or a cancel keyed otherwise), the command sits in a
@@ -140,7 +138,7 @@ async def _command(queue: Queue, event: EventT) -> None:
         await _recover(queue, command, runner, previous, event)
         return
     source = f"{message.partition}:{message.offset}"
-    if why := _already(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
+    if why := why_not_run(previous, pool.holds(command.id), headers.get(REPLAY_HEADER) == FORCE, source):
         queue.counters.increment(DUPLICATES, message.partition)
         task_metrics.DUPLICATES.labels(queue.name, task_metrics.duplicate_class(why)).inc()
         log.info("task %s duplicate ignored: %s", command.id, why)
@@ -171,28 +169,10 @@ async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> N
     await _recover(queue, command, runner, previous, event)
 
 
-def _already(previous: TaskRecord | None, held: bool, forced: bool, source: str) -> str | None:
-    """Why a command must not start a run, if it must not. Faust delivers messages again after a
-    rebalance: the run may be admitted here before the table knows of it, or the message may be
-    the one that started the last attempt, whatever that attempt's end."""
-    if held:
-        return "already admitted on this worker"
-    if previous is None:
-        return None
-    if previous.source == source:
-        return f"message {source} delivered again; its attempt {previous.attempt} is {previous.state.value}"
-    if previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
-        return f"already {previous.state.value}"
-    return None
-
-
 def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:
-    """Store the record of a transition made by a worker that had lost this partition, unless the
-    table holds a newer one. Its state change was published by that worker. A report equal to
-    the record is stored again: a stalled worker's record may be in its RocksDB and not in the
-    changelog (``stall_watchdog``)."""
-    current = queue.tasks.load(report.id)
-    if current is not None and (report.attempt, report.updated_at) < (current.attempt, current.updated_at):
+    """Store the record of a transition made by a worker that had lost this partition, unless it is
+    stale. Its state change was published by that worker."""
+    if is_stale(report, queue.tasks.load(report.id)):
         log.info("task %s stale report of attempt %d %s ignored", report.id, report.attempt, report.state.value)
         return
     queue.tasks.store(report, event)
@@ -205,17 +185,16 @@ def _lost(record: TaskRecord) -> str:
 async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:
     """Run again a task whose worker is gone: its lost attempt failed, unless it never started,
     or it was to be cancelled."""
-    if record.cancel_requested_by is not None:
-        queue.tasks.save(
-            record.to(State.CANCELLED, exit_code=None, detail=f"cancelled by {record.cancel_requested_by}"), event
-        )
-        return
     lost = _lost(record)
-    if record.state is State.RUNNING:
-        if record.retries_used >= command.retries:
-            queue.tasks.save(record.to(State.FAILED, exit_code=None, detail=f"{lost}; no retries left"), event)
-            return
-        record = queue.tasks.save(record.to(State.UP_FOR_RETRY, exit_code=None, detail=lost), event)
+    state = recovery(record, command.retries)
+    if state is State.CANCELLED:
+        queue.tasks.save(record.to(state, exit_code=None, detail=f"cancelled by {record.cancel_requested_by}"), event)
+        return
+    if state is State.FAILED:
+        queue.tasks.save(record.to(state, exit_code=None, detail=f"{lost}; no retries left"), event)
+        return
+    if state is State.UP_FOR_RETRY:
+        record = queue.tasks.save(record.to(state, exit_code=None, detail=lost), event)
     log.warning("task %s attempt %d recovered: %s", record.id, record.attempt, lost)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
 

@@ -50,10 +50,10 @@ def receive(sock: socket.socket) -> tuple[dict | None, list[int]]:
 def _supervise_as_batch() -> None:
     """Run this process as SCHED_BATCH, and the processes it forks as before.
 
-    A task process's sockets close a moment before it can be reaped. Woken by that close, its
-    supervisor preempted the exiting task, found no exit status, and slept up to
-    ``[workers] min_heartbeat_interval`` before looking again: a quarter of the tasks in the DAG
-    benchmark held their slot 1 s longer. A SCHED_BATCH process does not preempt when woken.
+    A task process's sockets close a moment before it can be reaped. Woken by that close, a
+    supervisor would preempt the exiting task, find no exit status, and sleep up to
+    ``[workers] min_heartbeat_interval`` before looking again, holding the task's slot that
+    long. A SCHED_BATCH process does not preempt when woken.
     """
     if os.sched_getscheduler(0) != os.SCHED_OTHER:
         return  # the operator chose a policy for the worker; keep it

@@ -38,7 +38,7 @@ from airkafka_app.contract.settings import settings
 log = logging.getLogger(__name__)
 
 MAX_LOGGED_IDS = 20
-# Records and state changes per batch: building one holds the loop about 5 µs per record.
+# Records and state changes per batch: building one holds the event loop, record by record.
 MAX_BATCH = 2000
 
 # (table, key) -> (partition, record): a key's latest record only; None deletes it.

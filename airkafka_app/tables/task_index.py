@@ -12,7 +12,7 @@ waits at most about ``SLICE_S`` for it. Two key spaces, per partition:
 Record counts per partition and state are kept in memory, from the same writes. The writes
 wait in memory and go to RocksDB in one batch, before any read and every ``MAX_PENDING``: a
 task's transitions, a few milliseconds apart, cost a dict update each rather than four RocksDB
-calls (they were a tenth of the worker's CPU).
+calls.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # one is read soon after it is written, so small memtables and a small cache cost nothing.
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
-# Records a filtered listing reads at most per page (about 20 µs each), found or not.
+# Records a filtered listing reads at most per page, found or not: each is decoded on the event loop.
 MAX_SCAN = 5000
 ROUTINE = frozenset({State.QUEUED, State.RUNNING, State.SUCCESS})
 

@@ -1,6 +1,6 @@
 """The fork server and its client, with the server's real loop and a shell in place of Airflow.
 
-The Airflow side is covered by ``test_the_airflow_fork_server_*`` below, with Airflow's venv,
+The Airflow side is covered with Airflow's venv by tests/integration/test_airflow_fork_server.py,
 and end to end by the Airflow integration tests.
 """
 
@@ -18,7 +18,6 @@ from airkafka_app.runners import airflow_fork_server
 from airkafka_app.runners.airflow import AirflowRunner
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer, ForkServerLost
 from airkafka_app.runners.shell import ShellRunner
-from scripts.local_airflow import PYTHON as AIRFLOW_PYTHON
 from tests.processes import wait_for
 
 # The server's loop as Airflow's interpreter runs it, with each payload run by `sh -c`.
@@ -197,17 +196,6 @@ def test_an_interpreter_without_airflow_is_a_clear_error():
 
     with pytest.raises(OSError, match="cannot import the Airflow Task SDK: ModuleNotFoundError"):
         asyncio.run(scenario())
-
-
-def test_the_airflow_fork_server_reports_a_bad_workload_in_its_output():
-    async def scenario():
-        runner = AirflowRunner(str(AIRFLOW_PYTHON))
-        finished = await runner.fork_server.run('{"type": "NotAWorkload"}')
-        return finished, await runner.fork_server.run("{}")
-
-    bad_type, empty = asyncio.run(scenario())
-    assert bad_type.returncode == 1 and "validation error" in bad_type.tail
-    assert empty.returncode == 1 and "validation error" in empty.tail
 
 
 def test_the_airflow_runner_fails_a_task_whose_interpreter_cannot_start():

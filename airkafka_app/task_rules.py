@@ -1,0 +1,58 @@
+"""The rules intake and the pool apply to one task, as plain functions of its records: whether a
+command starts a run, whether a report is stale, what a lost worker's task records before it
+runs again, and when a failed attempt runs again. Faust-free, and unit-tested without a broker."""
+
+from __future__ import annotations
+
+from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, REPLAY_HEADER, RESERVED_HEADER_PREFIX
+from airkafka_app.contract.states import NOT_RERUN, State
+from airkafka_app.contract.task_record import TaskRecord
+
+
+def reserved_header(names: list[str]) -> str | None:
+    """The first header a producer may not set: AirKafka's own, but for the replay header."""
+    reserved = sorted(name for name in names if str(name).startswith(RESERVED_HEADER_PREFIX) and name != REPLAY_HEADER)
+    return reserved[0] if reserved else None
+
+
+def why_not_run(previous: TaskRecord | None, held: bool, forced: bool, source: str) -> str | None:
+    """Why a command must not start a run, if it must not. Faust delivers messages again after a
+    rebalance: the run may be admitted here before the table knows of it, or the message may be
+    the one that started the last attempt, whatever that attempt's end."""
+    if held:
+        return "already admitted on this worker"
+    if previous is None:
+        return None
+    if previous.source == source:
+        return f"message {source} delivered again; its attempt {previous.attempt} is {previous.state.value}"
+    if previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
+        return f"already {previous.state.value}"
+    return None
+
+
+def is_stale(report: TaskRecord, current: TaskRecord | None) -> bool:
+    """A report older than the table's record: an earlier attempt, or an earlier change of this one.
+    An equal one is not stale: a stalled worker's record may be in its RocksDB only."""
+    return current is not None and (report.attempt, report.updated_at) < (current.attempt, current.updated_at)
+
+
+def recovery(record: TaskRecord, retries: int) -> State | None:
+    """What a lost worker's task records before it runs again, if anything: ``cancelled`` when a
+    cancel was sent on to that worker, ``failed`` when its attempt ran and no retry is left,
+    ``up_for_retry`` when it ran; nothing when it never started."""
+    if record.cancel_requested_by is not None:
+        return State.CANCELLED
+    if record.state is State.RUNNING:
+        return State.FAILED if record.retries_used >= retries else State.UP_FOR_RETRY
+    return None
+
+
+def retries_done(record: TaskRecord) -> int:
+    """The retries a run starts from: a recovered task resumes where its retries stood."""
+    return record.retries_used + (record.state is State.UP_FOR_RETRY)
+
+
+def backoff(retry: int, retry_delay_s: float | None, default_delay_s: float) -> float:
+    """The wait before retry number ``retry``: doubling from the first delay, at most MAX_RETRY_DELAY_S."""
+    base = retry_delay_s if retry_delay_s is not None else default_delay_s
+    return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)
