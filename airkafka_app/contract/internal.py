@@ -19,7 +19,7 @@ from typing import Any
 from airkafka_app.contract.airflow_tasks import identity
 from airkafka_app.contract.commands import Command, InvalidCommand, decode_command, loads
 from airkafka_app.contract.states import State
-from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.contract.task_record import MAX_EARLIER, TaskRecord
 
 RECORD_FIELDS = {f.name for f in fields(TaskRecord)}
 OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -59,8 +59,8 @@ def parse_record(data: Any) -> TaskRecord:
     """A record as stored, checked field by field; raises InvalidCommand saying what is wrong."""
     if not isinstance(data, dict) or not {"id", "state", "attempt", "command"} <= data.keys():
         raise InvalidCommand("a record needs id, state, attempt and command")
-    if unknown := sorted(set(data) - RECORD_FIELDS):
-        raise InvalidCommand(f"unknown record field(s): {', '.join(unknown)[:200]}")
+    # A field this version does not know is dropped: a newer worker's, during a rolling deploy.
+    data = {name: value for name, value in data.items() if name in RECORD_FIELDS}
     if data["state"] not in State._value2member_map_:
         raise InvalidCommand("record 'state' is not a task state")
     if not isinstance(data["attempt"], int) or isinstance(data["attempt"], bool) or data["attempt"] < 1:
@@ -69,6 +69,9 @@ def parse_record(data: Any) -> TaskRecord:
         value = data.get(name)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             raise InvalidCommand(f"record {name!r} has the wrong type")
+    earlier = data.get("earlier", [])
+    if not isinstance(earlier, list) or len(earlier) > MAX_EARLIER or not all(isinstance(e, dict) for e in earlier):
+        raise InvalidCommand(f"record 'earlier' must be a list of at most {MAX_EARLIER} objects")
     command = decode_command(None, json.dumps(data["command"]).encode())
     if command.id != data["id"]:
         raise InvalidCommand("record 'id' differs from its command's")

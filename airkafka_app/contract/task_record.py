@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from airkafka_app.contract.airflow_tasks import identity
@@ -16,8 +17,12 @@ from airkafka_app.contract.states import State, check_transition
 # A record must fit one Kafka message on its changelog: below Kafka's default limit of
 # 1,048,588 bytes, with room for the batch around it.
 MAX_RECORD_BYTES = 1_000_000
-# What a record may gain after it is queued: a detail of up to 4 KiB of output, escaped.
-DETAIL_ROOM = 32 * 1024
+# The earlier attempts a record keeps, newest last, each with the start of its detail.
+MAX_EARLIER = 10
+EARLIER_DETAIL_CHARS = 200
+# What a record may gain after it is queued: a detail of up to 4 KiB of output, escaped, and the
+# earlier attempts, each under 3 KiB escaped.
+DETAIL_ROOM = 32 * 1024 + MAX_EARLIER * 3 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class TaskRecord:
     cancel_requested_by: str | None = None
     # dag_id, task_id, run_id, map_index and try_number of an ``airflow`` task, from its workload.
     airflow: dict[str, Any] | None = None
+    # The task's earlier attempts, as ``summary()`` gives them: what a dashboard shows of its past.
+    earlier: Sequence[dict[str, Any]] = ()
 
     @classmethod
     def new_attempt(
@@ -62,6 +69,7 @@ class TaskRecord:
             updated_at=now,
             source=source,
             airflow=identity(command),
+            earlier=previous.with_this_attempt() if previous else (),
         )
 
     def leaves_room(self, raw_command_bytes: int) -> bool:
@@ -70,6 +78,22 @@ class TaskRecord:
         if raw_command_bytes * 6 + DETAIL_ROOM <= MAX_RECORD_BYTES:
             return True
         return len(json.dumps(self.to_json())) + DETAIL_ROOM <= MAX_RECORD_BYTES
+
+    def summary(self) -> dict[str, Any]:
+        """This attempt, as the records of later ones keep it."""
+        return {
+            "attempt": self.attempt,
+            "state": self.state.value,
+            "worker": self.worker,
+            "exit_code": self.exit_code,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at or self.updated_at,
+            "detail": self.detail[:EARLIER_DETAIL_CHARS],
+        }
+
+    def with_this_attempt(self) -> tuple[dict[str, Any], ...]:
+        """The earlier attempts of the next attempt."""
+        return (*self.earlier, self.summary())[-MAX_EARLIER:]
 
     @property
     def retries_used(self) -> int:
@@ -82,6 +106,7 @@ class TaskRecord:
         if state is State.RUNNING:
             if self.state is State.UP_FOR_RETRY:
                 changes.setdefault("attempt", self.attempt + 1)
+                changes.setdefault("earlier", self.with_this_attempt())
             changes.setdefault("started_at", now)
             changes.setdefault("exit_code", None)
             changes.setdefault("detail", "")
@@ -97,7 +122,10 @@ class TaskRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskRecord:
-        return cls(**{**data, "state": State(data["state"])})
+        # A field a newer version added is left out: during a rolling deploy both versions read
+        # each other's records.
+        known = {name: value for name, value in data.items() if name in _FIELDS}
+        return cls(**{**known, "state": State(data["state"])})
 
     def state_change(self, queue: str | None = None) -> dict[str, Any]:
         """The value published on the state-changes topic for this transition."""
@@ -117,6 +145,8 @@ class TaskRecord:
             change["airflow"] = self.airflow
         return change
 
+
+_FIELDS = frozenset(item.name for item in fields(TaskRecord))
 
 REDACTED = "<redacted>"
 

@@ -101,6 +101,10 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         attempt = page.locator("#task-fields tr").filter(has_text=re.compile("^Attempt")).locator("td").nth(1)
         expect(attempt).to_have_text("2", timeout=30_000)
         expect(task_state(page)).to_have_text("failed", timeout=30_000)
+        earlier = page.locator("#task-attempts tbody tr")
+        expect(earlier).to_have_count(1)
+        expect(earlier.locator("td").nth(1)).to_have_text("failed")
+        expect(earlier.locator("td").nth(6)).to_contain_text("boom")
 
         page.goto(a.url + "/")
         b.kill()

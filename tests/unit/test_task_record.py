@@ -78,3 +78,39 @@ def test_an_airflow_task_carries_the_task_instance_it_runs():
 def test_a_workload_without_a_task_instance_names_none(workload):
     command = {"id": "af-1", "kind": "airflow", "args": {"workload": workload}}
     assert "airflow" not in TaskRecord.new_attempt(command, None, "w1").state_change()
+
+
+def test_a_record_keeps_its_earlier_attempts_newest_last_and_bounded():
+    record = TaskRecord.new_attempt({**COMMAND, "retries": 20}, None, "w1").to(State.RUNNING)
+    for n in range(12):
+        record = record.to(State.UP_FOR_RETRY, exit_code=n, detail=f"try {n} " + "x" * 500).to(State.RUNNING)
+    assert record.attempt == 13 and len(record.earlier) == 10
+    assert [(e["attempt"], e["state"], e["exit_code"]) for e in record.earlier[-2:]] == [
+        (11, "up_for_retry", 10),
+        (12, "up_for_retry", 11),
+    ]
+    assert record.earlier[-1]["detail"].startswith("try 11 ") and len(record.earlier[-1]["detail"]) == 200
+    again = TaskRecord.new_attempt(COMMAND, record.to(State.FAILED, exit_code=1, detail="gave up"), "w2")
+    assert (again.attempt, again.earlier[-1]["state"], again.earlier[-1]["detail"]) == (14, "failed", "gave up")
+    assert TaskRecord.from_json(json.loads(json.dumps(again.to_json()))).earlier == [dict(e) for e in again.earlier]
+
+
+def test_a_record_from_a_newer_version_reads_without_its_new_fields():
+    data = {**TaskRecord.new_attempt(COMMAND, None, "w1").to_json(), "added_later": {"x": 1}}
+    assert TaskRecord.from_json(data).id == "t1"
+
+
+def test_a_report_keeps_the_earlier_attempts_and_drops_a_newer_version_s_fields():
+    from airkafka_app.contract.commands import InvalidCommand
+    from airkafka_app.contract.internal import decode_internal, encode_report
+
+    record = TaskRecord.new_attempt({**COMMAND, "retries": 1}, None, "w1").to(State.RUNNING)
+    record = record.to(State.UP_FOR_RETRY, exit_code=2, detail="first").to(State.RUNNING)
+    report = decode_internal(encode_report(record)).record
+    assert report.attempt == 2 and report.earlier == [dict(e) for e in record.earlier]
+    data = json.loads(encode_report(record))
+    data["report"]["added_later"] = 1
+    assert decode_internal(json.dumps(data).encode()).record.attempt == 2
+    data["report"]["earlier"] = "not a list"
+    with pytest.raises(InvalidCommand, match="'earlier' must be a list"):
+        decode_internal(json.dumps(data).encode())

@@ -144,6 +144,15 @@ async function refreshTask(target) {
     cell(row, name);
     cell(row, value, name === "State" ? `state-${value}` : "");
   });
+  fill("task-attempts", [...(t.earlier || [])].reverse(), (row, a) => {
+    cell(row, a.attempt);
+    cell(row, a.state, `state-${a.state}`);
+    cell(row, a.worker);
+    cell(row, a.exit_code);
+    cell(row, time(a.started_at));
+    cell(row, time(a.ended_at));
+    cell(row, a.detail, "detail");
+  });
   $("task-detail").textContent = t.detail || "";
   $("task-command").textContent = JSON.stringify(t.command, null, 2);
 }
