@@ -47,6 +47,20 @@ Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
 Changes = list[tuple[bytes, bytes]]
 
 
+def split_batch(
+    records: Records, changes: Changes, limit: int
+) -> tuple[tuple[Records, Changes], tuple[Records, Changes]]:
+    """The next batch of at most ``limit`` records and changes, and what is left: the changelog
+    records first, then the state changes in transition order. A burst, such as retention's
+    tombstones, is cut, so that building a batch holds the event loop a bounded time."""
+    if len(records) + len(changes) <= limit:
+        return (records, changes), ({}, [])
+    batch = dict(itertools.islice(records.items(), limit))
+    rest = {key: value for key, value in records.items() if key not in batch}
+    room = limit - len(batch)
+    return (batch, changes[:room]), (rest, changes[room:])
+
+
 class TablePublisher:
     def __init__(self) -> None:
         self._records: Records = {}
@@ -79,17 +93,7 @@ class TablePublisher:
         self._scheduled = False
         if not (self._records or self._changes) or self._in_flight is not None:
             return
-        if len(self._records) + len(self._changes) <= MAX_BATCH:
-            records, changes = self._records, self._changes
-            self._records, self._changes = {}, []
-        else:  # a burst, such as retention's tombstones: the loop is held while a batch is built
-            records = dict(itertools.islice(self._records.items(), MAX_BATCH))
-            for key in records:
-                del self._records[key]
-            changes, self._changes = (
-                self._changes[: MAX_BATCH - len(records)],
-                self._changes[MAX_BATCH - len(records) :],
-            )
+        (records, changes), (self._records, self._changes) = split_batch(self._records, self._changes, MAX_BATCH)
         self._sending = records, changes
         self.in_flight_since = asyncio.get_running_loop().time()
         self._in_flight = asyncio.ensure_future(self._send(records, changes))
