@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 
 from faust.types import EventT
@@ -17,6 +16,7 @@ from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.runners import Runner
+from airkafka_app.serial_lines import SerialLines
 from airkafka_app.tables.tasks import TaskTable
 from airkafka_app.task_rules import backoff, retries_done
 
@@ -49,8 +49,7 @@ class WorkerPool(Service):
     """Runs tasks, at most ``concurrency`` at once, and hands them back when the worker stops.
 
     Admitted runs hold a ticket of the admission bound; beyond it, intake waits. A task whose
-    serial key has a run waits in memory behind it without a ticket, so that a long run cannot
-    fill the bound with its followers and hold up intake, cancels included.
+    serial key has a run waits behind it without a ticket (serial_lines.py).
     """
 
     def __init__(self, concurrency: int, **kwargs) -> None:
@@ -61,9 +60,7 @@ class WorkerPool(Service):
         self._runs: dict[str, asyncio.Task] = {}
         self._running: set[str] = set()  # those whose process runs
         self._cancel_reasons: dict[str, str] = {}
-        # Serial keys with a run, and the runs waiting behind it, in the order they came.
-        self._followers: dict[str, deque[Run]] = {}
-        self._following: dict[str, str] = {}  # task id -> the serial key it waits behind
+        self._serial: SerialLines[Run] = SerialLines()
         self._handed_back: set[str] = set()
         self.draining = False
 
@@ -73,19 +70,14 @@ class WorkerPool(Service):
 
     def holds(self, task_id: str) -> bool:
         """True while the task is this worker's to run: admitted, or waiting for admission."""
-        return task_id in self._runs or task_id in self._admitting or task_id in self._following
+        return task_id in self._runs or task_id in self._admitting or self._serial.waits(task_id)
 
     async def submit(self, run: Run) -> None:
         """Admit the task and start its run, which waits for a free slot while ``queued``; or, when
         its serial key has a run, queue it behind that run."""
         key = run.command.serial_key
-        if key is not None:
-            if key in self._followers:
-                self._followers[key].append(run)
-                self._following[run.command.id] = key
-                return
-            self._followers[key] = deque()
-        await self._admit(run)
+        if key is None or self._serial.arrive(key, run.command.id, run):
+            await self._admit(run)
 
     async def _admit(self, run: Run) -> None:
         task_id = run.command.id
@@ -100,10 +92,7 @@ class WorkerPool(Service):
 
     def cancel(self, task_id: str, reason: str) -> bool:
         """End the task's run ``cancelled``, whether it waits or runs; False when nothing runs it here."""
-        if (key := self._following.pop(task_id, None)) is not None:
-            waiting = self._followers[key]
-            follower = next(follower for follower in waiting if follower.command.id == task_id)
-            waiting.remove(follower)
+        if (follower := self._serial.withdraw(task_id)) is not None:
             follower.context.run(follower.record_transition, State.CANCELLED, exit_code=None, detail=reason)
             return True
         run = self._runs.get(task_id)
@@ -119,15 +108,9 @@ class WorkerPool(Service):
         self._cancel_reasons.pop(task_id, None)
         self._handed_back.discard(task_id)
         self._admitted.release()
-        if key is not None and key in self._followers:
-            if self._followers[key] and not self.draining:
-                follower = self._followers[key].popleft()
-                del self._following[follower.command.id]
-                self._admitting.add(follower.command.id)  # held all along, for duplicates
-                asyncio.ensure_future(self._admit(follower))
-            else:
-                for follower in self._followers.pop(key):
-                    del self._following[follower.command.id]
+        if key is not None and (follower := self._serial.after(key, go_on=not self.draining)) is not None:
+            self._admitting.add(follower.command.id)  # held all along, for duplicates
+            asyncio.ensure_future(self._admit(follower))
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s run crashed", task_id, exc_info=task.exception())
 
