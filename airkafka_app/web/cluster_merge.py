@@ -1,4 +1,6 @@
-"""How the cluster views merge the members' answers: plain functions, without Faust."""
+"""How the cluster views merge the members' answers: plain functions, without Faust. An answer
+that is not what a worker of this version gives (a broken or foreign member) adds nothing,
+rather than failing the view."""
 
 from __future__ import annotations
 
@@ -28,12 +30,11 @@ def merge_queues(answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]
     """Queue -> counts by state and the intake counters, summed over the members."""
     merged: dict[str, Counter[str]] = {}
     for answer in answers.values():
-        for name, counts in (answer.get("queues") or {}).items():
+        for name, counts in _mapping(answer.get("queues")).items():
+            counts = _mapping(counts)
             total = merged.setdefault(name, Counter())
-            for field, value in (counts.get("tasks") or {}).items():
-                total[field] += value
-            for field, value in counts.items():
-                if field != "tasks" and isinstance(value, int):
+            for field, value in [*_mapping(counts.get("tasks")).items(), *counts.items()]:
+                if _is_count(value):
                     total[field] += value
     return {name: dict(counts) for name, counts in sorted(merged.items())}
 
@@ -43,7 +44,7 @@ def merge_tasks(answers: dict[str, dict[str, Any]], worker: str | None, limit: i
     tasks = [
         task
         for answer in answers.values()
-        for task in answer.get("tasks") or []
+        for task in (answer.get("tasks") if isinstance(answer.get("tasks"), list) else [])
         if isinstance(task, dict) and (worker is None or task.get("worker") == worker)
     ]
     tasks.sort(key=_changed_at, reverse=True)
@@ -54,3 +55,11 @@ def merge_tasks(answers: dict[str, dict[str, Any]], worker: str | None, limit: i
 def _changed_at(task: dict[str, Any]) -> float:
     at = task.get("updated_at")
     return float(at) if isinstance(at, (int, float)) else 0.0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -60,3 +60,14 @@ def test_tasks_merge_newest_first_by_worker_and_limit():
     assert [t["id"] for t in merged["tasks"]] == ["a", "c", "b"]
     assert merged["errors"] == {"u3": "HTTP 401: missing or wrong bearer token"}
     assert [t["id"] for t in merge_tasks(answers, "w2", 10)["tasks"]] == ["c"]
+
+
+def test_a_broken_answer_adds_nothing_and_fails_nothing():
+    junk = {
+        "u1": {"worker": "a", "queues": "x", "tasks": 7},
+        "u2": {"worker": 5, "queues": {"default": "x", "gpu": {"tasks": [1], "dead_letters": True}}},
+        "u3": {"queues": {"default": {"tasks": {"success": "many", "failed": 2}}}, "tasks": "abc"},
+    }
+    assert merge_queues(junk) == {"default": {"failed": 2}, "gpu": {}}
+    assert merge_tasks(junk, None, 10) == {"tasks": [], "errors": {}}
+    assert [row["status"] for row in merge_workers(junk, {})] == ["online", "unreachable", "unreachable"]
