@@ -44,7 +44,7 @@ def merge_tasks(answers: dict[str, dict[str, Any]], worker: str | None, limit: i
     tasks = [
         task
         for answer in answers.values()
-        for task in (answer.get("tasks") if isinstance(answer.get("tasks"), list) else [])
+        for task in _listed(answer.get("tasks"))
         if isinstance(task, dict) and (worker is None or task.get("worker") == worker)
     ]
     tasks.sort(key=_changed_at, reverse=True)
@@ -63,3 +63,7 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
