@@ -24,10 +24,8 @@ from airkafka_app.application import app
 from airkafka_app.contract.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
-from airkafka_app.contract.states import IN_FLIGHT
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
-
-FAILED = {"failed", "cancelled"}
+from airkafka_app.task_rules import replay_decision
 
 
 def _epoch_ms(text: str) -> int:
@@ -54,17 +52,6 @@ async def _range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], args: di
     start = await at(args["since"], args["from_offset"], first, 0)
     end = await at(args["until"], args["to_offset"], last, 1)
     return start, end
-
-
-def decide(state: str | None, *, only_failed: bool, force: bool) -> str:
-    """What a replay does with a task in ``state`` (None: not in the table)."""
-    if state in IN_FLIGHT:
-        return "skipped: in progress"
-    if state == "success" and not force:
-        return "skipped: already successful"
-    if only_failed and state not in FAILED:
-        return "skipped: not failed"
-    return "replayed"
 
 
 @app.command(
@@ -151,7 +138,7 @@ async def _replay_one(
         if response.status not in (200, 404):
             raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id!r}")
         state = (await response.json())["state"] if response.status == 200 else None
-    outcome = decide(state, only_failed=args["only_failed"], force=args["force"])
+    outcome = replay_decision(state, only_failed=args["only_failed"], force=args["force"])
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
         await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)

@@ -1,11 +1,12 @@
 """The rules intake and the pool apply to one task, as plain functions of its records: whether a
 command starts a run, whether a report is stale, what a lost worker's task records before it
-runs again, and when a failed attempt runs again. Faust-free, and unit-tested without a broker."""
+runs again, when a failed attempt runs again, and what a replay does. Faust-free, and
+unit-tested without a broker."""
 
 from __future__ import annotations
 
 from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, REPLAY_HEADER, RESERVED_HEADER_PREFIX
-from airkafka_app.contract.states import NOT_RERUN, State
+from airkafka_app.contract.states import IN_FLIGHT, NOT_RERUN, State
 from airkafka_app.contract.task_record import TaskRecord
 
 
@@ -56,3 +57,14 @@ def backoff(retry: int, retry_delay_s: float | None, default_delay_s: float) -> 
     """The wait before retry number ``retry``: doubling from the first delay, at most MAX_RETRY_DELAY_S."""
     base = retry_delay_s if retry_delay_s is not None else default_delay_s
     return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)
+
+
+def replay_decision(state: str | None, *, only_failed: bool, force: bool) -> str:
+    """What a replay does with a task in ``state`` (None: not in the table)."""
+    if state in IN_FLIGHT:
+        return "skipped: in progress"
+    if state == "success" and not force:
+        return "skipped: already successful"
+    if only_failed and state not in ("failed", "cancelled"):
+        return "skipped: not failed"
+    return "replayed"

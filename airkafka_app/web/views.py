@@ -1,8 +1,8 @@
 """Web views on the task tables, served by Faust's web server.
 
 ``?queue=`` picks a queue (default ``default``); a task with a serial key is found by
-``?key=<serial key>``, the key that placed it on its partition. The one view that changes
-anything, cancel, needs ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``; with
+``?key=<serial key>``, the key that placed it on its partition. The views that change
+anything, cancel and replay, need ``Authorization: Bearer $AIRKAFKA_WEB_TOKEN``; with
 ``AIRKAFKA_WEB_AUTH_READS`` the others do too, all but ``/health/``. Records are shown without
 their command's env values and workload token.
 """
@@ -28,10 +28,10 @@ from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import redacted
 from airkafka_app.loop_lag import loop_lag
 from airkafka_app.queues import Queue, queues
-from airkafka_app.replay import decide
 from airkafka_app.runners import enabled_kinds
 from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.tables.task_index import Entry
+from airkafka_app.task_rules import replay_decision
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class TaskReplay(View):
         if record is None:
             return self.json({"error": f"unknown task {task_id!r}"}, status=404)
         force = request.query.get("force") == "1"
-        if (why := decide(record.state.value, only_failed=False, force=force)) != "replayed":
+        if (why := replay_decision(record.state.value, only_failed=False, force=force)) != "replayed":
             return self.json({"error": f"not replayed: {why.removeprefix('skipped: ')}"}, status=409)
         command = decode_command(None, json.dumps(record.command).encode())
         await queue.commands.send(

@@ -1,6 +1,6 @@
 import pytest
 
-from airkafka_app.replay import decide
+from airkafka_app.task_rules import replay_decision
 
 
 @pytest.mark.parametrize(
@@ -19,4 +19,4 @@ from airkafka_app.replay import decide
     ],
 )
 def test_what_a_replay_does_with_each_state(state, only_failed, force, outcome):
-    assert decide(state, only_failed=only_failed, force=force) == outcome
+    assert replay_decision(state, only_failed=only_failed, force=force) == outcome
