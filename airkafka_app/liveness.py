@@ -28,6 +28,7 @@ from airkafka_app.contract.states import IN_FLIGHT
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.admin import partition_count
 from airkafka_app.queues import queues
+from airkafka_app.tables.tasks import awaiting_report
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 STOP_ANNOUNCE_S = 5.0
 # Written when a stop has handed back this worker's tasks (shutdown.py), read as it starts again.
 CLEAN_STOP = Path(settings.data_dir) / "stopped"
-# Task id -> time of its newest record that a stalled run of this worker left unsent
-# (stall_watchdog). The table may hold an older one, recovered from the changelog: such a task
-# is no orphan until that record, sent again as a report, has been stored.
-awaiting_report: dict[str, float] = {}
 
 
 class Heartbeats(Service):

@@ -32,9 +32,10 @@ from airkafka_app.contract.internal import encode_report
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection
-from airkafka_app.liveness import awaiting_report, heartbeats
+from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
 from airkafka_app.tables.publisher import publisher
+from airkafka_app.tables.tasks import note_report
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def hold_unsent(sender: faust.App, **kwargs) -> None:
     if UNSENT.exists():
         for entry in json.loads(UNSENT.read_text())["records"]:
             record = TaskRecord.from_json(entry["record"])
-            awaiting_report[record.id] = max(record.updated_at, awaiting_report.get(record.id, 0.0))
+            note_report(record)
 
 
 async def publish_unsent() -> None:

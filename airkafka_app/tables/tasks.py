@@ -16,6 +16,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,6 +80,17 @@ class IndexedTable(faust.Table):
                     count,
                     asyncio.get_running_loop().time() - began,
                 )
+
+
+# Task id -> the time of its newest record that this worker sent as a report (its partition was
+# moving) or that a stalled run left unsent (stall_watchdog). Until a record that new is stored,
+# the table may show an older one: the run's own start, say, though the run has ended. The task
+# is no orphan meanwhile (liveness.is_orphan).
+awaiting_report: dict[str, float] = {}
+
+
+def note_report(record: TaskRecord) -> None:
+    awaiting_report[record.id] = max(record.updated_at, awaiting_report.get(record.id, 0.0))
 
 
 class TaskTable:
@@ -165,6 +177,7 @@ class TaskTable:
         once the rebalance was over: the report is then stale, and only its state change tells."""
         key = record.id.encode()
         if app.rebalancing or event.message.tp not in _assigned_actives():
+            note_report(record)
             self.internal.send_soon(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
             log.info(
                 "task %s attempt %d %s reported to the partition's owner", record.id, record.attempt, record.state.value
@@ -185,6 +198,8 @@ class TaskTable:
         """Write the record to the event's partition: RocksDB at once, the changelog in the publisher's next batch."""
         key = record.id.encode()
         value = json.dumps(record.to_json()).encode()
+        if awaiting_report and awaiting_report.get(record.id, math.inf) <= record.updated_at:
+            del awaiting_report[record.id]
         self.table.data[key] = value
         self.index.note(event.message.partition, key, record.state, record.updated_at)
         publisher.add_record(self.table, event.message.partition, key, value)

@@ -82,3 +82,23 @@ def test_a_malformed_heartbeat_is_none(value):
 def test_a_heartbeat_parses_with_its_stop_marker():
     assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False)
     assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True)
+
+
+def test_a_run_whose_end_is_reported_is_no_orphan_of_its_own_worker(heartbeats, monkeypatch):
+    """A run that ended while its partition moved sent its end as a report: until the report is
+    stored, the table still shows its start, and this worker, the owner again, must not take
+    that for a task it lost."""
+    import time
+
+    from airkafka_app.contract.states import State
+    from airkafka_app.contract.task_record import TaskRecord
+    from airkafka_app.tables import tasks
+
+    command = {"id": "r1", "kind": "shell", "args": {"argv": ["true"]}, "retries": 0}
+    running = TaskRecord.new_attempt(command, None, "me").to(State.RUNNING)
+    running = running.__class__(**{**vars(running), "updated_at": time.time() - 60})
+    monkeypatch.setattr(tasks, "awaiting_report", {})
+    monkeypatch.setattr(liveness, "awaiting_report", tasks.awaiting_report)
+    assert liveness.is_orphan(running)  # silent past the bound, and nothing says otherwise
+    tasks.note_report(running.to(State.SUCCESS, exit_code=0))
+    assert not liveness.is_orphan(running)
