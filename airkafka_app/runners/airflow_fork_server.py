@@ -15,8 +15,8 @@ The protocol, on the SOCK_SEQPACKET socket at fd 0, one JSON object per message:
   then ``{"id": n, "returncode": rc}``, where -N means the supervisor was killed by signal N;
 - worker: ``{"kill": n}`` kills the group of the supervisor running request n, if it still does.
 
-The server ends when the worker's end closes, and idle supervisors with it; it kills the process
-groups of the busy ones first.
+The server ends when the worker's end closes, or resets (a worker killed with replies unread),
+and idle supervisors with it; it kills the process groups of the busy ones first.
 """
 
 from __future__ import annotations
@@ -38,12 +38,21 @@ MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 4096
 
 
 def send(sock: socket.socket, message: dict) -> None:
-    sock.send(json.dumps(message).encode())
+    """A reply to a worker that has ended is dropped: the next ``receive`` finds its end."""
+    with contextlib.suppress(ConnectionError):
+        sock.send(json.dumps(message).encode())
 
 
 def receive(sock: socket.socket) -> tuple[dict | None, list[int]]:
-    """The worker's next request and the fd attached to it, if any; None at the worker's end."""
-    message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+    """The worker's next request and the fd attached to it, if any; None at the worker's end.
+
+    A worker that ends with replies unread, as a SIGKILL leaves it, resets the socket rather
+    than closing it: that is its end too.
+    """
+    try:
+        message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 1)
+    except ConnectionResetError:
+        return None, []
     return (json.loads(message) if message else None), fds
 
 
@@ -69,6 +78,14 @@ class _Supervisor:
         self.sock = sock
         self.pidfd = os.pidfd_open(pid)
         self.request_id: int | None = None
+
+    def report(self) -> bytes:
+        """Its report of a run; empty at its end, which may be a reset when it ended with a
+        request unread."""
+        try:
+            return self.sock.recv(MAX_MESSAGE_BYTES)
+        except ConnectionResetError:
+            return b""
 
 
 def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: list[int]) -> NoReturn:
@@ -130,24 +147,26 @@ class _Pool:
         """Until the worker's end closes, even by SIGKILL: then the busy supervisors' groups are
         killed, so that no task outlives its worker and runs beside its own recovery."""
         send(self.sock, {"ready": os.getpid()})
-        while True:
-            for key, _ in self.selector.select():
-                supervisor = key.data
-                if supervisor is None:
-                    if not self._receive():
-                        for busy in self.busy.values():
-                            with contextlib.suppress(ProcessLookupError):
-                                os.killpg(busy.pid, signal.SIGKILL)
-                        return
-                elif supervisor not in self.supervisors:
-                    continue  # ended earlier in this batch of events
-                elif key.fd == supervisor.pidfd:
-                    self._finish(supervisor, self._end(supervisor))
-                elif message := supervisor.sock.recv(MAX_MESSAGE_BYTES):
-                    self._finish(supervisor, json.loads(message)["returncode"])
-                    self.idle.append(supervisor)
-                else:
-                    self.selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    supervisor = key.data
+                    if supervisor is None:
+                        if not self._receive():
+                            return
+                    elif supervisor not in self.supervisors:
+                        continue  # ended earlier in this batch of events
+                    elif key.fd == supervisor.pidfd:
+                        self._finish(supervisor, self._end(supervisor))
+                    elif message := supervisor.report():
+                        self._finish(supervisor, json.loads(message)["returncode"])
+                        self.idle.append(supervisor)
+                    else:
+                        self.selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
+        finally:  # however it ends
+            for busy in self.busy.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(busy.pid, signal.SIGKILL)
 
     def _receive(self) -> bool:
         """One message from the worker; False at its end."""

@@ -19,9 +19,9 @@ SOCK_SEQPACKET socket at fd 0, one JSON object per message:
 - worker: ``{"watch": pid}``, with a pidfd of a task process the worker started itself attached.
 
 Each process runs in a session of its own. The server ends at the worker's end of the socket,
-which comes when the worker ends, even by SIGKILL; it first kills the process group of every
-task still running, its own and those the worker asked it to watch, so that no task outlives
-its worker and runs beside its own recovery.
+which comes when the worker ends, even by SIGKILL (as a reset, when replies were left unread);
+it then kills the process group of every task still running, its own and those the worker
+asked it to watch, so that no task outlives its worker and runs beside its own recovery.
 """
 
 from __future__ import annotations
@@ -50,13 +50,15 @@ class _Spawner:
     def serve(self) -> None:
         """Until the worker's end closes; then no task of the worker's is left running."""
         send(self.sock, {"ready": os.getpid()})
-        while True:
-            for key, _ in self.selector.select():
-                if key.data is not None:
-                    key.data()
-                elif not self._receive():
-                    self._kill_all()
-                    return
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    if key.data is not None:
+                        key.data()
+                    elif not self._receive():
+                        return
+        finally:  # however it ends
+            self._kill_all()
 
     def _receive(self) -> bool:
         """One message from the worker; False at its end."""

@@ -5,8 +5,11 @@ and end to end by the Airflow integration tests.
 """
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,42 +90,68 @@ def test_one_supervisor_runs_one_request_after_another_each_with_its_own_output(
     assert len({line[1] for line in lines}) == 1
 
 
-def test_a_kill_reaches_only_the_request_it_names(tmp_path):
+class RawServer:
+    """A server spoken to over its raw protocol, as the worker's side of its socket."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.process = subprocess.Popen(argv, stdin=theirs, start_new_session=True)
+        theirs.close()
+        self.sock.settimeout(BOUND_S)
+        assert "ready" in self.reply()
+
+    def request(self, n: int, payload: object) -> None:
+        read, write = os.pipe()
+        socket.send_fds(self.sock, [json.dumps({"id": n, "payload": payload}).encode()], [write])
+        os.close(write)
+        os.close(read)
+
+    def reply(self) -> dict:
+        return json.loads(self.sock.recv(4096))
+
+    def close(self) -> None:
+        self.sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(BOUND_S)
+
+
+def test_a_kill_reaches_only_the_request_it_names():
     """A supervisor takes the next request once it has ended one: a late kill must miss it."""
-    import json
-    import socket
-    import subprocess
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    server = subprocess.Popen([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__], stdin=theirs)
-    theirs.close()
-    ours.settimeout(BOUND_S)
+    server = RawServer([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__])
     try:
-        assert "ready" in json.loads(ours.recv(4096))
-
-        def request(n: int, payload: str) -> None:
-            read, write = os.pipe()
-            socket.send_fds(ours, [json.dumps({"id": n, "payload": payload}).encode()], [write])
-            os.close(write)
-            os.close(read)
-
-        def reply() -> dict:
-            return json.loads(ours.recv(4096))
-
-        request(0, "pass")
-        started, ended = reply(), reply()
+        server.request(0, "pass")
+        started, ended = server.reply(), server.reply()
         assert ended == {"id": 0, "returncode": 0}
-        request(1, "import time; time.sleep(1)")
-        assert reply() == {"id": 1, "pid": started["pid"]}
-        ours.send(json.dumps({"kill": 0}).encode())
-        assert reply() == {"id": 1, "returncode": 0}
-        request(2, "import time; time.sleep(60)")
-        assert reply() == {"id": 2, "pid": started["pid"]}
-        ours.send(json.dumps({"kill": 2}).encode())
-        assert reply() == {"id": 2, "returncode": -signal.SIGKILL}
+        server.request(1, "import time; time.sleep(1)")
+        assert server.reply() == {"id": 1, "pid": started["pid"]}
+        server.sock.send(json.dumps({"kill": 0}).encode())
+        assert server.reply() == {"id": 1, "returncode": 0}
+        server.request(2, "import time; time.sleep(60)")
+        assert server.reply() == {"id": 2, "pid": started["pid"]}
+        server.sock.send(json.dumps({"kill": 2}).encode())
+        assert server.reply() == {"id": 2, "returncode": -signal.SIGKILL}
     finally:
-        ours.close()
-        server.wait(BOUND_S)
+        server.close()
+
+
+def test_a_supervisor_killed_with_a_request_unread_fails_that_request_alone():
+    """Its socket then resets rather than ends: the server must go on serving."""
+    server = RawServer([sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__])
+    try:
+        server.request(0, "pass")
+        supervisor = server.reply()["pid"]
+        assert server.reply() == {"id": 0, "returncode": 0}
+        os.kill(supervisor, signal.SIGSTOP)  # idle, it cannot read the next request
+        server.request(1, "pass")
+        assert server.reply() == {"id": 1, "pid": supervisor}
+        os.kill(supervisor, signal.SIGKILL)
+        assert server.reply() == {"id": 1, "returncode": -signal.SIGKILL}
+        server.request(2, "pass")
+        assert server.reply()["pid"] != supervisor
+        assert server.reply() == {"id": 2, "returncode": 0}
+    finally:
+        server.close()
 
 
 # Each child below would outlive a test that waits for it: these runs end only if its kill works.
@@ -242,16 +271,47 @@ def test_a_killed_worker_leaves_no_child_of_its_server_running(tmp_path, kind):
         [sys.executable, "-c", WORKER, kind, f"echo $$ > {marker}; exec sleep 600"], cwd=Path(__file__).parents[2]
     )
     try:
-        deadline = time.monotonic() + BOUND_S
-        while not (marker.exists() and marker.read_text().strip()):
-            assert time.monotonic() < deadline and worker.poll() is None
-            time.sleep(0.02)
-        child = int(marker.read_text())
+        child = pid_written_to(marker, alive=lambda: worker.poll() is None)
         worker.kill()
         worker.wait()
-        deadline = time.monotonic() + BOUND_S
-        while not gone(child):
-            assert time.monotonic() < deadline, f"{kind}: child {child} outlived its worker"
-            time.sleep(0.02)
+        wait_gone(child, f"{kind}: child {child} outlived its worker")
     finally:
         worker.kill()
+
+
+def pid_written_to(marker: Path, alive=lambda: True) -> int:
+    deadline = time.monotonic() + BOUND_S
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline and alive()
+        time.sleep(0.02)
+    return int(marker.read_text())
+
+
+def wait_gone(pid: int, failure: str) -> None:
+    deadline = time.monotonic() + BOUND_S
+    while not gone(pid):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
+# Each server's argv and a payload that runs a shell script, spoken to over the raw protocol.
+RAW_SERVERS = {
+    "fork server": ([sys.executable, "-c", SHELL_SERVER, airflow_fork_server.__file__], lambda script: script),
+    "spawn server": (ShellRunner(allow=()).spawner.argv, lambda script: {"argv": ["sh", "-c", script]}),
+}
+
+
+@pytest.mark.parametrize("kind", RAW_SERVERS)
+def test_a_worker_killed_before_it_read_a_reply_leaves_no_child_running(tmp_path, kind):
+    """A unix socket closed with unread data resets its peer, rather than ending it: ECONNRESET
+    must end the server as the end of input does, killing its children first."""
+    argv, script = RAW_SERVERS[kind]
+    marker = tmp_path / "pid"
+    server = RawServer(argv)
+    try:
+        server.request(0, script(f"echo $$ > {marker}; exec sleep 600"))
+        child = pid_written_to(marker)
+        server.sock.close()  # the server's reply with the child's pid is still unread
+        wait_gone(child, f"{kind}: child {child} outlived its worker")
+    finally:
+        server.close()
