@@ -17,9 +17,16 @@ log = logging.getLogger(__name__)
 
 @app.timer(min(60.0, settings.retention_s / 4))
 async def expire_old_records() -> None:
-    if app.rebalancing:
+    if app.rebalancing or app.should_stop:
         return
     before = time.time() - settings.retention_s
     for queue in queues.values():
+        began = time.monotonic()
         if deleted := await queue.tasks.expire(before):
-            log.info("%d records of queue %s ended over %gs ago deleted", deleted, queue.name, settings.retention_s)
+            log.info(
+                "%d records of queue %s ended over %gs ago deleted in %.1fs",
+                deleted,
+                queue.name,
+                settings.retention_s,
+                time.monotonic() - began,
+            )

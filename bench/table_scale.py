@@ -14,8 +14,6 @@ test: it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import shutil
 import statistics
 import sys
@@ -24,71 +22,14 @@ import uuid
 from pathlib import Path
 
 import requests
-from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from airkafka_app.contract.kafka_connection import confluent_producer_options  # noqa: E402
 from scripts.local_deployment import Deployment  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
-
-DAY_S = 24 * 3600
-STATES = ["success"] * 90 + ["failed"] * 8 + ["cancelled"] * 2
-
-
-def records(count: int, airflow_sized: bool, rng: random.Random):
-    now = time.time()
-    workload = json.dumps({"token": "x" * 400, "ti": {"dag_id": "d", "task_id": "t" * 40}, "pad": "p" * 2500})
-    for n in range(count):
-        at = now - rng.uniform(0, 10 * DAY_S)
-        task_id = f"bench-{n:08d}"
-        args = {"workload": workload, "external_executor_id": None} if airflow_sized else {"argv": ["true"]}
-        kind = "airflow" if airflow_sized else "shell"
-        yield (
-            task_id,
-            {
-                "id": task_id,
-                "state": rng.choice(STATES),
-                "attempt": 1,
-                "command": {"id": task_id, "kind": kind, "args": args, "retries": 0},
-                "worker": "earlier",
-                "exit_code": 0,
-                "detail": "exit code 0",
-                "queued_at": at - 1,
-                "started_at": at - 0.5,
-                "ended_at": at,
-                "updated_at": at,
-                "first_attempt": 1,
-                "source": "0:0",
-                "cancel_requested_by": None,
-            },
-        )
-
-
-def load(deployment: Deployment, count: int, airflow_sized: bool) -> float:
-    producer = Producer(
-        {
-            **confluent_producer_options(),
-            "bootstrap.servers": deployment.bootstrap,
-            "linger.ms": 50,
-            "batch.size": 1 << 20,
-            "compression.type": "lz4",
-        }
-    )
-    topic = f"{deployment.name}-tasks-changelog"
-    began = time.monotonic()
-    for key, record in records(count, airflow_sized, random.Random(1)):
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=json.dumps(record).encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(120)
-    return time.monotonic() - began
 
 
 def timed_get(url: str) -> tuple[float, dict]:
@@ -112,9 +53,9 @@ def main() -> None:
         worker = deployment.worker("keeper")
         worker.start().wait_ready()
         worker.stop()
-        figures["records written to the changelog"] = (
-            f"{args.records:,} in {load(deployment, args.records, args.airflow_sized):.1f}s"
-        )
+        began = time.monotonic()
+        deployment.write_history(args.records, airflow_sized=args.airflow_sized)
+        figures["records written to the changelog"] = f"{args.records:,} in {time.monotonic() - began:.1f}s"
         shutil.rmtree(worker.data_dir)
         started = time.monotonic()
         worker.start().wait_ready(timeout=3600)
@@ -130,7 +71,7 @@ def main() -> None:
             "/stats/": "/stats/",
             "/tasks/?state=failed&limit=100": "/tasks/?state=failed&limit=100",
             "/tasks/?limit=500": "/tasks/?limit=500",
-            "/tasks/<id>/": "/tasks/bench-00000042/",
+            "/tasks/<id>/": "/tasks/old-00000042/",
         }
         for _ in range(args.requests):
             for name, path in views.items():

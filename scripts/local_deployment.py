@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from airkafka_app.contract.commands import decode_command
 from scripts.local_kafka import free_port
 
 FAUST = Path(sys.executable).parent / "faust"
+DAY_S = 24 * 3600
 SHELL_ALLOW = "true,sh,sleep,touch"
 
 
@@ -79,7 +81,12 @@ class Deployment:
 
     def send_to(self, topic: str, messages: Iterable[tuple], max_request_size: int = 1 << 20) -> None:
         """Each message as (key, value) or (key, value, headers)."""
-        asyncio.run(_send(self.bootstrap, topic, list(messages), max_request_size))
+        asyncio.run(_send(self.bootstrap, topic, messages, max_request_size))
+
+    def write_history(self, count: int, *, airflow_sized: bool = False, span_s: float = 10 * DAY_S) -> None:
+        """Write ``count`` ended tasks straight to the default queue's tasks changelog, as months of
+        use leave it; a worker recovers them into its table."""
+        self.send_to(f"{self.name}-tasks-changelog", ended_records(count, airflow_sized, span_s))
 
     def send_commands(self, *commands: dict, queue: str = "default") -> None:
         """Each keyed by its routing key, as the contract asks."""
@@ -116,6 +123,36 @@ class Deployment:
 
 
 TERMINAL = {"success", "failed", "cancelled"}
+ENDED_STATES = ["success"] * 90 + ["failed"] * 8 + ["cancelled"] * 2
+
+
+def ended_records(count: int, airflow_sized: bool, span_s: float) -> Iterator[tuple[bytes, bytes]]:
+    """Changelog records (key, value) of ``count`` ended tasks, their times spread over the last
+    ``span_s``; the same ones on every call."""
+    rng = random.Random(1)
+    now = time.time()
+    workload = json.dumps({"token": "x" * 400, "ti": {"dag_id": "d", "task_id": "t" * 40}, "pad": "p" * 2500})
+    for n in range(count):
+        at = now - rng.uniform(0, span_s)
+        task_id = f"old-{n:08d}"
+        args = {"workload": workload, "external_executor_id": None} if airflow_sized else {"argv": ["true"]}
+        record = {
+            "id": task_id,
+            "state": rng.choice(ENDED_STATES),
+            "attempt": 1,
+            "command": {"id": task_id, "kind": "airflow" if airflow_sized else "shell", "args": args, "retries": 0},
+            "worker": "earlier",
+            "exit_code": 0,
+            "detail": "exit code 0",
+            "queued_at": at - 1,
+            "started_at": at - 0.5,
+            "ended_at": at,
+            "updated_at": at,
+            "first_attempt": 1,
+            "source": "0:0",
+            "cancel_requested_by": None,
+        }
+        yield task_id.encode(), json.dumps(record).encode()
 
 
 def shell(task_id: str, *argv: str, **fields) -> dict:
@@ -202,7 +239,7 @@ class WorkerProcess:
             self.process.wait()
 
 
-async def _send(bootstrap: str, topic: str, messages: list[tuple], max_request_size: int) -> None:
+async def _send(bootstrap: str, topic: str, messages: Iterable[tuple], max_request_size: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=max_request_size)
     await producer.start()
     try:

@@ -216,9 +216,11 @@ class TaskIndex:
             *(self._entries(p, s, newest_first=True, after=after) for p in partitions for s in states), reverse=True
         )
 
-    def oldest(self, partition: int, state: State, before: float) -> Iterator[Entry]:
-        """The partition's entries of ``state`` with a time before ``before``, oldest first."""
-        return self._entries(partition, state, newest_first=False, before_at=micros(before))
+    def oldest(self, partition: int, state: State, before: float, after: Entry | None = None) -> Iterator[Entry]:
+        """The partition's entries of ``state`` with a time before ``before``, oldest first, past
+        ``after``: a reader that deletes as it goes resumes there, rather than seeking again
+        over the tombstones of what it deleted."""
+        return self._entries(partition, state, newest_first=False, after=after, before_at=micros(before))
 
     def of(self, partitions: Iterable[int], states: Iterable[State]) -> Iterator[Entry]:
         for partition in partitions:

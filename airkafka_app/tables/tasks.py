@@ -220,19 +220,21 @@ class TaskTable:
         for partition in self.partitions():
             db = self.table.data._db_for_partition(partition)
             for state in TERMINAL:
-                finished = False
+                finished, after = False, None
                 while not finished:
                     deadline, finished = loop.time() + SLICE_S, True
-                    for entry in self.index.oldest(partition, state, before):
+                    for entry in self.index.oldest(partition, state, before, after):
                         db.delete(entry.key)
                         self.index.forget(partition, entry.key)
                         publisher.add_record(self.table, partition, entry.key, None)
                         deleted += 1
+                        after = entry
                         if loop.time() > deadline:
                             finished = False
                             break
                     await asyncio.sleep(0)
-                    if app.rebalancing or partition not in self.partitions():
+                    # A stopping worker closes the tables, then its producer: stop before either.
+                    if app.rebalancing or app.should_stop or partition not in self.partitions():
                         return deleted
         return deleted
 

@@ -4,7 +4,7 @@ restart rebuilds, and ended records past their retention are deleted with tombst
 
 import time
 
-from scripts.local_deployment import Deployment, shell
+from scripts.local_deployment import Deployment, WorkerProcess, shell
 
 
 def test_views_page_through_the_table_and_old_records_are_deleted(broker, tmp_path):
@@ -55,3 +55,38 @@ def test_views_page_through_the_table_and_old_records_are_deleted(broker, tmp_pa
         assert "records of queue default ended over 8s ago deleted" in worker.log()
     finally:
         worker.stop()
+
+
+def test_a_deploy_during_a_retention_pass_stops_cleanly_and_sends_every_tombstone(broker, tmp_path):
+    history = 40_000
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("keeper", AIRKAFKA_RETENTION_S="8")  # a pass every 2 s
+    worker.start().wait_ready()
+    worker.stop()
+    deployment.write_history(history, span_s=10 * 24 * 3600)  # every task ended over 8 s ago
+    worker.start().wait_ready(timeout=300)
+
+    def stored(worker: WorkerProcess) -> int:
+        return sum(worker.get("/stats/")[1]["tasks"].values())
+
+    deadline = time.monotonic() + 30
+    while stored(worker) == history:
+        assert time.monotonic() < deadline, "retention's pass did not begin"
+        time.sleep(0.01)
+    signalled = time.monotonic()
+    worker.stop()  # SIGTERM, in the pass
+    stopped = time.monotonic() - signalled
+    log = worker.log()
+    assert worker.process.returncode == 0, log[-5000:]
+    assert "not sent" not in log and "crash" not in log, log[-5000:]
+
+    # Each record the pass deleted has its tombstone on the changelog, and no other one has.
+    keeper = deployment.worker("keeper", AIRKAFKA_RETENTION_S="864000")  # the same data directory
+    keeper.start().wait_ready(timeout=300)
+    left = stored(keeper)
+    keeper.stop()
+    assert 0 < left < history, "the pass did not end with the worker, or ended before the signal"
+    changelog = deployment.read(f"{deployment.name}-tasks-changelog", lambda r: len(r) >= 2 * history - left)
+    latest = {record["key"]: record["value"] for record in changelog}
+    assert len(changelog) == 2 * history - left and sum(v is not None for v in latest.values()) == left
+    print(f"\nSIGTERM in a retention pass, {history - left} of {history} records deleted: stopped in {stopped:.1f}s")
