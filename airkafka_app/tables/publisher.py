@@ -47,18 +47,18 @@ Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
 Changes = list[tuple[bytes, bytes]]
 
 
-def split_batch(
-    records: Records, changes: Changes, limit: int
-) -> tuple[tuple[Records, Changes], tuple[Records, Changes]]:
-    """The next batch of at most ``limit`` records and changes, and what is left: the changelog
+def take_batch(records: Records, changes: Changes, limit: int) -> tuple[Records, Changes]:
+    """Remove and return the next batch of at most ``limit`` records and changes: the changelog
     records first, then the state changes in transition order. A burst, such as retention's
-    tombstones, is cut, so that building a batch holds the event loop a bounded time."""
-    if len(records) + len(changes) <= limit:
-        return (records, changes), ({}, [])
+    tombstones, is cut, and taken in place, so that each batch holds the event loop for its own
+    size, not for what is left of the burst."""
     batch = dict(itertools.islice(records.items(), limit))
-    rest = {key: value for key, value in records.items() if key not in batch}
+    for key in batch:
+        del records[key]
     room = limit - len(batch)
-    return (batch, changes[:room]), (rest, changes[room:])
+    batch_changes = changes[:room]
+    del changes[:room]
+    return batch, batch_changes
 
 
 class TablePublisher:
@@ -93,7 +93,7 @@ class TablePublisher:
         self._scheduled = False
         if not (self._records or self._changes) or self._in_flight is not None:
             return
-        (records, changes), (self._records, self._changes) = split_batch(self._records, self._changes, MAX_BATCH)
+        records, changes = take_batch(self._records, self._changes, MAX_BATCH)
         self._sending = records, changes
         self.in_flight_since = asyncio.get_running_loop().time()
         self._in_flight = asyncio.ensure_future(self._send(records, changes))

@@ -1,4 +1,4 @@
-from airkafka_app.tables.publisher import split_batch
+from airkafka_app.tables.publisher import take_batch
 
 
 def records(n: int, start: int = 0) -> dict:
@@ -10,22 +10,25 @@ def changes(n: int) -> list:
 
 
 def test_what_fits_goes_in_one_batch():
-    (batch, rest) = split_batch(records(3), changes(2), 10)
-    assert batch == (records(3), changes(2)) and rest == ({}, [])
+    gathered = records(3), changes(2)
+    assert take_batch(*gathered, 10) == (records(3), changes(2))
+    assert gathered == ({}, [])
 
 
 def test_a_burst_is_cut_records_first_changes_in_order():
-    (first, left) = split_batch(records(7), changes(5), 10)
-    assert first == (records(7), changes(3)) and left == ({}, changes(5)[3:])
-    (first, left) = split_batch(records(12), changes(5), 10)
-    assert first == (records(10), []) and left == (records(2, start=10), changes(5))
+    gathered = records(7), changes(5)
+    assert take_batch(*gathered, 10) == (records(7), changes(3))
+    assert gathered == ({}, changes(5)[3:])
+    gathered = records(12), changes(5)
+    assert take_batch(*gathered, 10) == (records(10), [])
+    assert gathered == (records(2, start=10), changes(5))
 
 
-def test_every_item_leaves_in_exactly_one_batch():
+def test_every_item_leaves_in_exactly_one_batch_in_the_order_gathered():
     pending, sent_records, sent_changes = (records(2345), changes(777)), {}, []
     while pending[0] or pending[1]:
-        (batch_records, batch_changes), pending = split_batch(*pending, 1000)
+        batch_records, batch_changes = take_batch(*pending, 1000)
         assert 0 < len(batch_records) + len(batch_changes) <= 1000
         sent_records.update(batch_records)
         sent_changes += batch_changes
-    assert sent_records == records(2345) and sent_changes == changes(777)
+    assert list(sent_records.items()) == list(records(2345).items()) and sent_changes == changes(777)
