@@ -14,6 +14,7 @@ def __getattr__(name: str) -> Any:
     # worker class.
     import airkafka_app.agents.intake  # noqa: F401
     import airkafka_app.cli  # noqa: F401
+    import airkafka_app.heap  # noqa: F401
     import airkafka_app.log_server  # noqa: F401
     import airkafka_app.metrics  # noqa: F401
     import airkafka_app.replay  # noqa: F401
