@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from airkafka_app.contract.states import State
 
@@ -197,7 +197,14 @@ class TaskIndex:
             start = prefix + struct.pack(">Q", after.at) + after.key
         else:
             start = prefix + (b"\xff" * (TIME_BYTES + 1) if newest_first else b"")
-        for key in self.db.keys(backwards=newest_first, from_key=start):
+        # A forward read is bounded where the state's keys end: past there, it would step over
+        # every tombstone beyond, such as the oldest records' that retention leaves, before it
+        # found the next live key. (A backward read meets the newest, live end of the state
+        # below; rocksdict 0.3 does not apply a lower bound to it.)
+        bounds = ReadOptions()
+        if not newest_first:
+            bounds.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))
+        for key in self.db.keys(backwards=newest_first, from_key=start, read_opt=bounds):
             if not key.startswith(prefix):
                 return
             at, task_key = (
