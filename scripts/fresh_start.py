@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from aiokafka.admin import AIOKafkaAdminClient
 
 from scripts.local_deployment import TERMINAL, Deployment, shell
@@ -34,6 +37,10 @@ MALFORMED = [
 ]
 
 
+NOTABLE = re.compile(r"\[(WARNING|ERROR|CRITICAL)\]|Traceback|rebalanc|stall", re.IGNORECASE)
+MAX_NOTABLE_LINES = 40
+
+
 @dataclass
 class FreshStartRun:
     valid: int
@@ -41,6 +48,8 @@ class FreshStartRun:
     seconds: float
     stopped_on_sigterm: bool
     log: Path
+    # Of a stalled run: what the worker and the state changes showed, for a failure message.
+    evidence: str = ""
 
     @property
     def stalled(self) -> bool:
@@ -72,14 +81,28 @@ async def _partition_counts(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-def _evidence(worker, bootstrap: str) -> None:
-    """Beside a stalled worker's log: the topics' partition counts and the worker's stacks."""
+def _evidence(worker, bootstrap: str, last_states: Counter[str]) -> str:
+    """Of a stalled worker: the topics' partition counts and its stacks, kept beside its log, and
+    a summary for the failure message, which is all a CI run keeps."""
     counts = asyncio.run(_partition_counts(bootstrap))
     (worker.workdir / "topics.json").write_text(json.dumps(counts, indent=1))
     py_spy = Path(sys.executable).parent / "py-spy"
     if py_spy.exists():
         with open(worker.workdir / "stacks.txt", "wb") as out:
             subprocess.run([str(py_spy), "dump", "--pid", str(worker.process.pid)], stdout=out, stderr=out)
+    try:
+        stats = json.dumps({key: worker.get("/stats/")[1].get(key) for key in ("tasks", "running", "partitions")})
+    except (requests.RequestException, ValueError) as exc:
+        stats = repr(exc)
+    notable = [line for line in worker.log().splitlines() if NOTABLE.search(line) and "NotLeader" not in line]
+    return "\n".join(
+        [
+            f"last state change of each unfinished task: {dict(last_states)}",
+            f"worker /stats/: {stats}",
+            f"partition counts: {counts}",
+            *notable[-MAX_NOTABLE_LINES:],
+        ]
+    )
 
 
 def fresh_start_run(
@@ -102,19 +125,24 @@ def fresh_start_run(
             started = time.monotonic()
             deployment.send(burst)
             ended: set[str] = set()
+            last: dict[str, str] = {}
+            evidence = ""
 
             def all_ended(records: list[dict]) -> bool:
+                for record in records:
+                    last[record["value"]["id"]] = record["value"]["state"]
                 ended.update(r["value"]["id"] for r in records if r["value"]["state"] in TERMINAL)
                 return len(ended) >= commands
 
             try:
                 deployment.read(deployment.state_changes, all_ended, timeout)
             except TimeoutError:
-                _evidence(worker, broker.bootstrap)
+                unfinished = Counter(last.get(i, "none seen") for i in ids if i not in ended)
+                evidence = _evidence(worker, broker.bootstrap, unfinished)
             seconds = time.monotonic() - started
         finally:
             worker.stop(timeout=30)
         stopped = worker.process.returncode is not None and worker.process.returncode != -9
-        return FreshStartRun(commands, len(ended & set(ids)), seconds, stopped, worker.workdir / "worker.log")
+        return FreshStartRun(commands, len(ended & set(ids)), seconds, stopped, worker.workdir / "worker.log", evidence)
     finally:
         broker.stop()

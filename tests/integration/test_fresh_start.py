@@ -9,5 +9,7 @@ from scripts.fresh_start import fresh_start_run
 def test_fresh_starts_publish_every_result(tmp_path):
     for run in range(2):
         result = fresh_start_run(tmp_path / f"run{run}", commands=440, malformed=10, timeout=60)
-        assert not result.stalled, f"run {run}: {result.ended}/{result.valid} terminal; see {result.log}"
+        assert not result.stalled, (
+            f"run {run}: {result.ended}/{result.valid} terminal; see {result.log}\n{result.evidence}"
+        )
         assert result.stopped_on_sigterm
