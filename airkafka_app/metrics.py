@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 from faust.sensors.prometheus import FaustMetrics, setup_prometheus_sensors
 from prometheus_client import REGISTRY
@@ -20,6 +19,7 @@ from airkafka_app.application import app
 from airkafka_app.contract.states import IN_FLIGHT
 from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
+from airkafka_app.task_metrics import CachedLabels
 
 
 class WorkerCollector(Collector):
@@ -43,25 +43,6 @@ class WorkerCollector(Collector):
         yield workers
 
 
-class _CachedLabels:
-    """One of Faust's metrics, its labelled children looked up once. Faust's sensor asks for them
-    several times per message, and ``labels()`` checks its arguments and takes a lock each time."""
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._children: dict[tuple, Any] = {}
-
-    def labels(self, *args: Any, **kwargs: Any) -> Any:
-        key = (args, tuple(kwargs.items()))  # Faust names them in one order at each call site
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._metric.labels(*args, **kwargs)
-        return child
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._metric, name)
-
-
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="airkafka_faust")
-app.monitor._metrics = FaustMetrics(*map(_CachedLabels, app.monitor._metrics))
+app.monitor._metrics = FaustMetrics(*map(CachedLabels, app.monitor._metrics))
 REGISTRY.register(WorkerCollector())

@@ -8,10 +8,9 @@ reasons from the classes below.
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.metrics import MetricWrapperBase
 
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
@@ -19,43 +18,65 @@ from airkafka_app.contract.task_record import TaskRecord
 # Seconds: from a `true` on an idle worker (a few ms) to long batch jobs.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 
-TASKS_ENDED = Counter(
-    "airkafka_tasks", "Task attempts that ended, by queue, kind and final state", ["queue", "kind", "state"]
+
+class CachedLabels:
+    """A metric whose labelled children are looked up once: ``labels()`` checks its arguments and
+    takes a lock at each call, a tenth of what observing a task costs, and Faust's sensor asks
+    for the same children several times per message."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple, Any] = {}
+
+    def labels(self, *args: Any, **kwargs: Any) -> Any:
+        key = (args, tuple(kwargs.items()))  # callers name them in one order at each call site
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metric.labels(*args, **kwargs)
+        return child
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metric, name)
+
+
+TASKS_ENDED = CachedLabels(
+    Counter("airkafka_tasks", "Task attempts that ended, by queue, kind and final state", ["queue", "kind", "state"])
 )
-RETRIES = Counter("airkafka_task_retries", "Attempts that ended up_for_retry", ["queue", "kind"])
-QUEUE_WAIT = Histogram(
-    "airkafka_task_queue_wait_seconds", "From a task's queueing to its first run", ["queue", "kind"], buckets=BUCKETS
+RETRIES = CachedLabels(Counter("airkafka_task_retries", "Attempts that ended up_for_retry", ["queue", "kind"]))
+QUEUE_WAIT = CachedLabels(
+    Histogram(
+        "airkafka_task_queue_wait_seconds",
+        "From a task's queueing to its first run",
+        ["queue", "kind"],
+        buckets=BUCKETS,
+    )
 )
-RUN_TIME = Histogram(
-    "airkafka_task_run_seconds", "From an attempt's start to its end", ["queue", "kind"], buckets=BUCKETS
+RUN_TIME = CachedLabels(
+    Histogram("airkafka_task_run_seconds", "From an attempt's start to its end", ["queue", "kind"], buckets=BUCKETS)
 )
-DEAD_LETTERS = Counter("airkafka_dead_letters", "Messages refused, by queue and reason class", ["queue", "reason"])
-DUPLICATES = Counter(
-    "airkafka_duplicates", "Commands ignored as duplicates, by queue and reason class", ["queue", "reason"]
+DEAD_LETTERS = CachedLabels(
+    Counter("airkafka_dead_letters", "Messages refused, by queue and reason class", ["queue", "reason"])
+)
+DUPLICATES = CachedLabels(
+    Counter("airkafka_duplicates", "Commands ignored as duplicates, by queue and reason class", ["queue", "reason"])
 )
 
 
 RAN = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED, State.UP_FOR_RETRY})
 
 
-@functools.cache
-def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
-    # labels() checks and locks on every call: a tenth of what observing costs.
-    return metric.labels(*labels)
-
-
 def observe(queue: str, record: TaskRecord) -> None:
     kind = str(record.command.get("kind"))
     if record.state is State.RUNNING and record.attempt == record.first_attempt and record.queued_at is not None:
-        _child(QUEUE_WAIT, queue, kind).observe(max(0.0, record.updated_at - record.queued_at))
+        QUEUE_WAIT.labels(queue, kind).observe(max(0.0, record.updated_at - record.queued_at))
     elif record.state is State.UP_FOR_RETRY:
-        _child(RETRIES, queue, kind).inc()
+        RETRIES.labels(queue, kind).inc()
     elif record.state.is_terminal:
-        _child(TASKS_ENDED, queue, kind, record.state.value).inc()
+        TASKS_ENDED.labels(queue, kind, record.state.value).inc()
     if record.state in RAN and record.started_at is not None:
         # started_at is the last attempt's: an attempt that ended without running again
         # (cancelled or lost while waiting for its retry) counts its previous run's start.
-        _child(RUN_TIME, queue, kind).observe(max(0.0, record.updated_at - record.started_at))
+        RUN_TIME.labels(queue, kind).observe(max(0.0, record.updated_at - record.started_at))
 
 
 def dead_letter_class(reason: str, internal: bool, unexpected: bool) -> str:
