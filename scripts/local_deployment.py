@@ -25,6 +25,8 @@ from scripts.local_kafka import free_port
 FAUST = Path(sys.executable).parent / "faust"
 DAY_S = 24 * 3600
 SHELL_ALLOW = "true,sh,sleep,touch"
+# Messages sent before their deliveries are checked: a million at once would hold a million futures.
+CHECK_DELIVERY_EVERY = 10_000
 
 
 @dataclass
@@ -243,9 +245,14 @@ async def _send(bootstrap: str, topic: str, messages: Iterable[tuple], max_reque
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=max_request_size)
     await producer.start()
     try:
+        # A message the broker refused is the caller's error, not a task that never ran.
+        delivering = []
         for key, value, *headers in messages:
-            await producer.send(topic, value, key=key, headers=headers[0] if headers else None)
-        await producer.flush()
+            delivering.append(await producer.send(topic, value, key=key, headers=headers[0] if headers else None))
+            if len(delivering) == CHECK_DELIVERY_EVERY:
+                await asyncio.gather(*delivering)
+                delivering.clear()
+        await asyncio.gather(*delivering)
     finally:
         await producer.stop()
 
