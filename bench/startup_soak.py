@@ -39,7 +39,7 @@ def main() -> None:
         print(
             f"run {n + 1}: {run.ended}/{run.valid} terminal in {run.seconds:.1f}s"
             f"{'' if run.stopped_on_sigterm else ', did not stop on SIGTERM'}"
-            f"{f', STALLED: log {run.log}' if run.stalled else ''}",
+            f"{f', STALLED: log {run.log}\n{run.evidence}' if run.stalled else ''}",
             flush=True,
         )
         if not run.stalled:
