@@ -19,7 +19,7 @@ from airkafka_app.kafka.admin import (
     ensure_topics,
 )
 from airkafka_app.kafka.transport import Transport
-from airkafka_app.runners import registry
+from airkafka_app.runners import registry, shell_runner
 from airkafka_app.runners.environment import scrub
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,14 @@ class App(faust.App):
         for kind, runner in sorted(registry().items()):
             if runner.disabled is not None:
                 log.warning("%s runner disabled: %s; %s commands will be dead-lettered", kind, runner.disabled, kind)
+        shell = shell_runner()
+        try:
+            log.info("tasks are contained by %s", await shell.start())
+        except OSError as exc:
+            log.error("tasks cannot be contained: %s", exc)
+            raise SystemExit(os.EX_CONFIG) from None
+        for warning in shell.start_up_warnings() if shell.disabled is None else ():
+            log.warning("%s", warning)
         await super().on_first_start()
 
     def _topics_needed(self) -> dict[str, TopicSpec]:

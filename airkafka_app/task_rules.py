@@ -5,7 +5,16 @@ unit-tested without a broker."""
 
 from __future__ import annotations
 
-from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, REPLAY_HEADER, RESERVED_HEADER_PREFIX
+from dataclasses import replace
+
+from airkafka_app.contract.commands import (
+    MAX_RETRY_DELAY_S,
+    REPLAY_HEADER,
+    RESERVED_HEADER_PREFIX,
+    Command,
+    InvalidCommand,
+)
+from airkafka_app.contract.settings import Settings
 from airkafka_app.contract.states import IN_FLIGHT, NOT_RERUN, State
 from airkafka_app.contract.task_record import TaskRecord
 
@@ -68,3 +77,23 @@ def replay_decision(state: str | None, *, only_failed: bool, force: bool) -> str
     if only_failed and state not in ("failed", "cancelled"):
         return "skipped: not failed"
     return "replayed"
+
+
+def with_worker_limits(command: Command, s: Settings) -> Command:
+    """The command with the worker's defaults for the timeout and limits it does not give, and
+    its maximum where neither does; InvalidCommand when it asks for more than a maximum. So every
+    task has a timeout, unless the operator turned the default off, and a hung task ends."""
+    timeout = command.timeout_s if command.timeout_s is not None else (s.task_timeout_s or None)
+    if s.task_timeout_max_s and timeout is not None and timeout > s.task_timeout_max_s:
+        raise InvalidCommand(f"'timeout_s' {timeout:g} is over this worker's maximum, {s.task_timeout_max_s:g}")
+    limits = dict(command.limits or {})
+    for name, default, maximum in (
+        ("memory_mb", s.task_memory_mb, s.task_memory_max_mb),
+        ("pids", s.task_pids, s.task_pids_max),
+    ):
+        value = limits.get(name) or default or maximum
+        if maximum and value > maximum:
+            raise InvalidCommand(f"'limits.{name}' {value} is over this worker's maximum, {maximum}")
+        if value:
+            limits[name] = value
+    return replace(command, timeout_s=timeout, limits=limits or None)

@@ -31,7 +31,7 @@ from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, registry, runner_for
 from airkafka_app.tables.counters import DEAD_LETTERS, DUPLICATES
-from airkafka_app.task_rules import is_stale, recovery, reserved_header, why_not_run
+from airkafka_app.task_rules import is_stale, recovery, reserved_header, why_not_run, with_worker_limits
 from airkafka_app.worker_pool import Run, pool
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ async def _command(queue: Queue, event: EventT) -> None:
     if command.kind == CANCEL:
         await _cancel(queue, command, event)
         return
+    command = with_worker_limits(command, settings)
     runner = runner_for(runners, command)
     previous = queue.tasks.load(command.id)
     if previous is not None and is_orphan(previous) and not pool.holds(command.id):

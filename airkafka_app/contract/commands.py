@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key"})
+FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key", "limits"})
+# A task's container limits (docs/contract.md): memory in MiB, and processes.
+LIMIT_FIELDS = frozenset({"memory_mb", "pids"})
+MAX_LIMIT = 1 << 30
 MAX_ID_LENGTH = 255
 # The limits of the contract (docs/contract.md).
 MAX_COMMAND_BYTES = 1 << 20
@@ -49,6 +52,8 @@ class Command:
     retry_delay_s: float | None = None
     # Tasks sharing a serial key run one after another, in the order they were sent.
     serial_key: str | None = None
+    # Its container's limits (LIMIT_FIELDS); the worker's defaults fill what is missing.
+    limits: dict[str, int] | None = None
 
     @property
     def routing_key(self) -> str:
@@ -63,6 +68,8 @@ class Command:
             data["retry_delay_s"] = self.retry_delay_s
         if self.serial_key is not None:
             data["serial_key"] = self.serial_key
+        if self.limits:
+            data["limits"] = self.limits
         return data
 
     def encode(self) -> bytes:
@@ -212,7 +219,14 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     retry_delay_s = data.get("retry_delay_s")
     if retry_delay_s is not None and (not _is_number(retry_delay_s) or not 0 <= retry_delay_s <= MAX_RETRY_DELAY_S):
         raise InvalidCommand(f"'retry_delay_s' must be a number of seconds from 0 to {MAX_RETRY_DELAY_S:.0f}")
-    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key)
+    limits = data.get("limits")
+    if limits is not None and (
+        not isinstance(limits, dict)
+        or set(limits) - LIMIT_FIELDS
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_LIMIT for v in limits.values())
+    ):
+        raise InvalidCommand(f"'limits' must map {' and '.join(sorted(LIMIT_FIELDS))} to positive integers")
+    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key, limits)
 
 
 def _from_event(data: dict[str, Any], key: bytes | None) -> dict[str, Any]:

@@ -109,6 +109,15 @@ class Settings:
     shell_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ALLOW")))
     shell_env_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_SHELL_ENV_ALLOW")))
     task_env_deny: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_TASK_ENV_DENY")))
+    # How each task is contained (runners/containment.py), and its limits: a command's own, up to
+    # the maximum (0: none), else the default (0: none).
+    task_containment: str = field(default_factory=lambda: _env("AIRKAFKA_TASK_CONTAINMENT"))
+    task_timeout_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TASK_TIMEOUT_S")))
+    task_timeout_max_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TASK_TIMEOUT_MAX_S")))
+    task_memory_mb: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_MEMORY_MB")))
+    task_memory_max_mb: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_MEMORY_MAX_MB")))
+    task_pids: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_PIDS")))
+    task_pids_max: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_PIDS_MAX")))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR"))
     web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST"))
     web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST")))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airkafka_app.contract.commands import Command, InvalidCommand
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
+
+if TYPE_CHECKING:
+    from airkafka_app.runners.shell import ShellRunner
 
 
 class Outcome(NamedTuple):
@@ -37,10 +40,19 @@ def registry() -> dict[str, Runner]:
     s = settings
     api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
     return {
-        "shell": ShellRunner(allow=s.shell_allow, env_allow=s.shell_env_allow),
+        "shell": ShellRunner(allow=s.shell_allow, env_allow=s.shell_env_allow, containment=s.task_containment),
         "airflow": AirflowRunner(s.airflow_python),
         "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s),
     }
+
+
+def shell_runner() -> ShellRunner:
+    """The ``shell`` runner, whose spawn server contains every task it starts."""
+    from airkafka_app.runners.shell import ShellRunner
+
+    runner = registry()["shell"]
+    assert isinstance(runner, ShellRunner)
+    return runner
 
 
 def enabled_kinds() -> list[str]:

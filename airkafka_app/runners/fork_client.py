@@ -19,7 +19,7 @@ from itertools import count
 from typing import Any
 
 from airkafka_app.runners.airflow_fork_server import MAX_MESSAGE_BYTES
-from airkafka_app.runners.process import Finished, exit_of, kill_group, supervise
+from airkafka_app.runners.process import Exit, Finished, exit_of, kill_group, supervise
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class _Child:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, kill: Callable[[], None]) -> None:
         self.pid: int | None = None  # its process's, once the server has said
-        self.exited: asyncio.Future[int] = loop.create_future()
+        self.exited: asyncio.Future[Exit] = loop.create_future()
         self._kill = kill
 
     def kill(self) -> None:
@@ -53,8 +53,7 @@ class _Child:
             self.exited.set_exception(ForkServerLost(reason))
 
 
-# (request id, message, its fd, sent). A kill has no id, no fd and nobody waiting; a watch has
-# no id and nobody waiting, and its fd is the outbox's to close once sent.
+# (request id, message, its fd, sent). A kill has no id, no fd and nobody waiting.
 _Entry = tuple[int | None, bytes, int | None, asyncio.Future[None] | None]
 
 
@@ -65,9 +64,11 @@ class _Connection:
     them all, in order, and a lost server fails each of them.
     """
 
-    def __init__(self, process: subprocess.Popen, sock: socket.socket) -> None:
+    def __init__(self, process: subprocess.Popen, sock: socket.socket, ready: dict[str, Any]) -> None:
         self._loop = asyncio.get_running_loop()
         self.process = process
+        # How the server contains its tasks, when it says (``containment.py``).
+        self.containment: str | None = ready.get("containment")
         self._sock = sock
         self._ids = count()
         self._children: dict[int, _Child] = {}
@@ -110,12 +111,6 @@ class _Connection:
         if not self.lost:
             self._post((None, json.dumps({"kill": request_id}).encode(), None, None))
 
-    def watch(self, pid: int, pidfd: int) -> None:
-        """Have the server kill the group of ``pid``, a process the worker started itself, if the
-        worker ends while it runs (the server ends at the worker's end, even after a SIGKILL)."""
-        if not self.lost:
-            self._post((None, json.dumps({"watch": pid}).encode(), os.dup(pidfd), None))
-
     def _post(self, entry: _Entry) -> None:
         self._outbox.append(entry)
         if len(self._outbox) == 1:
@@ -136,7 +131,6 @@ class _Connection:
                 if sent is not None:
                     sent.set_result(None)
             self._outbox.popleft()
-            _close_if_owned(fd, sent)
         self._loop.remove_writer(self._sock)
 
     def _receive(self) -> None:
@@ -160,7 +154,7 @@ class _Connection:
             if "error" in reply:
                 child.exited.set_exception(OSError(reply["error"]))
             else:
-                child.exited.set_result(reply["returncode"])
+                child.exited.set_result(Exit(reply["returncode"], reply.get("oom", False), reply.get("left", 0)))
 
     def _lose(self, reason: str) -> None:
         self.lost = True
@@ -172,11 +166,10 @@ class _Connection:
             lambda done: log.warning("fork server pid %s exited with code %s", self.process.pid, done.result())
         )
         ended = f"the fork server (pid {self.process.pid}) ended: {reason}"
-        for request_id, _, fd, sent in self._outbox:  # never sent: no child to kill
+        for request_id, _, _, sent in self._outbox:  # never sent: no child to kill
             if request_id is not None:
                 del self._children[request_id]
                 sent.set_exception(ForkServerLost(ended))
-            _close_if_owned(fd, sent)
         self._outbox.clear()
         log.warning(
             "fork server pid %s lost (%s); killing its %d running children",
@@ -187,11 +180,6 @@ class _Connection:
         for child in self._children.values():
             child.lost(f"{ended}, while the child ran")
         self._children.clear()
-
-
-def _close_if_owned(fd: int | None, sent: asyncio.Future[None] | None) -> None:
-    if fd is not None and sent is None:
-        os.close(fd)
 
 
 class ForkServer:
@@ -245,10 +233,10 @@ class ForkServer:
         except BaseException:
             ours.close()
             raise
-        log.info("fork server pid %s ready: %s", ready, self.argv[0])
-        return _Connection(process, ours)
+        log.info("fork server pid %s ready: %s", ready["ready"], self.argv[0])
+        return _Connection(process, ours, ready)
 
-    async def _first_reply(self, sock: socket.socket, process: subprocess.Popen) -> int:
+    async def _first_reply(self, sock: socket.socket, process: subprocess.Popen) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -259,6 +247,6 @@ class ForkServer:
             raise OSError(f"the fork server was not ready after {START_TIMEOUT_S:g}s") from None
         reply = json.loads(message) if message else {}
         if "ready" in reply:
-            return reply["ready"]
+            return reply
         code = await exit_of(process)
         raise OSError(reply.get("error") or f"the fork server exited with code {code} before it was ready")

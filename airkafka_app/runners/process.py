@@ -1,23 +1,28 @@
-"""A child process in its own group, with a timeout that kills the group and a tail of its output.
+"""A task's process followed on the worker's loop: the tail of its output, its end, and a timeout
+that kills its container.
 
-The event loop watches the child itself, its exit through a pidfd and its output pipe as a raw
-fd. asyncio's subprocess transports cost the loop a third more per spawn (0.38 against 0.28 ms
-of the worker's CPU per `true`, measured here), and a worker spawns hundreds a second.
+The event loop watches the output pipe as a raw fd: asyncio's subprocess transports cost the
+loop a third more per spawn (0.38 against 0.28 ms of the worker's CPU per `true`, measured
+here), and a worker spawns hundreds a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 TAIL_BYTES = 4096
 # A line longer than this reaches ``on_line`` in pieces, so that no output is held without bound.
 MAX_LINE_BYTES = 64 * 1024
 READ_BYTES = 64 * 1024
+# After a task's exit, how long its output may take to reach its end.
+OUTPUT_AFTER_EXIT_S = 2.0
 
 
 class OutputTail:
@@ -49,18 +54,40 @@ class OutputTail:
         return self._buffer.decode("utf-8", errors="replace")
 
 
+class Exit(NamedTuple):
+    """How a task's own process ended, as its spawner saw it: its return code (-N: killed by
+    signal N), whether its memory limit killed a process of the task, and how many processes it
+    left behind that were killed with it."""
+
+    returncode: int
+    oom: bool = False
+    left: int = 0
+
+
 @dataclass(frozen=True)
 class Finished:
     returncode: int | None  # None: killed at the timeout
     tail: str
+    oom: bool = False
+    left: int = 0
 
     def summary(self, timeout_s: float | None) -> tuple[int | None, str]:
         """(exit code, one-line summary); a signal N is reported as 128+N, as shells do."""
         if self.returncode is None:
-            return None, f"timeout after {timeout_s:g}s"
-        if self.returncode < 0:
-            return 128 - self.returncode, f"killed by {signal.Signals(-self.returncode).name}"
-        return self.returncode, f"exit code {self.returncode}"
+            summary: tuple[int | None, str] = (None, f"timeout after {timeout_s:g}s")
+        elif self.oom:
+            summary = (
+                self.returncode if self.returncode >= 0 else 128 - self.returncode,
+                "killed: over its memory limit",
+            )
+        elif self.returncode < 0:
+            summary = (128 - self.returncode, f"killed by {signal.Signals(-self.returncode).name}")
+        else:
+            summary = (self.returncode, f"exit code {self.returncode}")
+        if self.left:
+            plural = "es" if self.left > 1 else ""
+            return summary[0], f"{summary[1]}; {self.left} process{plural} it left running killed"
+        return summary
 
 
 class _Output:
@@ -118,72 +145,41 @@ def kill_group(pid: int) -> None:
 
 async def supervise(
     output_fd: int,
-    exited: asyncio.Future[int],
+    exited: asyncio.Future[Exit],
     kill: Callable[[], None],
     *,
     timeout_s: float | None = None,
     on_line: Callable[[bytes], None] | None = None,
 ) -> Finished:
-    """Follow a started child to its end: its output until EOF, then its exit.
+    """Follow a started child to its end: its exit, then its output until EOF.
 
-    At the timeout or on a cancel, ``kill`` ends its process group. ``exited`` stays watched
-    after a cancel, so that the child is still reaped.
+    A task ends when its own process exits: its spawner then kills what it left behind, which
+    would otherwise hold the output open. At the timeout or on a cancel, ``kill`` ends its whole
+    container. ``exited`` stays watched after a cancel, so that the child is still reaped.
     """
     tail = OutputTail(on_line)
     output = _Output(output_fd, tail)
     try:
-        async with asyncio.timeout(timeout_s):
-            await output.closed
-            # Shielded: after a timeout, the exit is awaited once more below.
-            returncode = await asyncio.shield(exited)
-    except TimeoutError:
-        kill()
-        await exited
-        return Finished(None, tail.text())
+        try:
+            async with asyncio.timeout(timeout_s):
+                # Shielded: after a timeout, the exit is awaited once more below.
+                end: Exit | None = await asyncio.shield(exited)
+        except TimeoutError:
+            kill()
+            await exited
+            end = None
+        # What is still in the pipe; a writer the container could not end is not waited for long.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(OUTPUT_AFTER_EXIT_S):
+                await output.closed
     except asyncio.CancelledError:
         kill()
         raise
     finally:
         output.close()
-    return Finished(returncode, tail.text())
-
-
-async def run_process(
-    argv: Sequence[str],
-    *,
-    executable: str | None = None,
-    env: dict[str, str] | None = None,
-    cwd: str | None = None,
-    timeout_s: float | None = None,
-    on_line: Callable[[bytes], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-) -> Finished:
-    """Run ``argv`` (``executable``, when given, instead of ``argv[0]``'s file) without a shell, in a
-    session of its own; raises OSError, or ValueError for arguments exec cannot take, when it
-    cannot start. ``on_start`` is given the process's pid and pidfd once it runs."""
-    output_fd, child_output = os.pipe()
-    try:
-        process = subprocess.Popen(
-            argv,
-            executable=executable,
-            stdin=subprocess.DEVNULL,
-            stdout=child_output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(output_fd)
-        raise
-    finally:
-        os.close(child_output)
-    pidfd = os.pidfd_open(process.pid)
-    if on_start is not None:
-        on_start(process.pid, pidfd)
-    return await supervise(
-        output_fd, exit_of(process, pidfd), lambda: kill_group(process.pid), timeout_s=timeout_s, on_line=on_line
-    )
+    if end is None:
+        return Finished(None, tail.text())
+    return Finished(end.returncode, tail.text(), end.oom, end.left)
 
 
 def with_tail(summary: str, tail: str) -> str:

@@ -1,15 +1,13 @@
-"""The ``shell`` runner: an allowlisted argv, run without a shell, in its own process group.
+"""The ``shell`` runner: an allowlisted argv, run without a shell, in a container of its own.
 
-A spawn holds the worker's event loop until the child has called exec. Alone, a run spawns its
-process itself: the loop has nothing else to do, and the spawn server's wake-ups would only
-add to the run's latency; the spawn server only watches it, to kill it if the worker ends.
-Beside other runs, it hands the spawn to the spawn server (``spawn_server.py``), and the loop
-goes on reading commands and publishing states.
+The spawn server (``spawn_server.py``) starts each process in its container, so that the
+worker's loop never waits on a spawn, and so that no task starts outside a container.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterable
@@ -19,9 +17,15 @@ from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome
 from airkafka_app.runners.environment import check_env, check_text
 from airkafka_app.runners.fork_client import ForkServer, ForkServerLost
-from airkafka_app.runners.process import Finished, run_process, with_tail
+from airkafka_app.runners.process import with_tail
 
 ARG_FIELDS = frozenset({"argv", "env", "cwd"})
+# Programs that run a program their arguments name.
+RUNS_OTHER_PROGRAMS = frozenset(
+    "sh bash dash zsh ksh fish csh tcsh busybox env xargs find timeout nice nohup setsid sudo su chroot "
+    "flock stdbuf watch time strace awk gawk mawk make parallel ssh docker kubectl".split()
+)
+INTERPRETER = re.compile(r"(python|perl|ruby|node|php|lua|tclsh|java|Rscript|osascript)[0-9.]*")
 MAX_ARGS = 4096
 
 
@@ -29,13 +33,19 @@ class ShellRunner:
     """``allow``: the programs ``argv[0]`` may name, as written; ``env_allow``: the names, or
     shell-style patterns of names, that a command's ``env`` may set."""
 
-    def __init__(self, allow: Iterable[str], env_allow: Iterable[str] = ()) -> None:
+    def __init__(self, allow: Iterable[str], env_allow: Iterable[str] = (), containment: str = "auto") -> None:
         self.allow = frozenset(allow)
         self.env_allow = tuple(env_allow)
-        self.spawner = ForkServer([sys.executable, "-m", "airkafka_app.runners.spawn_server"])
-        self._running = 0
+        self.spawner = ForkServer([sys.executable, "-m", "airkafka_app.runners.spawn_server", containment])
         # Each allowed program as the worker's PATH finds it; the command's env cannot change it.
         self._paths: dict[str, str] = {}
+        self.containment: str | None = None  # as the spawn server says, once started
+
+    async def start(self) -> str:
+        """Start the spawn server now, so that the worker says as it starts how tasks are contained;
+        OSError when they cannot be (``AIRKAFKA_TASK_CONTAINMENT=cgroup`` without cgroups)."""
+        self.containment = (await self.spawner.connection()).containment or "unknown"
+        return self.containment
 
     @property
     def disabled(self) -> str | None:
@@ -67,8 +77,9 @@ class ShellRunner:
             self.path_of(argv[0])
 
     def path_of(self, program: str) -> str:
-        """The file the allowed ``program`` names: itself when it holds a '/', else as the
-        worker's own PATH finds it. Raises InvalidCommand when there is none."""
+        """The absolute path of the file the allowed ``program`` names: itself when it holds a '/',
+        else as the worker's own PATH finds it, from the worker's directory either way, so that a
+        command's ``cwd`` cannot choose another file. Raises InvalidCommand when there is none."""
         if (path := self._paths.get(program)) is None:
             if "/" not in program:
                 if (path := shutil.which(program)) is None:
@@ -77,43 +88,45 @@ class ShellRunner:
                 path = program
             else:
                 raise InvalidCommand(f"shell program {program!r} is not an executable file")
-            self._paths[program] = path
+            self._paths[program] = path = os.path.abspath(path)
         return path
 
+    def start_up_warnings(self) -> list[str]:
+        """What an operator should hear of the allowlist as the worker starts: entries that name
+        no program here, and programs that run whatever program their arguments name."""
+        warnings = []
+        for program in sorted(self.allow):
+            try:
+                path = self.path_of(program)
+            except InvalidCommand as exc:
+                warnings.append(f"{exc}; its commands will be dead-lettered")
+                continue
+            if os.path.basename(path) in RUNS_OTHER_PROGRAMS or _is_interpreter(os.path.basename(path)):
+                warnings.append(
+                    f"shell program {program!r} ({path}) can run any other program: AIRKAFKA_SHELL_ALLOW "
+                    "then limits nothing, and only the task's container holds it"
+                )
+        return warnings
+
     async def run(self, command: Command) -> Outcome:
-        program = command.args["argv"][0]
-        self._running += 1
+        args = command.args
+        program = args["argv"][0]
+        payload = {
+            "argv": args["argv"],
+            "executable": self.path_of(program),
+            "env": args.get("env") or None,
+            "cwd": args.get("cwd") or None,
+            "limits": command.limits,
+        }
         try:
-            finished = await (self._spawn_here if self._running == 1 else self._spawn_in_server)(command)
+            finished = await self.spawner.run(payload, timeout_s=command.timeout_s)
         except ForkServerLost as exc:
             return Outcome(State.FAILED, None, f"{program!r} lost: {exc}")
         except (OSError, ValueError, InvalidCommand) as exc:
             return Outcome(State.FAILED, None, f"cannot start {program!r}: {exc}")
-        finally:
-            self._running -= 1
         exit_code, summary = finished.summary(command.timeout_s)
         return Outcome(State.SUCCESS if exit_code == 0 else State.FAILED, exit_code, with_tail(summary, finished.tail))
 
-    async def _spawn_here(self, command: Command) -> Finished:
-        args = command.args
-        env = {**os.environ, **args["env"]} if args.get("env") else None
-        # The spawn server kills it if the worker ends while it runs.
-        server = await self.spawner.connection()
-        return await run_process(
-            args["argv"],
-            executable=self.path_of(args["argv"][0]),
-            env=env,
-            cwd=args.get("cwd") or None,
-            timeout_s=command.timeout_s,
-            on_start=server.watch,
-        )
 
-    async def _spawn_in_server(self, command: Command) -> Finished:
-        args = command.args
-        payload = {
-            "argv": args["argv"],
-            "executable": self.path_of(args["argv"][0]),
-            "env": args.get("env") or None,
-            "cwd": args.get("cwd") or None,
-        }
-        return await self.spawner.run(payload, timeout_s=command.timeout_s)
+def _is_interpreter(name: str) -> bool:
+    return INTERPRETER.fullmatch(name) is not None

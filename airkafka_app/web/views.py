@@ -28,7 +28,7 @@ from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import redacted
 from airkafka_app.loop_lag import loop_lag
 from airkafka_app.queues import Queue, queues
-from airkafka_app.runners import enabled_kinds
+from airkafka_app.runners import enabled_kinds, shell_runner
 from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.tables.task_index import Entry
 from airkafka_app.task_rules import replay_decision
@@ -256,6 +256,7 @@ async def health(web: View, request: Request) -> Response:
             "status": "ok",
             "worker": settings.worker_name,
             "kinds": enabled_kinds(),
+            "containment": shell_runner().containment,
             "partitions": _partitions(),
             "event_loop_max_stall_ms": round(loop_lag.max_s * 1000, 1),
         }

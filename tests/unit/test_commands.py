@@ -25,7 +25,7 @@ def test_keyless_command_is_accepted_with_its_id():
 
 
 def test_round_trips_through_encode():
-    command = decode_command(b"t1", encode(**valid(timeout_s=1)))
+    command = decode_command(b"t1", encode(**valid(timeout_s=1, limits={"memory_mb": 64, "pids": 10})))
     assert decode_command(b"t1", command.encode()) == command
 
 
@@ -49,6 +49,10 @@ def test_round_trips_through_encode():
         (b"t1", encode(**valid(retries=-1)), "'retries'"),
         (b"t1", encode(**valid(retries=1.5)), "'retries'"),
         (b"t1", encode(**valid(retry_delay_s="1")), "'retry_delay_s'"),
+        (b"t1", encode(**valid(limits={"memory_mb": 0})), "'limits' must map memory_mb and pids to positive"),
+        (b"t1", encode(**valid(limits={"cpu": 1})), "'limits' must map"),
+        (b"t1", encode(**valid(limits={"pids": True})), "'limits' must map"),
+        (b"t1", encode(**valid(limits=[64])), "'limits' must map"),
     ],
 )
 def test_rejects_with_a_reason(key, value, reason):

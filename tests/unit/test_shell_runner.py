@@ -18,48 +18,51 @@ def shell(argv, **fields) -> Command:
     return Command(id="t", kind="shell", args={"argv": argv, **fields.pop("args", {})}, **fields)
 
 
-@pytest.fixture(params=["alone", "beside another run"])
-def run(request):
-    """Runs a command alone, when the runner spawns its process itself, or while another run goes
-    on, when the runner hands the spawn to the spawn server."""
-
+@pytest.fixture
+def run():
     def run_command(command: Command, runner: ShellRunner = RUNNER):
-        async def scenario():
-            if request.param == "alone":
-                return await runner.run(command)
-            other = asyncio.ensure_future(runner.run(shell(["sleep", "60"])))
-            await asyncio.sleep(0)  # its run has begun
-            try:
-                return await runner.run(command)
-            finally:
-                other.cancel()
-                await asyncio.gather(other, return_exceptions=True)
-
-        return asyncio.run(scenario())
+        return asyncio.run(runner.run(command))
 
     return run_command
 
 
-def test_a_run_alone_spawns_its_process_itself_and_beside_others_through_the_spawn_server():
+def test_every_run_starts_in_the_spawn_server_which_contains_it():
     async def scenario():
         alone = await RUNNER.run(shell(["sh", "-c", "echo $PPID"]))
-        other = asyncio.ensure_future(RUNNER.run(shell(["sleep", "60"])))
-        await asyncio.sleep(0)
-        try:
-            beside = await RUNNER.run(shell(["sh", "-c", "echo $PPID"]))
-            server = (await RUNNER.spawner.connection()).process.pid
-        finally:
-            other.cancel()
-            await asyncio.gather(other, return_exceptions=True)
-        return alone, beside, server
+        return alone, (await RUNNER.spawner.connection()).process.pid
 
-    alone, beside, server = asyncio.run(scenario())
+    alone, server = asyncio.run(scenario())
+    assert int(alone.detail.split("\n")[1]) == server != os.getpid()
 
-    def parent(outcome) -> int:
-        return int(outcome.detail.split("\n")[1])
 
-    assert parent(alone) == os.getpid()
-    assert parent(beside) == server != os.getpid()
+def test_a_relative_program_on_the_allowlist_is_the_workers_file_whatever_the_commands_cwd(run, tmp_path):
+    # The worker's own bin/tool, and the command's directory with a bin/tool of its choosing.
+    for where, says in ((tmp_path / "worker", "worker"), (tmp_path / "attacker", "attacker")):
+        (where / "bin").mkdir(parents=True)
+        tool = where / "bin" / "tool"
+        tool.write_text(f"#!/bin/sh\necho {says}\n")
+        tool.chmod(0o755)
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "worker")
+    try:
+        runner = ShellRunner(allow={"bin/tool"})
+        command = shell(["bin/tool"], args={"cwd": str(tmp_path / "attacker")})
+        runner.check(command)
+    finally:
+        os.chdir(cwd)
+    assert run(command, runner).detail == "exit code 0\nworker\n"
+
+
+def test_start_up_warns_of_programs_that_run_other_programs_and_entries_that_name_none():
+    warnings = ShellRunner(allow={"true", "sh", "env", "python3", "no-such-program-here"}).start_up_warnings()
+    assert [w.split(" (")[0].split(" is ")[0] for w in warnings] == [
+        "shell program 'env'",
+        "shell program 'no-such-program-here'",
+        "shell program 'python3'",
+        "shell program 'sh'",
+    ]
+    assert "not found on the worker's PATH; its commands will be dead-lettered" in warnings[1]
+    assert "can run any other program" in warnings[0]
 
 
 def test_success_and_real_exit_code(run):

@@ -1,13 +1,24 @@
+import dataclasses
+import re
 from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airkafka_app.contract.commands import MAX_RETRY_DELAY_S
+from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, Command, InvalidCommand
+from airkafka_app.contract.settings import Settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
-from airkafka_app.task_rules import backoff, is_stale, recovery, reserved_header, retries_done, why_not_run
+from airkafka_app.task_rules import (
+    backoff,
+    is_stale,
+    recovery,
+    reserved_header,
+    retries_done,
+    why_not_run,
+    with_worker_limits,
+)
 
 COMMAND = {"id": "t1", "kind": "shell", "args": {"argv": ["true"]}, "retries": 2}
 
@@ -80,3 +91,38 @@ def test_backoff_doubles_from_the_command_s_delay_or_the_default():
 @given(st.integers(min_value=1, max_value=10**6), st.floats(min_value=0, max_value=MAX_RETRY_DELAY_S))
 def test_backoff_never_exceeds_the_cap(retry, delay):
     assert 0 <= backoff(retry, delay, 1.0) <= MAX_RETRY_DELAY_S
+
+
+def limits_settings(**overrides) -> Settings:
+    values = {"task_timeout_s": 60.0, "task_timeout_max_s": 600.0, "task_memory_mb": 0, "task_memory_max_mb": 0}
+    return dataclasses.replace(Settings(), **{**values, **overrides})
+
+
+@pytest.mark.parametrize(
+    "fields, overrides, timeout_s, limits",
+    [
+        ({}, {}, 60.0, None),  # the default timeout: a hung task ends
+        ({"timeout_s": 5.0}, {}, 5.0, None),
+        ({}, {"task_timeout_s": 0.0}, None, None),  # the operator turned it off
+        ({}, {"task_memory_mb": 256, "task_pids": 50}, 60.0, {"memory_mb": 256, "pids": 50}),
+        ({"limits": {"memory_mb": 64}}, {"task_memory_mb": 256}, 60.0, {"memory_mb": 64}),
+        ({}, {"task_memory_max_mb": 512}, 60.0, {"memory_mb": 512}),  # no default: the maximum
+    ],
+)
+def test_the_worker_fills_the_timeout_and_limits_a_command_does_not_give(fields, overrides, timeout_s, limits):
+    command = with_worker_limits(Command("t", "shell", {"argv": ["true"]}, **fields), limits_settings(**overrides))
+    assert (command.timeout_s, command.limits) == (timeout_s, limits)
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"timeout_s": 601.0}, "'timeout_s' 601 is over this worker's maximum, 600"),
+        ({"limits": {"memory_mb": 1024}}, "'limits.memory_mb' 1024 is over this worker's maximum, 512"),
+        ({"limits": {"pids": 11}}, "'limits.pids' 11 is over this worker's maximum, 10"),
+    ],
+)
+def test_a_command_over_a_maximum_is_refused_with_the_reason(fields, reason):
+    s = limits_settings(task_memory_max_mb=512, task_pids_max=10)
+    with pytest.raises(InvalidCommand, match=re.escape(reason)):
+        with_worker_limits(Command("t", "shell", {"argv": ["true"]}, **fields), s)

@@ -1,0 +1,349 @@
+"""Containers for tasks: whatever a task starts, in whatever session, ends with it.
+
+A process group is no container: ``setsid`` leaves it, and a daemonised grandchild outlives
+its task and holds its output open. So each task runs in a container of its own:
+
+- ``cgroup``: a cgroup v2 group per task, under the spawning process's own, killed whole by
+  ``cgroup.kill``, which no process can leave. Limits go where their controllers are: the v2
+  group itself when the worker's cgroup delegates them, else a writable v1 hierarchy of that
+  controller (hybrid hosts). A task killed by its memory limit is told by ``memory.events``
+  (v2) or ``memory.oom_control`` (v1).
+- ``subreaper``: without a usable cgroup v2, the spawning process becomes a child subreaper
+  (``PR_SET_CHILD_SUBREAPER``): what a task leaves behind is re-parented to it rather than to
+  init, and killed, with every process in the task's session and under its process; limits are
+  rlimits. A process that both leaves the task's session and loses its parent is killed when
+  any task ends, since nothing tells which task it came from.
+
+Standard library only: the Airflow fork server loads it too, in Airflow's interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ("auto", "cgroup", "subreaper")
+PR_SET_CHILD_SUBREAPER = 36
+# Processes the spawning process adds to a group while it spawns in it: itself.
+SPAWNER_PIDS = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A task's limits; 0 is none."""
+
+    memory_mb: int = 0
+    pids: int = 0
+
+
+def _write(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Hierarchy ('' for v2, else its controllers) -> this process's cgroup path in it."""
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    return own
+
+
+def _mounts() -> dict[str, Path]:
+    """Hierarchy ('' for v2, else its controllers as /proc/self/cgroup names them) -> mount point."""
+    found: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, options, root = fields[sep + 1], fields[sep + 3], fields[3]
+        if root != "/":
+            continue
+        if fstype == "cgroup2":
+            found.setdefault("", Path(fields[4]))
+        elif fstype == "cgroup":
+            # Super options: rw or ro, the controllers, flags; a named hierarchy as name=...
+            names = [o for o in options.split(",") if o not in ("rw", "ro") and ("=" not in o or o.startswith("name="))]
+            if names:
+                found.setdefault(",".join(names), Path(fields[4]))
+    return found
+
+
+class _Hierarchies:
+    """The spawning process's own cgroup in v2 and in the writable v1 memory and pids hierarchies."""
+
+    def __init__(self) -> None:
+        own, mounts = _own_cgroups(), _mounts()
+        if "" not in own or "" not in mounts:
+            raise OSError("no cgroup v2 hierarchy is mounted")
+        self.v2 = mounts[""] / own[""].lstrip("/")
+        self.v1: dict[str, Path] = {}
+        for controllers, path in own.items():
+            for controller in ("memory", "pids"):
+                if controller in controllers.split(",") and controllers in mounts:
+                    home = mounts[controllers] / path.lstrip("/")
+                    if os.access(home, os.W_OK):
+                        self.v1[controller] = home
+        available = set((self.v2 / "cgroup.controllers").read_text().split())
+        self.v2_controllers: set[str] = set()
+        for controller in {"memory", "pids"} & available:
+            with contextlib.suppress(OSError):  # a cgroup with processes of its own cannot delegate
+                _write(self.v2 / "cgroup.subtree_control", f"+{controller}")
+                self.v2_controllers.add(controller)
+
+    def where(self, controller: str) -> str | None:
+        if controller in self.v2_controllers:
+            return "v2"
+        return "v1" if controller in self.v1 else None
+
+
+class Group:
+    """One task's cgroup, in v2 and, for limits, in v1 hierarchies. Reused once it is empty."""
+
+    def __init__(self, parents: dict[str, Path], name: str, hierarchies: _Hierarchies) -> None:
+        self.dirs = {key: parent / name for key, parent in parents.items()}
+        self.hierarchies = hierarchies
+        for path in self.dirs.values():
+            path.mkdir(exist_ok=True)
+        self._oom_before = 0
+        self.limits = Limits()
+
+    def set_limits(self, limits: Limits) -> None:
+        """Before the task starts: the pids limit counts the spawner while it spawns here."""
+        self.limits = limits
+        self._oom_before = self.oom_kills()
+        pids = str(limits.pids + SPAWNER_PIDS) if limits.pids else "max"
+        self._set("pids", "pids.max", pids, pids)
+
+    def set_memory(self) -> None:
+        """Once the task has started, so that the spawner's own allocations never meet the limit."""
+        mb = self.limits.memory_mb
+        self._set("memory", "memory.max", str(mb << 20) if mb else "max", str(mb << 20) if mb else "-1")
+        if self.limits.pids:
+            self._set("pids", "pids.max", str(self.limits.pids), str(self.limits.pids))
+
+    def _set(self, controller: str, name: str, v2_value: str, v1_value: str) -> None:
+        where = self.hierarchies.where(controller)
+        if where == "v2":
+            _write(self.dirs["v2"] / name, v2_value)
+        elif where == "v1":
+            v1_name = {"memory.max": "memory.limit_in_bytes"}.get(name, name)
+            _write(self.dirs[controller] / v1_name, v1_value)
+
+    def enter(self) -> None:
+        """Move the calling process in, so that what it spawns now starts inside."""
+        for path in self.dirs.values():
+            _write(path / "cgroup.procs", "0")
+
+    def populated(self) -> bool:
+        return bool((self.dirs["v2"] / "cgroup.procs").read_text())
+
+    def kill(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            _write(self.dirs["v2"] / "cgroup.kill", "1")
+
+    def oom_kills(self) -> int:
+        where = self.hierarchies.where("memory")
+        path = {"v2": "memory.events", "v1": "memory.oom_control"}.get(where or "")
+        if path is None:
+            return 0
+        for line in (self.dirs["v2" if where == "v2" else "memory"] / path).read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+        return 0
+
+    def oom_killed(self) -> bool:
+        return self.oom_kills() > self._oom_before
+
+    def remove(self) -> None:
+        for path in self.dirs.values():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+class Cgroups:
+    """Task groups under a parent of the spawning process's own: ``airkafka-<pid>``."""
+
+    mode = "cgroup"
+
+    def __init__(self) -> None:
+        self.hierarchies = _Hierarchies()
+        name = f"airkafka-{os.getpid()}"
+        self.parents = {"v2": self.hierarchies.v2 / name} | {c: p / name for c, p in self.hierarchies.v1.items()}
+        self.homes = {"v2": self.hierarchies.v2} | self.hierarchies.v1
+        self._sweep_stale()
+        for path in self.parents.values():
+            path.mkdir(exist_ok=True)
+        if self.hierarchies.v2_controllers:
+            _write(
+                self.parents["v2"] / "cgroup.subtree_control",
+                " ".join(f"+{c}" for c in self.hierarchies.v2_controllers),
+            )
+        if not (self.parents["v2"] / "cgroup.kill").exists():
+            self.close()
+            raise OSError("cgroup.kill is missing (Linux 5.14 or later has it)")
+        self._free: list[Group] = []
+        self._made = 0
+
+    def _sweep_stale(self) -> None:
+        """Kill what the tasks of a spawner killed with its worker left running: a kill -9 of both
+        gives the spawner no chance to, and its groups stay behind, not its processes."""
+        for key, home in self.homes.items():
+            for parent in home.glob("airkafka-*"):
+                pid = parent.name.removeprefix("airkafka-")
+                if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                    stale = Cgroups.__new__(Cgroups)
+                    stale.parents = {key: parent}
+                    stale.close()
+
+    def describe(self) -> str:
+        limits = [f"{c} {self.hierarchies.where(c)}" for c in ("memory", "pids") if self.hierarchies.where(c)]
+        return f"cgroup ({self.parents['v2']}; limits: {', '.join(limits) or 'none'})"
+
+    def group(self) -> Group:
+        while self._free:
+            group = self._free.pop()
+            if not group.populated():
+                return group
+            group.remove()  # still dying: a new one instead
+        self._made += 1
+        return Group(self.parents, f"task-{self._made}", self.hierarchies)
+
+    def spawn_in(self, group: Group, spawn):
+        """``spawn()`` with the calling process inside ``group``; what it starts stays there."""
+        group.enter()
+        try:
+            return spawn()
+        finally:
+            for home in self.homes.values():
+                _write(home / "cgroup.procs", "0")
+
+    def release(self, group: Group) -> None:
+        self._free.append(group)
+
+    def close(self) -> None:
+        """Kill every task group and remove them: at the spawner's end, or after a failed start."""
+        for parent in self.parents.values():
+            for child in parent.glob("task-*"):
+                with contextlib.suppress(OSError):
+                    _write(child / "cgroup.kill", "1")
+        for parent in self.parents.values():
+            for child in parent.glob("task-*"):
+                _remove_when_empty(child)
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def _remove_when_empty(path: Path, tries: int = 100) -> None:
+    """A killed group empties within moments; until then it cannot be removed."""
+    for _ in range(tries):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id), of every process now."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue  # it ended
+            fields = stat.rpartition(")")[2].split()
+            found[int(entry.name)] = (int(fields[1]), int(fields[3]))
+    return found
+
+
+def _set_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+class Subreaper:
+    """The fallback: this process adopts what tasks leave behind; a task's session and its
+    descendants are killed with it. Each task must start in a session of its own."""
+
+    mode = "subreaper"
+
+    def __init__(self) -> None:
+        _set_subreaper()
+
+    def describe(self) -> str:
+        return "subreaper (no usable cgroup v2: a task's processes are found by session and parent; limits are rlimits)"
+
+    def kill_tree(self, task_pid: int, running: set[int]) -> int:
+        """Kill the task's session, its descendants, and adopted orphans from no running task's
+        session; again until none is left, since a process may fork while this runs. How many."""
+        me, killed = os.getpid(), 0
+        for _ in range(100):
+            processes = _processes()
+            children: dict[int, list[int]] = {}
+            for pid, (ppid, _) in processes.items():
+                children.setdefault(ppid, []).append(pid)
+            roots = [task_pid] + [
+                pid
+                for pid in children.get(me, [])
+                if pid not in running and processes[pid][1] not in running and pid != task_pid
+            ]
+            targets = {pid for pid, (_, sid) in processes.items() if sid == task_pid and pid != me}
+            while roots:
+                pid = roots.pop()
+                if pid in processes and pid != me:
+                    targets.add(pid)
+                    roots.extend(children.get(pid, []))
+            targets.discard(task_pid)  # its own process is the caller's to end and reap
+            if not targets:
+                return killed
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += len(targets)
+            self.reap_adopted(running)
+        return killed
+
+    @staticmethod
+    def reap_adopted(running: set[int]) -> None:
+        """Reap the adopted processes that have ended; the tasks' own are reaped by their callers."""
+        me = os.getpid()
+        for pid, (ppid, _) in _processes().items():
+            if ppid == me and pid not in running:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+
+    @staticmethod
+    def set_limits(pid: int, limits: Limits) -> None:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            if limits.memory_mb:
+                size = limits.memory_mb << 20
+                resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
+
+
+def open_containment(mode: str) -> Cgroups | Subreaper:
+    """The containment ``mode`` names; ``auto`` is cgroup where it works, else the subreaper."""
+    if mode not in MODES:
+        raise ValueError(f"containment mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == "subreaper":
+        return Subreaper()
+    try:
+        return Cgroups()
+    except OSError:
+        if mode == "cgroup":
+            raise
+    return Subreaper()

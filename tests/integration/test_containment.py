@@ -1,0 +1,56 @@
+"""A hostile task on the real broker, as a worker started as the README shows runs it: nothing it
+starts outlives its timeout, its cancel or its own end, whatever session it makes, and it cannot
+read the worker's secrets from /proc."""
+
+import time
+from pathlib import Path
+
+from scripts.local_deployment import shell
+from tests.processes import is_running
+
+ESCAPE = "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {marker}; "
+
+
+def escaped_pid(marker: Path, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline, f"{marker} never written"
+        time.sleep(0.05)
+    return int(marker.read_text())
+
+
+def assert_ends(pid: int, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while is_running(pid):
+        assert time.monotonic() < deadline, f"{what}: pid {pid} still runs"
+        time.sleep(0.05)
+
+
+def test_nothing_a_task_starts_outlives_its_timeout_its_cancel_or_its_own_end(deployment, tmp_path):
+    worker = deployment.worker("jail", AIRKAFKA_SHELL_ALLOW="sh").start().wait_ready()
+    markers = {name: tmp_path / name for name in ("timeout", "cancel", "daemon")}
+    try:
+        assert worker.get("/health/")[1]["containment"].startswith("cgroup ("), worker.get("/health/")
+        assert "tasks are contained by cgroup" in worker.log()
+        assert "shell program 'sh'" in worker.log() and "can run any other program" in worker.log()
+        began = time.monotonic()
+        deployment.send_commands(
+            shell("timeout", "sh", "-c", ESCAPE.format(marker=markers["timeout"]) + "sleep 60", timeout_s=2),
+            shell("cancel", "sh", "-c", ESCAPE.format(marker=markers["cancel"]) + "sleep 60"),
+            # The grandchild holds the task's output open: the task still ends when sh exits.
+            shell("daemon", "sh", "-c", f"(sleep 600 & echo $! > {markers['daemon']}); echo started; exit 0"),
+        )
+        cancelled = escaped_pid(markers["cancel"])
+        deployment.send_commands({"id": "stop", "kind": "cancel", "args": {"target": "cancel"}})
+        changes = deployment.state_changes_until_terminal(["timeout", "cancel", "daemon"])
+        ended = {task_id: states[-1] for task_id, states in changes.items()}
+        assert time.monotonic() - began < 30, "the daemon's task waited for its grandchild"
+        assert (ended["timeout"]["state"], ended["timeout"]["detail"]) == ("failed", "timeout after 2s"), ended
+        assert ended["cancel"]["state"] == "cancelled", ended
+        assert ended["daemon"]["state"] == "success", ended
+        assert ended["daemon"]["detail"] == "exit code 0; 1 process it left running killed\nstarted\n", ended
+        for name, marker in markers.items():
+            assert_ends(escaped_pid(marker) if name != "cancel" else cancelled, name)
+        print(f"\ntimeout, cancel and a task's own end each killed what it had started, in {time.monotonic() - began:.1f}s")
+    finally:
+        worker.stop()
