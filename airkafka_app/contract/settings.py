@@ -112,6 +112,9 @@ class Settings:
     # How each task is contained (runners/containment.py), and its limits: a command's own, up to
     # the maximum (0: none), else the default (0: none).
     task_containment: str = field(default_factory=lambda: _env("AIRKAFKA_TASK_CONTAINMENT"))
+    # The user and group tasks run as: they then cannot read the worker's /proc, data or venv.
+    task_user: str = field(default_factory=lambda: _env("AIRKAFKA_TASK_USER"))
+    task_group: str = field(default_factory=lambda: _env("AIRKAFKA_TASK_GROUP"))
     task_timeout_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TASK_TIMEOUT_S")))
     task_timeout_max_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TASK_TIMEOUT_MAX_S")))
     task_memory_mb: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_MEMORY_MB")))

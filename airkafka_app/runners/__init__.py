@@ -40,7 +40,7 @@ def registry() -> dict[str, Runner]:
     s = settings
     api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
     return {
-        "shell": ShellRunner(allow=s.shell_allow, env_allow=s.shell_env_allow, containment=s.task_containment),
+        "shell": ShellRunner(s.shell_allow, s.shell_env_allow, s.task_containment, s.task_user, s.task_group),
         "airflow": AirflowRunner(s.airflow_python),
         "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s),
     }

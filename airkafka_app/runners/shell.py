@@ -33,10 +33,19 @@ class ShellRunner:
     """``allow``: the programs ``argv[0]`` may name, as written; ``env_allow``: the names, or
     shell-style patterns of names, that a command's ``env`` may set."""
 
-    def __init__(self, allow: Iterable[str], env_allow: Iterable[str] = (), containment: str = "auto") -> None:
+    def __init__(
+        self,
+        allow: Iterable[str],
+        env_allow: Iterable[str] = (),
+        containment: str = "auto",
+        user: str = "",
+        group: str = "",
+    ) -> None:
         self.allow = frozenset(allow)
         self.env_allow = tuple(env_allow)
-        self.spawner = ForkServer([sys.executable, "-m", "airkafka_app.runners.spawn_server", containment])
+        self.user = user
+        server = [sys.executable, "-m", "airkafka_app.runners.spawn_server", containment, user, group]
+        self.spawner = ForkServer(server)
         # Each allowed program as the worker's PATH finds it; the command's env cannot change it.
         self._paths: dict[str, str] = {}
         self.containment: str | None = None  # as the spawn server says, once started
@@ -95,6 +104,11 @@ class ShellRunner:
         """What an operator should hear of the allowlist as the worker starts: entries that name
         no program here, and programs that run whatever program their arguments name."""
         warnings = []
+        if os.geteuid() == 0 and not self.user:
+            warnings.append(
+                "the worker runs as root and AIRKAFKA_TASK_USER is empty: tasks run as root too, and can read "
+                "the worker's memory, data directory and venv"
+            )
         for program in sorted(self.allow):
             try:
                 path = self.path_of(program)

@@ -50,9 +50,12 @@ class _Task:
 
 
 class _Spawner:
-    def __init__(self, sock: socket.socket, containment: Cgroups | Subreaper) -> None:
+    def __init__(self, sock: socket.socket, containment: Cgroups | Subreaper, user: str = "", group: str = "") -> None:
         self.sock = sock
         self.containment = containment
+        # Tasks' user and group (None: the server's own), and no supplementary groups of ours.
+        self.user = user or None
+        self.group = group or None
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.running: dict[int, _Task] = {}  # request id -> its task, until reaped
@@ -116,6 +119,9 @@ class _Spawner:
                     env=env,
                     cwd=payload.get("cwd"),
                     start_new_session=True,
+                    user=self.user,
+                    group=self.group,
+                    extra_groups=[] if self.user else None,
                 )
 
             if isinstance(self.containment, Cgroups):
@@ -159,13 +165,15 @@ class _Spawner:
 
 
 def main() -> None:
+    """Arguments: the containment mode, then the tasks' user and group (empty: the server's)."""
     sock = socket.socket(fileno=0)
+    _, mode, user, group = sys.argv
     try:
-        containment = open_containment(sys.argv[1] if len(sys.argv) > 1 else "auto")
+        containment = open_containment(mode)
     except (OSError, ValueError) as exc:
         send(sock, {"error": f"cannot contain tasks: {exc}"})
         sys.exit(1)
-    _Spawner(sock, containment).serve()
+    _Spawner(sock, containment, user, group).serve()
 
 
 if __name__ == "__main__":

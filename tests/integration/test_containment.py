@@ -51,6 +51,8 @@ def test_nothing_a_task_starts_outlives_its_timeout_its_cancel_or_its_own_end(de
         assert ended["daemon"]["detail"] == "exit code 0; 1 process it left running killed\nstarted\n", ended
         for name, marker in markers.items():
             assert_ends(escaped_pid(marker) if name != "cancel" else cancelled, name)
-        print(f"\ntimeout, cancel and a task's own end each killed what it had started, in {time.monotonic() - began:.1f}s")
+        print(
+            f"\ntimeout, cancel and a task's own end each killed what it had started, in {time.monotonic() - began:.1f}s"
+        )
     finally:
         worker.stop()

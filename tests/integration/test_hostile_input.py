@@ -106,6 +106,12 @@ def test_hostile_commands_become_dead_letters_beside_running_tasks(deployment):
         worker.stop()
 
 
+ANCESTORS = (
+    'p=$PPID; while [ "$p" -gt 1 ]; do tr "\\0" "\\n" < /proc/$p/environ | grep -a "AIRKAFKA_WEB_TOKEN\\|SECRET\\|TOKEN"; '
+    "p=$(cut -d ' ' -f 4 /proc/$p/stat); done; true"
+)
+
+
 def test_a_task_never_sees_the_workers_secrets(deployment):
     secrets = {
         "AIRKAFKA_WEB_TOKEN": "s3cret-web-token",
@@ -134,11 +140,14 @@ def test_a_task_never_sees_the_workers_secrets(deployment):
                 "args": {"argv": ["sh", "-c", "env; echo $APP_NOTE"], "env": {"APP_NOTE": "p4ssed-in"}},
             },
             *(shell(f"beside{n}", "env") for n in range(3)),
+            # Every ancestor's environment as exec gave it, the worker's included.
+            shell("ancestors", "sh", "-c", ANCESTORS),
         )
-        ids = ["alone", "visible", *(f"beside{n}" for n in range(3))]
+        ids = ["alone", "visible", *(f"beside{n}" for n in range(3)), "ancestors"]
         changes = deployment.state_changes_until_terminal(ids)
         assert all(c[-1]["state"] == "success" for c in changes.values()), changes
         assert "p4ssed-in" in changes["visible"][-1]["detail"]  # the task saw it
+        assert "AIRKAFKA_WEB_TOKEN=" in changes["ancestors"][-1]["detail"]  # the name is left, not the value
         assert "PATH=" in changes["alone"][-1]["detail"]  # and the rest of the worker's environment
         assert worker.get("/tasks/visible/")[0] == worker.get("/stats/")[0] == 401  # reads need the token
         status, record = worker.get("/tasks/visible/", token)

@@ -54,7 +54,9 @@ def test_a_relative_program_on_the_allowlist_is_the_workers_file_whatever_the_co
 
 
 def test_start_up_warns_of_programs_that_run_other_programs_and_entries_that_name_none():
-    warnings = ShellRunner(allow={"true", "sh", "env", "python3", "no-such-program-here"}).start_up_warnings()
+    warnings = ShellRunner(
+        allow={"true", "sh", "env", "python3", "no-such-program-here"}, user=str(os.geteuid())
+    ).start_up_warnings()
     assert [w.split(" (")[0].split(" is ")[0] for w in warnings] == [
         "shell program 'env'",
         "shell program 'no-such-program-here'",
@@ -153,3 +155,16 @@ def test_a_program_gone_after_its_check_fails_the_task_and_says_why(run, tmp_pat
     outcome = run(command, runner)
     assert (outcome.state, outcome.exit_code) == (State.FAILED, None)
     assert "No such file or directory" in outcome.detail
+
+
+def test_a_worker_running_as_root_without_a_task_user_is_warned():
+    warnings = ShellRunner(allow={"true"}).start_up_warnings()
+    assert ["AIRKAFKA_TASK_USER is empty" in w for w in warnings] == [os.geteuid() == 0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run tasks as another user")
+def test_tasks_run_as_the_task_user_and_cannot_read_the_workers_proc():
+    runner = ShellRunner(allow={"sh"}, user="nobody")
+    outcome = asyncio.run(runner.run(shell(["sh", "-c", f"id -u; cat /proc/{os.getpid()}/environ"])))
+    assert outcome.detail.split("\n")[1] == "65534"
+    assert "Permission denied" in outcome.detail and outcome.exit_code == 1
