@@ -123,9 +123,13 @@ heartbeats = Heartbeats()
 
 def is_orphan(record: TaskRecord) -> bool:
     """In flight, yet nobody runs it: its worker is lost or has stopped, or it is this worker
-    under the same name after a restart (the caller checks that the pool does not hold it)."""
+    under the same name after a restart, or it is a retry that has come due (the caller checks
+    that the pool does not hold it)."""
     if record.state not in IN_FLIGHT or awaiting_report.get(record.id, 0.0) > record.updated_at:
         return False
+    if record.retry_at is not None:
+        # A retry waits in the table, not on a worker: once due, its partition's owner runs it.
+        return record.due_in(time.time()) <= 0
     if record.worker == settings.worker_name:
         return (
             record.updated_at <= heartbeats.clean_stop_at

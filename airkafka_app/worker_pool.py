@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from dataclasses import dataclass, field
 
 from faust.types import EventT
@@ -12,6 +13,7 @@ from mode import Service
 
 from airkafka_app.application import app
 from airkafka_app.contract.commands import Command
+from airkafka_app.contract.internal import encode_recover
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
@@ -22,8 +24,9 @@ from airkafka_app.task_rules import backoff, retries_done
 
 log = logging.getLogger(__name__)
 
-# Tasks admitted per run slot. Past that, intake waits and the backlog stays in Kafka; below
-# it, intake keeps reading, so a cancel is not stuck behind the tasks it should stop.
+# Tasks admitted per run slot: running, or waiting for a slot. Past that, intake waits and the
+# backlog stays in Kafka; below it, intake keeps reading, so a cancel is not stuck behind the
+# tasks it should stop. A task waiting for its retry is not admitted: it waits in the table.
 ADMITTED_PER_SLOT = 4
 
 
@@ -40,6 +43,8 @@ class Run:
     event: EventT
     # Faust's current event lives in the context; a run's table writes need its own.
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    # Whether it holds a ticket of the admission bound, which a retry's wait gives back.
+    ticketed: bool = False
 
     def record_transition(self, state: State, **changes) -> None:
         self.record = self.tasks.save(self.record.to(state, **changes), self.event)
@@ -49,7 +54,11 @@ class WorkerPool(Service):
     """Runs tasks, at most ``concurrency`` at once, and hands them back when the worker stops.
 
     Admitted runs hold a ticket of the admission bound; beyond it, intake waits. A task whose
-    serial key has a run waits behind it without a ticket (serial_lines.py).
+    serial key has a run waits behind it without a ticket (serial_lines.py). A task waiting for
+    its retry holds neither a ticket nor its command: its run ends ``up_for_retry`` with the time
+    it is due (``retry_at``), and only a timer is left here, which asks the partition's owner to
+    run it again when due (a recovery request; the sweep does the same for a due retry whose timer
+    went with its worker). So a day-long retry wait costs a timer, about 200 bytes.
     """
 
     def __init__(self, concurrency: int, **kwargs) -> None:
@@ -62,6 +71,7 @@ class WorkerPool(Service):
         self._cancel_reasons: dict[str, str] = {}
         self._serial: SerialLines[Run] = SerialLines()
         self._handed_back: set[str] = set()
+        self._parked: dict[str, asyncio.TimerHandle] = {}  # task id -> its retry's timer
         self.draining = False
 
     @property
@@ -70,7 +80,12 @@ class WorkerPool(Service):
 
     def holds(self, task_id: str) -> bool:
         """True while the task is this worker's to run: admitted, or waiting for admission."""
-        return task_id in self._runs or task_id in self._admitting or self._serial.waits(task_id)
+        return (
+            task_id in self._runs
+            or task_id in self._admitting
+            or self._serial.waits(task_id)
+            or task_id in self._parked
+        )
 
     async def submit(self, run: Run) -> None:
         """Admit the task and start its run, which waits for a free slot while ``queued``; or, when
@@ -86,12 +101,17 @@ class WorkerPool(Service):
             await self._admitted.acquire()
         finally:
             self._admitting.discard(task_id)
+        run.ticketed = True
         task = asyncio.get_running_loop().create_task(self._run(run), context=run.context)
         self._runs[task_id] = task
         task.add_done_callback(lambda done: self._finished(run, done))
 
     def cancel(self, task_id: str, reason: str) -> bool:
-        """End the task's run ``cancelled``, whether it waits or runs; False when nothing runs it here."""
+        """End the task's run ``cancelled``, whether it waits or runs; False when nothing runs it
+        here. A retry's timer is dropped: the caller cancels its record in the table."""
+        if (timer := self._parked.pop(task_id, None)) is not None:
+            timer.cancel()
+            return False
         if (follower := self._serial.withdraw(task_id)) is not None:
             follower.context.run(follower.record_transition, State.CANCELLED, exit_code=None, detail=reason)
             return True
@@ -107,7 +127,7 @@ class WorkerPool(Service):
         self._runs.pop(task_id, None)
         self._cancel_reasons.pop(task_id, None)
         self._handed_back.discard(task_id)
-        self._admitted.release()
+        self._give_back_ticket(run)
         if key is not None and (follower := self._serial.after(key, go_on=not self.draining)) is not None:
             self._admitting.add(follower.command.id)  # held all along, for duplicates
             asyncio.ensure_future(self._admit(follower))
@@ -136,12 +156,18 @@ class WorkerPool(Service):
             run.record_transition(State.CANCELLED, exit_code=None, detail=reason)
 
     async def _attempts(self, run: Run) -> None:
-        """The remaining attempts: a recovered task resumes where its retries stood."""
+        """The remaining attempts: a recovered task resumes where its retries stood, and a retry
+        that is not yet due waits in the table."""
         command = run.command
         retry = retries_done(run.record)
         while True:
-            if retry:
-                await asyncio.sleep(backoff(retry, command.retry_delay_s, settings.default_retry_delay_s))
+            if (wait := run.record.due_in(time.time())) > 0:
+                if command.serial_key is None:
+                    self._park(run, wait)
+                    return
+                # Its serial line waits behind it, so it waits here, as its followers do: without a ticket.
+                self._give_back_ticket(run)
+                await asyncio.sleep(wait)
             async with self._slots:
                 if self.draining:
                     return  # not started: the next owner finds it queued or up for retry
@@ -151,12 +177,32 @@ class WorkerPool(Service):
                     outcome = await run.runner.run(command)
                 finally:
                     self._running.discard(command.id)
-            retry_left = outcome.state is State.FAILED and retry < command.retries
-            final = State.UP_FOR_RETRY if retry_left else outcome.state
-            run.record_transition(final, exit_code=outcome.exit_code, detail=outcome.detail)
-            if not retry_left:
+            if not (outcome.state is State.FAILED and retry < command.retries):
+                run.record_transition(outcome.state, exit_code=outcome.exit_code, detail=outcome.detail)
                 return
             retry += 1
+            delay = backoff(retry, command.retry_delay_s, settings.default_retry_delay_s)
+            run.record_transition(
+                State.UP_FOR_RETRY, exit_code=outcome.exit_code, detail=outcome.detail, retry_at=time.time() + delay
+            )
+
+    def _give_back_ticket(self, run: Run) -> None:
+        if run.ticketed:
+            run.ticketed = False
+            self._admitted.release()
+
+    def _park(self, run: Run, wait: float) -> None:
+        """Leave a retry to wait in the table, and ask for it again when it is due."""
+        command, internal = run.command, run.tasks.internal
+
+        def due() -> None:
+            if self._parked.pop(command.id, None) is not None:
+                asyncio.ensure_future(
+                    internal.send(key=command.routing_key.encode(), value=encode_recover(command))
+                ).add_done_callback(_log_unsent)
+
+        self._parked[command.id] = asyncio.get_running_loop().call_later(wait, due)
+        log.debug("task %s waits %.1fs for its retry", command.id, wait)
 
     async def drain(self, grace_s: float, cut: asyncio.Event) -> tuple[int, int]:
         """Start nothing more; let the running tasks finish for ``grace_s`` (less if ``cut`` is
@@ -178,10 +224,18 @@ class WorkerPool(Service):
         return len(running) - handed_back, handed_back
 
     async def on_stop(self) -> None:
+        for timer in self._parked.values():  # the next owner's sweep finds them due
+            timer.cancel()
+        self._parked.clear()
         runs = list(self._runs.values())
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+def _log_unsent(sent: asyncio.Future) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("a due retry's request not sent (the sweep will find it): %r", sent.exception())
 
 
 pool = WorkerPool(concurrency=settings.concurrency)

@@ -66,7 +66,8 @@ async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
     reason = f"cancelled by {command.id}"
     if pool.cancel(target, reason):
         return
-    if current.worker not in (None, settings.worker_name) and not is_orphan(current):
+    waits_in_table = current.state is State.UP_FOR_RETRY and current.retry_at is not None
+    if current.worker not in (None, settings.worker_name) and not waits_in_table and not is_orphan(current):
         # That worker ends the run, and its end comes back as a report. Should the run be
         # recovered instead, the mark makes the recovery end it.
         queue.tasks.store(replace(current, cancel_requested_by=command.id), event)
@@ -185,7 +186,7 @@ def _lost(record: TaskRecord) -> str:
 
 async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskRecord, event: EventT) -> None:
     """Run again a task whose worker is gone: its lost attempt failed, unless it never started,
-    or it was to be cancelled."""
+    or it was to be cancelled; or a retry that has come due."""
     lost = _lost(record)
     state = recovery(record, command.retries)
     if state is State.CANCELLED:
@@ -196,7 +197,8 @@ async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskR
         return
     if state is State.UP_FOR_RETRY:
         record = queue.tasks.save(record.to(state, exit_code=None, detail=lost), event)
-    log.warning("task %s attempt %d recovered: %s", record.id, record.attempt, lost)
+    if record.retry_at is None:
+        log.warning("task %s attempt %d recovered: %s", record.id, record.attempt, lost)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
 
 

@@ -33,6 +33,7 @@ OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
     "first_attempt": int,
     "source": str,
     "cancel_requested_by": str,
+    "retry_at": (int, float),
 }
 
 

@@ -50,6 +50,9 @@ class TaskRecord:
     airflow: dict[str, Any] | None = None
     # The task's earlier attempts, as ``summary()`` gives them: what a dashboard shows of its past.
     earlier: Sequence[dict[str, Any]] = ()
+    # When an ``up_for_retry`` task's next attempt is due (wall clock); None: at once. The task
+    # waits in the table, not in a worker's memory (worker_pool.py).
+    retry_at: float | None = None
 
     @classmethod
     def new_attempt(
@@ -112,7 +115,12 @@ class TaskRecord:
             changes.setdefault("detail", "")
         if state.is_terminal:
             changes.setdefault("ended_at", now)
+        changes.setdefault("retry_at", None)
         return replace(self, state=state, updated_at=now, **changes)
+
+    def due_in(self, now: float) -> float:
+        """Seconds until this task's next attempt is due; 0 or less: due."""
+        return (self.retry_at or now) - now if self.state is State.UP_FOR_RETRY else 0.0
 
     def to_json(self) -> dict[str, Any]:
         # Shallow, unlike dataclasses.asdict, which deep-copies the command on every transition.

@@ -56,3 +56,26 @@ def test_nothing_a_task_starts_outlives_its_timeout_its_cancel_or_its_own_end(de
         )
     finally:
         worker.stop()
+
+
+def test_tasks_waiting_a_day_for_their_retry_jam_nothing(deployment):
+    """At one run slot, four tasks waiting a day for their retry once held every admission ticket:
+    nothing sent after them ran, and a cancel of one was never read."""
+    worker = deployment.worker("patient", AIRKAFKA_SHELL_ALLOW="false,true", AIRKAFKA_CONCURRENCY="1").start()
+    worker.wait_ready()
+    try:
+        waiting = [shell(f"wait{n}", "false", retries=100, retry_delay_s=86400) for n in range(5)]
+        deployment.send_commands(*waiting)
+        deployment.read(
+            deployment.state_changes,
+            lambda r: len({x["value"]["id"] for x in r if x["value"]["state"] == "up_for_retry"}) == 5,
+        )
+        after = [shell(f"after{n}", "true") for n in range(10)]
+        deployment.send_commands(*after, {"id": "stop-wait0", "kind": "cancel", "args": {"target": "wait0"}})
+        changes = deployment.state_changes_until_terminal([c["id"] for c in after] + ["wait0"], timeout=30)
+        assert all(changes[c["id"]][-1]["state"] == "success" for c in after), changes
+        assert changes["wait0"][-1]["state"] == "cancelled", changes["wait0"]
+        assert worker.get("/tasks/?state=up_for_retry")[1]["count"] == 4
+        print("\n5 tasks waiting a day for their retry at one slot: 10 sent after them ran, and a cancel ended one")
+    finally:
+        worker.stop()

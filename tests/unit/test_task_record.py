@@ -114,3 +114,12 @@ def test_a_report_keeps_the_earlier_attempts_and_drops_a_newer_version_s_fields(
     data["report"]["earlier"] = "not a list"
     with pytest.raises(InvalidCommand, match="'earlier' must be a list"):
         decode_internal(json.dumps(data).encode())
+
+
+def test_a_retry_is_due_at_its_retry_at_and_other_transitions_clear_it():
+    record = TaskRecord.new_attempt({"id": "t", "kind": "shell", "args": {}}, None, "w").to(State.RUNNING)
+    waiting = record.to(State.UP_FOR_RETRY, retry_at=1000.0)
+    assert (waiting.due_in(990.0), waiting.due_in(1000.0)) == (10.0, 0.0)
+    assert waiting.to(State.RUNNING).retry_at is None
+    assert record.to(State.UP_FOR_RETRY).due_in(5.0) == 0.0  # a hand-back: due at once
+    assert record.due_in(5.0) == 0.0
