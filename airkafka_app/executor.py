@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
@@ -45,7 +46,10 @@ class KafkaExecutor(BaseExecutor):
 
     def start(self) -> None:
         self._last_error: KafkaError | None = None
-        self._unclaimed: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
+        # Command id -> (state, detail, when read, proof) of ends read for tries not tracked yet.
+        self._unclaimed: OrderedDict[str, tuple[str, str, float, str | None]] = OrderedDict()
+        # Each running try's proof (airflow_tasks.PROOF): only an end that carries it is its end.
+        self._proofs: dict[Any, str | None] = {}
         self._topics: set[str] = set()
         # Delivery is confirmed: a command the broker does not take within the timeout fails
         # its try at once. No topic is created by a send: a queue's topic comes from
@@ -146,9 +150,10 @@ class KafkaExecutor(BaseExecutor):
         for workload in workloads:
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
-            command = airflow_tasks.workload_command(
-                _command_id(key), workload.model_dump_json(), workload.ti.external_executor_id
-            )
+            # Airflow 3.3's scheduler gives each queued try one; a try without one gets one here.
+            executor_id = workload.ti.external_executor_id or str(uuid.uuid4())
+            command = airflow_tasks.workload_command(_command_id(key), workload.model_dump_json(), executor_id)
+            self._proofs[key] = airflow_tasks.proof(executor_id)
             try:
                 self.producer.produce(
                     self._topic(workload.ti),
@@ -157,6 +162,7 @@ class KafkaExecutor(BaseExecutor):
                     on_delivery=partial(self._delivered, key),
                 )
             except (KafkaException, BufferError, ValueError) as exc:
+                self._proofs.pop(key, None)
                 self.fail(key, info=f"command not sent to Kafka: {exc}")
                 continue
             self.running.add(key)
@@ -166,6 +172,7 @@ class KafkaExecutor(BaseExecutor):
         if error is not None:
             self.log.error("command for %s not delivered: %s", key, error.str())
             if key in self.running:
+                self._proofs.pop(key, None)
                 self.fail(key, info=f"command not delivered to Kafka: {error.str()}")
 
     # The scheduler counts free slots at the start of its pass and calls sync() at its end, in
@@ -203,12 +210,17 @@ class KafkaExecutor(BaseExecutor):
         except (TypeError, ValueError, KeyError) as exc:  # a tombstone, or anything but a state change
             self.log.warning("state change %d@%d skipped: %r", message.partition(), message.offset(), exc)
             return
-        if not state.is_terminal:
+        if not state.is_terminal or change.get("kind") != airflow_tasks.KIND:
             return
+        airflow = change.get("airflow")
+        proved = airflow.get(airflow_tasks.PROOF) if isinstance(airflow, dict) else None
         if (key := running.get(task_id)) is not None:
+            if proved is None or proved != self._proofs.get(key):
+                self.log.warning("state change %s of %s skipped: not from the command sent for this try", state, key)
+                return
             self._report(key, state, detail)
-        elif task_id.startswith("af-"):
-            self._unclaimed[task_id] = (state.value, detail, time.monotonic())
+        elif task_id.startswith(airflow_tasks.PREFIX):
+            self._unclaimed[task_id] = (state.value, detail, time.monotonic(), proved)
             self._unclaimed.move_to_end(task_id)
             while len(self._unclaimed) > UNCLAIMED_MAX or (
                 self._unclaimed and next(iter(self._unclaimed.values()))[2] < time.monotonic() - UNCLAIMED_TTL_S
@@ -222,13 +234,22 @@ class KafkaExecutor(BaseExecutor):
             return
         try:
             letter = json.loads(message.value() or b"null")
-            refused = json.loads(letter["value"]) if "value_length" not in letter else {"kind": airflow_tasks.KIND}
-            if refused.get("kind") == airflow_tasks.KIND:  # not a cancel of it
+            if "value_length" in letter:  # cut short: what was refused cannot be told
+                self.log.warning(
+                    "dead letter %d@%d for %s skipped: its value was cut", message.partition(), message.offset(), key
+                )
+                return
+            refused = json.loads(letter["value"])
+            args = refused.get("args") if refused.get("kind") == airflow_tasks.KIND else None  # not a cancel of it
+            proved = airflow_tasks.proof(args.get("external_executor_id")) if isinstance(args, dict) else None
+            if proved is not None and proved == self._proofs.get(key):
+                self._proofs.pop(key, None)
                 self.fail(key, info=f"refused by AirKafka: {letter['error']}")
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             self.log.warning("dead letter %d@%d skipped: %r", message.partition(), message.offset(), exc)
 
     def _report(self, key: Any, state: State, detail: str) -> None:
+        self._proofs.pop(key, None)
         if state is State.SUCCESS:
             self.success(key, info=detail)
         elif state is State.FAILED:
@@ -255,6 +276,7 @@ class KafkaExecutor(BaseExecutor):
             self.log.exception("cancel for %s not sent", ti.key)
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)
+        self._proofs.pop(ti.key, None)
 
     def _cancel_delivered(self, key: Any, error: KafkaError | None, _: Message) -> None:
         if error is not None:
@@ -268,7 +290,9 @@ class KafkaExecutor(BaseExecutor):
                 not_adopted.append(ti)
                 continue
             self.running.add(ti.key)
-            if (ended := self._unclaimed.pop(_command_id(ti.key), None)) is not None:
+            self._proofs[ti.key] = airflow_tasks.proof(ti.external_executor_id)
+            ended = self._unclaimed.pop(_command_id(ti.key), None)
+            if ended is not None and ended[3] is not None and ended[3] == self._proofs[ti.key]:
                 self._report(ti.key, State(ended[0]), ended[1])
         return not_adopted
 

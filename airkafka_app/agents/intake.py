@@ -12,6 +12,7 @@ from mode import CrashingSupervisor
 
 from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
+from airkafka_app.contract import airflow_tasks
 from airkafka_app.contract.commands import (
     CANCEL,
     FORCE,
@@ -124,6 +125,7 @@ async def _command(queue: Queue, event: EventT) -> None:
     if reserved := reserved_header(list(headers)):
         raise InvalidCommand(f"header {shown(str(reserved))} is reserved to AirKafka's workers")
     command = decode_command(message.key, message.value)
+    airflow_tasks.check_id(command)
     if message.key != (routing_key := command.routing_key.encode()):
         # Without its routing key (keyless, or a cancel keyed otherwise), the command sits in a
         # partition that does not own its task's record.

@@ -10,14 +10,16 @@ import hashlib
 import json
 from typing import Any
 
-from airkafka_app.contract.commands import Command
+from airkafka_app.contract.commands import Command, InvalidCommand, shown
+
+PREFIX = "af-"
 
 KIND = "airflow"
 
 
 def command_id(dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int) -> str:
     digest = hashlib.sha256("\0".join(map(str, (dag_id, task_id, run_id, map_index, try_number))).encode())
-    return f"af-{digest.hexdigest()[:40]}"
+    return f"{PREFIX}{digest.hexdigest()[:40]}"
 
 
 def workload_command(task_id: str, workload_json: str, external_executor_id: str | None) -> Command:
@@ -27,6 +29,32 @@ def workload_command(task_id: str, workload_json: str, external_executor_id: str
 
 # The fields of a workload's task instance that name it, as Airflow's UI and API do.
 IDENTITY = {"dag_id": str, "task_id": str, "run_id": str, "map_index": int, "try_number": int}
+# A digest of the try's external_executor_id, a random UUID the scheduler gives each queued try:
+# only the executor and the workers read the commands that carry it, so a state change with the
+# digest of the try's own id can only have come from the command the executor sent.
+PROOF = "executor_id_sha256"
+
+
+def proof(external_executor_id: Any) -> str | None:
+    if not isinstance(external_executor_id, str) or not external_executor_id:
+        return None
+    return hashlib.sha256(external_executor_id.encode()).hexdigest()
+
+
+def check_id(command: Command) -> None:
+    """``af-`` ids are the executor's: such an id belongs to an ``airflow`` command whose workload
+    names the very try the id is made from, and an ``airflow`` command has such an id. Anything
+    else under such an id could end or fail an Airflow try: InvalidCommand."""
+    if command.kind != KIND and not command.id.startswith(PREFIX):
+        return
+    found = identity(command.to_json())
+    if command.kind != KIND:
+        raise InvalidCommand(f"id {shown(command.id)} is reserved to the Airflow executor's airflow commands")
+    if found is None:
+        raise InvalidCommand("airflow 'args.workload' does not name its task instance (ti: dag_id ... try_number)")
+    names = {name: found[name] for name in IDENTITY}
+    if command_id(**names) != command.id:
+        raise InvalidCommand(f"airflow command id {shown(command.id)} is not the id of the try its workload names")
 
 
 def identity(command: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from airkafka_app.contract.airflow_tasks import identity
+from airkafka_app.contract.airflow_tasks import PROOF, identity, proof
 from airkafka_app.contract.states import State, check_transition
 
 # A record must fit one Kafka message on its changelog: below Kafka's default limit of
@@ -150,7 +150,8 @@ class TaskRecord:
         if queue is not None:
             change["queue"] = queue
         if self.airflow is not None:
-            change["airflow"] = self.airflow
+            digest = proof(self.command["args"].get("external_executor_id"))
+            change["airflow"] = self.airflow if digest is None else {**self.airflow, PROOF: digest}
         return change
 
 

@@ -12,14 +12,27 @@ import base64
 import binascii
 import json
 import time
+from pathlib import PurePosixPath
 
-from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome, airflow_fork_server
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
 from airkafka_app.runners.process import with_tail
 
 ARG_FIELDS = frozenset({"workload", "external_executor_id"})
+# Paths of a workload that Airflow joins to its DAGs folder and its logs folder.
+PATH_FIELDS = ("dag_rel_path", "log_path")
+
+
+def _is_plain_relative(path: object) -> bool:
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and not path.startswith("/")
+        and "\0" not in path
+        and ".." not in PurePosixPath(path).parts
+    )
 
 
 class FinalState:
@@ -68,6 +81,15 @@ class AirflowRunner:
         workload = command.args.get("workload")
         if not isinstance(workload, str) or not workload.startswith("{"):
             raise InvalidCommand("airflow 'args.workload' must be an ExecuteTask workload as a JSON string")
+        try:
+            parsed = json.loads(workload)
+        except (ValueError, RecursionError):
+            raise InvalidCommand("airflow 'args.workload' is not valid JSON") from None
+        for field in PATH_FIELDS:
+            if (path := parsed.get(field)) is not None and not _is_plain_relative(path):
+                raise InvalidCommand(
+                    f"airflow workload {field!r} must be a relative path without '..': {shown(str(path))}"
+                )
 
     async def run(self, command: Command) -> Outcome:
         expiry = token_expiry(command.args["workload"])

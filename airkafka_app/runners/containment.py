@@ -107,47 +107,63 @@ class _Hierarchies:
 
 
 class Group:
-    """One task's cgroup, in v2 and, for limits, in v1 hierarchies. Reused once it is empty."""
+    """One task's cgroup: in v2 always, and in a v1 hierarchy only while a task's limit needs it.
+    Reused once it is empty; each file is written only when its value changes, since a task
+    without limits should cost the spawner no more than moving in and out of one group."""
 
     def __init__(self, parents: dict[str, Path], name: str, hierarchies: _Hierarchies) -> None:
         self.dirs = {key: parent / name for key, parent in parents.items()}
         self.hierarchies = hierarchies
-        for path in self.dirs.values():
-            path.mkdir(exist_ok=True)
+        self.dirs["v2"].mkdir(exist_ok=True)
+        # Opened once: each spawn writes it and each end reads it, and open and close cost as much.
+        self._procs = os.open(self.dirs["v2"] / "cgroup.procs", os.O_RDWR)
+        self.limits = self._applied = Limits()
+        self.entered: list[str] = ["v2"]  # the hierarchies the current task is in
+        self.killed = False  # its processes may still be dying
         self._oom_before = 0
-        self.limits = Limits()
 
-    def set_limits(self, limits: Limits) -> None:
-        """Before the task starts: the pids limit counts the spawner while it spawns here."""
-        self.limits = limits
-        self._oom_before = self.oom_kills()
-        pids = str(limits.pids + SPAWNER_PIDS) if limits.pids else "max"
-        self._set("pids", "pids.max", pids, pids)
+    def prepare(self, limits: Limits) -> None:
+        """Before the spawn: where the task goes, and its pids limit, which counts the spawner
+        while it spawns inside."""
+        self.limits, self.killed = limits, False
+        needed = {"memory": limits.memory_mb, "pids": limits.pids}
+        self.entered = ["v2"] + [c for c, on in needed.items() if on and self.hierarchies.where(c) == "v1"]
+        for key in self.entered:
+            self.dirs[key].mkdir(exist_ok=True)
+        if limits.memory_mb:
+            self._oom_before = self.oom_kills()
+        if limits.pids or self._applied.pids:
+            self._set("pids", "pids.max", str(limits.pids + SPAWNER_PIDS) if limits.pids else "max")
 
-    def set_memory(self) -> None:
-        """Once the task has started, so that the spawner's own allocations never meet the limit."""
+    def started(self) -> None:
+        """Once the task runs: its memory limit, set only now so that the spawner's own
+        allocations never meet it, and its pids limit without the spawner."""
         mb = self.limits.memory_mb
-        self._set("memory", "memory.max", str(mb << 20) if mb else "max", str(mb << 20) if mb else "-1")
+        if mb != self._applied.memory_mb:
+            self._set("memory", "memory.max", str(mb << 20) if mb else "max")
         if self.limits.pids:
-            self._set("pids", "pids.max", str(self.limits.pids), str(self.limits.pids))
+            self._set("pids", "pids.max", str(self.limits.pids))
+        self._applied = self.limits
 
-    def _set(self, controller: str, name: str, v2_value: str, v1_value: str) -> None:
+    def _set(self, controller: str, name: str, value: str) -> None:
         where = self.hierarchies.where(controller)
         if where == "v2":
-            _write(self.dirs["v2"] / name, v2_value)
-        elif where == "v1":
+            _write(self.dirs["v2"] / name, value)
+        elif where == "v1" and self.dirs[controller].exists():
             v1_name = {"memory.max": "memory.limit_in_bytes"}.get(name, name)
-            _write(self.dirs[controller] / v1_name, v1_value)
+            _write(self.dirs[controller] / v1_name, "-1" if value == "max" and controller == "memory" else value)
 
     def enter(self) -> None:
         """Move the calling process in, so that what it spawns now starts inside."""
-        for path in self.dirs.values():
-            _write(path / "cgroup.procs", "0")
+        os.write(self._procs, b"0")
+        for key in self.entered[1:]:
+            _write(self.dirs[key] / "cgroup.procs", "0")
 
-    def populated(self) -> bool:
-        return bool((self.dirs["v2"] / "cgroup.procs").read_text())
+    def processes(self) -> int:
+        return len(os.pread(self._procs, 1 << 16, 0).split())
 
     def kill(self) -> None:
+        self.killed = True
         with contextlib.suppress(FileNotFoundError):
             _write(self.dirs["v2"] / "cgroup.kill", "1")
 
@@ -163,9 +179,10 @@ class Group:
         return 0
 
     def oom_killed(self) -> bool:
-        return self.oom_kills() > self._oom_before
+        return bool(self.limits.memory_mb) and self.oom_kills() > self._oom_before
 
     def remove(self) -> None:
+        os.close(self._procs)
         for path in self.dirs.values():
             with contextlib.suppress(OSError):
                 path.rmdir()
@@ -181,6 +198,7 @@ class Cgroups:
         name = f"airkafka-{os.getpid()}"
         self.parents = {"v2": self.hierarchies.v2 / name} | {c: p / name for c, p in self.hierarchies.v1.items()}
         self.homes = {"v2": self.hierarchies.v2} | self.hierarchies.v1
+        self._home_procs = os.open(self.hierarchies.v2 / "cgroup.procs", os.O_WRONLY)
         self._sweep_stale()
         for path in self.parents.values():
             path.mkdir(exist_ok=True)
@@ -213,7 +231,7 @@ class Cgroups:
     def group(self) -> Group:
         while self._free:
             group = self._free.pop()
-            if not group.populated():
+            if not group.killed or not group.processes():
                 return group
             group.remove()  # still dying: a new one instead
         self._made += 1
@@ -225,8 +243,9 @@ class Cgroups:
         try:
             return spawn()
         finally:
-            for home in self.homes.values():
-                _write(home / "cgroup.procs", "0")
+            os.write(self._home_procs, b"0")
+            for key in group.entered[1:]:
+                _write(self.homes[key] / "cgroup.procs", "0")
 
     def release(self, group: Group) -> None:
         self._free.append(group)
@@ -287,6 +306,12 @@ class Subreaper:
 
     def describe(self) -> str:
         return "subreaper (no usable cgroup v2: a task's processes are found by session and parent; limits are rlimits)"
+
+    def left_behind(self, running: set[int]) -> bool:
+        """Whether a task that ended left anything: what it left is re-parented here, so this
+        process then has children that are no running task's. One read, not a scan of /proc."""
+        children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+        return any(int(pid) not in running for pid in children)
 
     def kill_tree(self, task_pid: int, running: set[int]) -> int:
         """Kill the task's session, its descendants, and adopted orphans from no running task's

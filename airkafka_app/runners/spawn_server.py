@@ -126,9 +126,9 @@ class _Spawner:
 
             if isinstance(self.containment, Cgroups):
                 group = self.containment.group()
-                group.set_limits(limits)
+                group.prepare(limits)
                 process = self.containment.spawn_in(group, spawn)
-                group.set_memory()
+                group.started()
             else:
                 process = spawn()
                 self.containment.set_limits(process.pid, limits)
@@ -152,15 +152,15 @@ class _Spawner:
         returncode = task.process.wait()
         oom, left = False, 0
         if task.group is not None:
-            if task.group.populated():
-                left = len((task.group.dirs["v2"] / "cgroup.procs").read_text().split())
+            if left := task.group.processes():
                 task.group.kill()
             oom = task.group.oom_killed()
             self.containment.release(task.group)  # type: ignore[union-attr]
         else:
             assert isinstance(self.containment, Subreaper)
-            left = self.containment.kill_tree(task.process.pid, self._pids())
-            self.containment.reap_adopted(self._pids())
+            if self.containment.left_behind(running := self._pids()):
+                left = self.containment.kill_tree(task.process.pid, running)
+                self.containment.reap_adopted(running)
         send(self.sock, {"id": request_id, "returncode": returncode, "oom": oom, "left": left})
 
 

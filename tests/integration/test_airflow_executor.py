@@ -360,12 +360,14 @@ def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(airflo
 REFUSED = (
     WORKLOAD
     + """
-key = TaskInstanceKey("ops_dag", "refused", "run-1", 1, -1)
-executor.running.add(key)
-fresh = workload("elsewhere", queue="fresh")
-executor._process_workloads([fresh])
+forged = TaskInstanceKey("ops_dag", "forged", "run-1", 1, -1)
+executor.running.add(forged)  # as if sent: only its own command may end it
+refused = workload("refused")
+refused.log_path = "/etc/passwd"  # a worker refuses a path outside Airflow's logs folder
+executor._process_workloads([refused, workload("elsewhere", queue="fresh")])
 print("@@", json.dumps("sent"), flush=True)
-print("@@", json.dumps(until_reported(executor, [key], 60)), flush=True)
+sys.stdin.readline()  # the forged command has been refused
+print("@@", json.dumps(until_reported(executor, [refused.ti.key, forged], 30)), flush=True)
 """
 )
 
@@ -380,13 +382,18 @@ def test_a_refused_command_fails_its_try_at_once_and_a_new_queue_gets_its_topic(
     try:
         assert reply(driver) == "started"
         assert reply(driver) == "sent"
-        refused = command_id("ops_dag", "refused", "run-1", -1, 1)
-        deployment.send_commands({"id": refused, "kind": "airflow", "args": {"workload": 5}})
+        forged = command_id("ops_dag", "forged", "run-1", -1, 1)
+        # A producer's command under the try's id, refused: the try is not its to fail.
+        deployment.send_commands({"id": forged, "kind": "airflow", "args": {"workload": 5}})
+        deployment.read(deployment.dead_letters, lambda r: any(x["value"]["key"] == forged for x in r))
+        driver.stdin.write("\n")
+        driver.stdin.flush()
         events = reply(driver)
     finally:
         driver.kill()
     state, info = events["refused"]
-    assert state == "failed" and info.startswith("refused by AirKafka: airflow 'args.workload' must be"), events
+    assert state == "failed" and info.startswith("refused by AirKafka: airflow workload 'log_path' must be"), events
+    assert "forged" not in events, events
     # The executor created the queue's topic as the workers would, not the broker with its default.
     assert asyncio.run(partitions_of(broker.bootstrap, deployment.commands_of("fresh"))) == 4
 

@@ -1,0 +1,55 @@
+"""Airflow's ids and proofs: only the executor's own command can speak for an Airflow try."""
+
+import json
+
+import pytest
+
+from airkafka_app.contract.airflow_tasks import PROOF, check_id, command_id, proof, workload_command
+from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.runners.airflow import AirflowRunner
+
+TI = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1}
+ID = command_id("d", "t", "r", -1, 1)
+
+
+def workload(**fields) -> str:
+    return json.dumps({"token": "x", "ti": TI, "dag_rel_path": "d.py", "log_path": "d/t.log", **fields})
+
+
+def test_the_executors_command_passes():
+    check_id(workload_command(ID, workload(), "uuid-1"))
+
+
+@pytest.mark.parametrize(
+    "command, reason",
+    [
+        (Command(ID, "shell", {"argv": ["true"]}), "reserved to the Airflow executor's airflow commands"),
+        (Command(ID, "cancel", {"target": "x"}), "reserved to the Airflow executor"),
+        (workload_command("af-" + "0" * 40, workload(), "u"), "is not the id of the try its workload names"),
+        (workload_command("mine", workload(), "u"), "is not the id of the try its workload names"),
+        (Command(ID, "airflow", {"workload": "{}"}), "does not name its task instance"),
+    ],
+)
+def test_anything_else_under_an_executor_id_or_an_airflow_command_under_another_id_is_refused(command, reason):
+    with pytest.raises(InvalidCommand, match=reason):
+        check_id(command)
+
+
+def test_other_ids_and_kinds_are_not_the_executors_concern():
+    check_id(Command("revoke-" + ID, "cancel", {"target": ID}))
+    check_id(Command("job-1", "shell", {"argv": ["true"]}))
+
+
+def test_a_state_change_carries_the_proof_of_its_tries_executor_id_not_the_id():
+    record = TaskRecord.new_attempt(workload_command(ID, workload(), "secret-uuid").to_json(), None, "w")
+    change = record.state_change()
+    assert change["airflow"][PROOF] == proof("secret-uuid") and "secret-uuid" not in json.dumps(change)
+    assert record.airflow == TI  # the record and the views name the try only
+
+
+@pytest.mark.parametrize("field", ["dag_rel_path", "log_path"])
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../etc/passwd", "d/../../x", ""])
+def test_a_workload_path_outside_its_folder_is_refused(field, path):
+    with pytest.raises(InvalidCommand, match=f"airflow workload '{field}' must be a relative path"):
+        AirflowRunner("/usr/bin/python3").check(workload_command(ID, workload(**{field: path}), "u"))
