@@ -79,6 +79,11 @@ class App(faust.App):
         except OSError as exc:
             log.error("tasks cannot be contained: %s", exc)
             raise SystemExit(os.EX_CONFIG) from None
+        if not settings.cluster_key:
+            log.warning(
+                "AIRKAFKA_CLUSTER_KEY is empty: reports, recovery requests, control orders and heartbeats "
+                "are not authenticated, and whoever may write their topics speaks for the workers"
+            )
         for warning in shell.start_up_warnings() if shell.disabled is None else ():
             log.warning("%s", warning)
         await super().on_first_start()

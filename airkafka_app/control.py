@@ -3,7 +3,8 @@
 After a rebalance a task may run on a worker that no longer owns its partition: the run stays
 where it started, and its records travel to the owner as reports. A cancel reaches the owner,
 which sends it on here to the worker its record names; that worker kills the run, whose end
-then reaches the owner as a report. Only workers may write this topic (docs/contract.md).
+then reaches the owner as a report. Only workers may write this topic (docs/contract.md), and
+each order is signed with the cluster key.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
+from airkafka_app.contract import signing
 from airkafka_app.contract.commands import json_object
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.settings import settings
 from airkafka_app.kafka.admin import partition_count
+from airkafka_app.kafka.signed import signed
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
 
 
 async def send_cancel(worker: str, target: str, reason: str) -> None:
-    await topics.control.send(
-        key=worker.encode(), value=json.dumps({"to": worker, "cancel": target, "reason": reason}).encode()
-    )
+    order = json.dumps({"to": worker, "cancel": target, "reason": reason}).encode()
+    await topics.control.send(**signed(topics.control, worker.encode(), order))
 
 
 def parse_order(value: bytes | None) -> tuple[str, str, str] | None:
@@ -62,6 +64,9 @@ class Control(Service):
             await consumer.stop()
 
     def _obey(self, message) -> None:
+        if not signing.verified(settings.cluster_key, message.topic, message.key, message.value, message.headers):
+            log.warning("control %d@%d skipped: not signed with the cluster key", message.partition, message.offset)
+            return
         if (order := parse_order(message.value)) is None:
             log.warning('control %d@%d skipped: not {"to", "cancel", "reason"}', message.partition, message.offset)
             return

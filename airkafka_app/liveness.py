@@ -19,6 +19,7 @@ from mode import Service
 
 from airkafka_app import topics
 from airkafka_app.application import app
+from airkafka_app.contract import signing
 from airkafka_app.contract.commands import Command
 from airkafka_app.contract.heartbeats import encode_beat, parse_beat, roster
 from airkafka_app.contract.internal import encode_recover
@@ -27,6 +28,7 @@ from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import IN_FLIGHT
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.admin import partition_count
+from airkafka_app.kafka.signed import signed
 from airkafka_app.queues import queues
 from airkafka_app.tables.tasks import awaiting_report
 from airkafka_app.worker_pool import pool
@@ -44,6 +46,7 @@ class Heartbeats(Service):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.last_seen: dict[str, float] = {}
+        self.urls: dict[str, str] = {}  # worker -> its web server, as its heartbeats say
         self.stopped: set[str] = set()  # workers whose last heartbeat said they stopped
         # When this worker, under its name, last stopped cleanly: what it left then is to be
         # run again at once. After a crash, its records wait out the loss bound instead.
@@ -73,7 +76,7 @@ class Heartbeats(Service):
         last = {worker: (at, worker in self.stopped) for worker, at in self.last_seen.items()}
         return roster(last, time.time(), settings.worker_lost_after_s)
 
-    def _observe(self, worker: str, at: float, stopped: bool = False) -> None:
+    def _observe(self, worker: str, at: float, stopped: bool = False, url: str | None = None) -> None:
         # A time ahead of ours would keep its sender alive for as long as it is ahead.
         at = min(at, time.time() + settings.heartbeat_s)
         if stopped:
@@ -83,6 +86,8 @@ class Heartbeats(Service):
         if worker == settings.worker_name and at - self.last_seen.get(worker, 0.0) > 2 * settings.heartbeat_s:
             self._own_beats_since = at  # the first beat after a gap, or ever
         self.last_seen[worker] = max(at, self.last_seen.get(worker, 0.0))
+        if url is not None:
+            self.urls[worker] = url
 
     @Service.task
     async def _read(self) -> None:
@@ -103,7 +108,16 @@ class Heartbeats(Service):
             while not self.should_stop:
                 for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     for message in messages:
-                        if (beat := parse_beat(message.value)) is None:
+                        if not signing.verified(
+                            settings.cluster_key, message.topic, message.key, message.value, message.headers
+                        ):
+                            log.warning(
+                                "heartbeat %s:%d@%d skipped: not signed with the cluster key",
+                                message.topic,
+                                message.partition,
+                                message.offset,
+                            )
+                        elif (beat := parse_beat(message.value)) is None:
                             log.warning(
                                 'heartbeat %s:%d@%d skipped: not {"worker": <name>, "at": <time>}',
                                 message.topic,
@@ -151,21 +165,23 @@ async def start_heartbeats() -> None:
     await app.add_runtime_dependency(heartbeats)
 
 
-def _heartbeat(**fields: bool) -> bytes:
-    return encode_beat(settings.worker_name, time.time(), **fields)
+def _heartbeat(**fields: bool) -> dict:
+    """A heartbeat's send: the worker's name and web server, signed."""
+    value = encode_beat(settings.worker_name, time.time(), str(app.conf.canonical_url), **fields)
+    return signed(topics.heartbeats, settings.worker_name.encode(), value)
 
 
 @app.timer(settings.heartbeat_s)
 async def beat() -> None:
     if not pool.draining:  # after the last one, which says this worker stopped
-        await topics.heartbeats.send(key=settings.worker_name.encode(), value=_heartbeat())
+        await topics.heartbeats.send(**_heartbeat())
 
 
 async def announce_stop() -> None:
     """Tell the other workers that this one has stopped, so they recover its tasks at once."""
     try:
         async with asyncio.timeout(STOP_ANNOUNCE_S):
-            await (await topics.heartbeats.send(key=settings.worker_name.encode(), value=_heartbeat(stopped=True)))
+            await (await topics.heartbeats.send(**_heartbeat(stopped=True)))
     except Exception as exc:  # the others will judge it lost after the bound instead
         log.warning("last heartbeat not sent: %r", exc)
 
@@ -186,4 +202,6 @@ async def sweep() -> None:
                     record.state.value,
                     record.worker,
                 )
-                await queue.internal.send(key=command.routing_key.encode(), value=encode_recover(command))
+                await queue.internal.send(
+                    **signed(queue.internal, command.routing_key.encode(), encode_recover(command))
+                )

@@ -136,7 +136,7 @@ def heard_from() -> dict[str, tuple[float, bool]]:
         while todo and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=1.0):
                 if message.error() is None and (beat := parse_beat(message.value())) is not None:
-                    worker, at, stopped = beat
+                    worker, at, stopped, _ = beat
                     if at >= last.get(worker, (0.0, False))[0]:
                         last[worker] = (at, stopped)
                 if message.error() is None and (message.offset() or 0) + 1 >= ends[message.partition()]:

@@ -17,6 +17,7 @@ from airkafka_app.contract.internal import encode_recover
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.kafka.signed import signed
 from airkafka_app.runners import Runner
 from airkafka_app.serial_lines import SerialLines
 from airkafka_app.tables.tasks import TaskTable
@@ -197,9 +198,8 @@ class WorkerPool(Service):
 
         def due() -> None:
             if self._parked.pop(command.id, None) is not None:
-                asyncio.ensure_future(
-                    internal.send(key=command.routing_key.encode(), value=encode_recover(command))
-                ).add_done_callback(_log_unsent)
+                request = signed(internal, command.routing_key.encode(), encode_recover(command))
+                asyncio.ensure_future(internal.send(**request)).add_done_callback(_log_unsent)
 
         self._parked[command.id] = asyncio.get_running_loop().call_later(wait, due)
         log.debug("task %s waits %.1fs for its retry", command.id, wait)

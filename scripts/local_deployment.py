@@ -19,12 +19,15 @@ import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from airkafka_app.contract import signing
 from airkafka_app.contract.commands import decode_command
 from scripts.local_kafka import free_port
 
 FAUST = Path(sys.executable).parent / "faust"
 DAY_S = 24 * 3600
 SHELL_ALLOW = "true,sh,sleep,touch"
+# The workers of a test deployment sign what they send each other, as in production.
+CLUSTER_KEY = "local-cluster-key"
 # Messages sent before their deliveries are checked: a million at once would hold a million futures.
 CHECK_DELIVERY_EVERY = 10_000
 
@@ -64,6 +67,7 @@ class Deployment:
             "AIRKAFKA_DEAD_LETTERS_TOPIC": self.dead_letters,
             "AIRKAFKA_HEARTBEATS_TOPIC": self.heartbeats,
             "AIRKAFKA_SHELL_ALLOW": SHELL_ALLOW,
+            "AIRKAFKA_CLUSTER_KEY": CLUSTER_KEY,
             **overrides,
         }
 
@@ -84,6 +88,10 @@ class Deployment:
     def send_to(self, topic: str, messages: Iterable[tuple], max_request_size: int = 1 << 20) -> None:
         """Each message as (key, value) or (key, value, headers)."""
         asyncio.run(_send(self.bootstrap, topic, messages, max_request_size))
+
+    def send_signed(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+        """As a worker sends another one a message: signed with the cluster key."""
+        self.send_to(topic, [(key, value, signing.headers(CLUSTER_KEY, topic, key, value)) for key, value in messages])
 
     def write_history(self, count: int, *, airflow_sized: bool = False, span_s: float = 10 * DAY_S) -> None:
         """Write ``count`` ended tasks straight to the default queue's tasks changelog, as months of

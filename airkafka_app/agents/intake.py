@@ -12,7 +12,7 @@ from mode import CrashingSupervisor
 
 from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
-from airkafka_app.contract import airflow_tasks
+from airkafka_app.contract import airflow_tasks, signing
 from airkafka_app.contract.commands import (
     CANCEL,
     FORCE,
@@ -105,7 +105,10 @@ async def accept(queue: Queue, event: EventT) -> None:
     await _await_topic_metadata(queue)
     try:
         if event.message.topic == queue.internal_topic_name:
-            await _internal(queue, decode_internal(event.message.value), event)
+            message = event.message
+            if not signing.verified(settings.cluster_key, message.topic, message.key, message.value, message.headers):
+                raise InvalidCommand("internal message not signed with the cluster key (AIRKAFKA_CLUSTER_KEY)")
+            await _internal(queue, decode_internal(message.value), event)
         else:
             await _command(queue, event)
     except InvalidCommand as exc:

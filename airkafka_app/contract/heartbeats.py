@@ -1,20 +1,30 @@
-"""A worker's heartbeat on the heartbeats topic: ``{"worker": <name>, "at": <unix time>}``, with
-``"stopped": true`` on the last one of a clean stop. Faust-free: the Airflow CLI reads them too."""
+"""A worker's heartbeat on the heartbeats topic: ``{"worker": <name>, "at": <unix time>, "url":
+<its web server>}``, with ``"stopped": true`` on the last one of a clean stop. Signed with the
+cluster key, the URL tells the other workers which web servers are members to ask. Faust-free:
+the Airflow CLI reads them too."""
 
 from __future__ import annotations
 
 import json
 import math
+from typing import NamedTuple
 
 from airkafka_app.contract.commands import json_object
 
 
-def encode_beat(worker: str, at: float, **fields: bool) -> bytes:
-    return json.dumps({"worker": worker, "at": at, **fields}).encode()
+class Beat(NamedTuple):
+    worker: str
+    at: float
+    stopped: bool = False
+    url: str | None = None
 
 
-def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
-    """(worker, time, whether it stopped) of a heartbeat, or None for anything else."""
+def encode_beat(worker: str, at: float, url: str | None = None, **fields: bool) -> bytes:
+    return json.dumps({"worker": worker, "at": at, **({"url": url} if url else {}), **fields}).encode()
+
+
+def parse_beat(value: bytes | None) -> Beat | None:
+    """A heartbeat's worker, time, whether it stopped, and URL; None for anything else."""
     if (beat := json_object(value)) is None:
         return None
     worker, at = beat.get("worker"), beat.get("at")
@@ -26,7 +36,8 @@ def parse_beat(value: bytes | None) -> tuple[str, float, bool] | None:
         and math.isfinite(at)
     ):
         return None
-    return worker, float(at), beat.get("stopped") is True
+    url = beat.get("url") if isinstance(beat.get("url"), str) and len(beat["url"]) <= 1024 else None
+    return Beat(worker, float(at), beat.get("stopped") is True, url)
 
 
 # A worker shows (lost or stopped) this long after its last heartbeat, then is forgotten: its

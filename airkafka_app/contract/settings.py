@@ -127,6 +127,8 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("AIRKAFKA_WEB_PORT")))
     web_token: str = field(default_factory=lambda: _secret("AIRKAFKA_WEB_TOKEN"), repr=False)
     web_auth_reads: bool = field(default_factory=lambda: _flag("AIRKAFKA_WEB_AUTH_READS"))
+    # Signs what workers send each other (contract/signing.py); a secret the workers share.
+    cluster_key: str = field(default_factory=lambda: _secret("AIRKAFKA_CLUSTER_KEY"), repr=False)
     worker_name: str = field(
         default_factory=lambda: _env("AIRKAFKA_WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
     )

@@ -32,6 +32,7 @@ from airkafka_app.contract.internal import encode_report
 from airkafka_app.contract.settings import per_queue, settings
 from airkafka_app.contract.states import IN_FLIGHT, TERMINAL, State
 from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.kafka.signed import signed
 from airkafka_app.tables.publisher import publisher
 from airkafka_app.tables.task_index import SLICE_S, Entry, TaskIndex
 
@@ -178,7 +179,8 @@ class TaskTable:
         key = record.id.encode()
         if app.rebalancing or event.message.tp not in _assigned_actives():
             note_report(record)
-            self.internal.send_soon(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
+            routing_key = Command(**record.command).routing_key.encode()
+            self.internal.send_soon(**signed(self.internal, routing_key, encode_report(record)))
             log.info(
                 "task %s attempt %d %s reported to the partition's owner", record.id, record.attempt, record.state.value
             )

@@ -2,9 +2,9 @@
 the heartbeats tell of it. Any worker serves them.
 
 The workers asked are the consumer group's members, at the canonical URLs Faust's assignor
-shares, the same ones Faust routes a table request to; a request's bearer token goes with it, as
-with Faust's routing. A member that does not answer within MEMBER_TIMEOUT_S is listed with the
-error, and the merge goes on without it.
+shares, that the heartbeats name too (``peers.py``); each request is signed with the cluster key,
+not with the caller's token. A member that does not answer within peers.TIMEOUT_S is listed
+with the error, and the merge goes on without it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 from faust.web import Request, Response, View
 from yarl import URL
 
@@ -21,41 +20,28 @@ from airkafka_app.contract.airflow_tasks import IDENTITY
 from airkafka_app.contract.settings import DEFAULT_QUEUE
 from airkafka_app.contract.states import State
 from airkafka_app.liveness import heartbeats
+from airkafka_app.web import peers
 from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 from airkafka_app.web.views import MAX_LIMIT, refused_read
 
-MEMBER_TIMEOUT_S = 3.0
-
 
 def member_urls() -> list[str]:
-    """This worker's URL and those of the group's other members, as the last assignment told."""
+    """This worker's URL and those of the group's other members, as the last assignment told,
+    that the heartbeats name."""
     assignor = app.assignor
     urls = {str(app.conf.canonical_url), *assignor.external_topics_metadata(), *assignor.tables_metadata()}
-    return sorted(urls)
+    return sorted(url for url in urls if peers.known(url))
 
 
-async def _ask(url: str, path: str, query: dict[str, str], request: Request) -> dict[str, Any]:
-    headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
-    try:
-        async with app.http_client.get(
-            URL(url).with_path(path).with_query(query),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=MEMBER_TIMEOUT_S),
-        ) as response:
-            answer = await response.json(content_type=None)
-            if response.status != 200 or not isinstance(answer, dict):
-                return {
-                    "error": f"HTTP {response.status}: {answer.get('error') if isinstance(answer, dict) else answer}"
-                }
-            return answer
-    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
+async def _ask(url: str, path: str, query: dict[str, str]) -> dict[str, Any]:
+    status, answer = await peers.ask(url, str(URL(path).with_query(query)))
+    return answer if status == 200 else {"error": f"HTTP {status}: {answer.get('error')}"}
 
 
-async def ask_members(path: str, query: dict[str, str], request: Request) -> dict[str, dict[str, Any]]:
+async def ask_members(path: str, query: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Member URL -> its answer, or ``{"error": ...}``."""
     urls = member_urls()
-    answers = await asyncio.gather(*(_ask(url, path, query, request) for url in urls))
+    answers = await asyncio.gather(*(_ask(url, path, query) for url in urls))
     return dict(zip(urls, answers, strict=True))
 
 
@@ -64,7 +50,7 @@ async def cluster(web: View, request: Request) -> Response:
     """The workers, online, lost or stopped, and each queue's counts over the whole cluster."""
     if refused := refused_read(web, request):
         return refused
-    answers = await ask_members("/stats/", {}, request)
+    answers = await ask_members("/stats/", {})
     return web.json(
         {
             "workers": merge_workers(answers, heartbeats.roster()),
@@ -88,5 +74,5 @@ async def cluster_tasks(web: View, request: Request) -> Response:
         return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
     query = {"queue": request.query.get("queue", DEFAULT_QUEUE), "limit": str(limit)}
     query.update({name: request.query[name] for name in ("state", *IDENTITY) if name in request.query})
-    answers = await ask_members("/tasks/", query, request)
+    answers = await ask_members("/tasks/", query)
     return web.json(merge_tasks(answers, request.query.get("worker"), limit))

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from airkafka_app.application import app
@@ -32,6 +31,7 @@ from airkafka_app.runners import enabled_kinds, shell_runner
 from airkafka_app.stall_watchdog import watchdog
 from airkafka_app.tables.task_index import Entry
 from airkafka_app.task_rules import replay_decision
+from airkafka_app.web import peers
 from airkafka_app.worker_pool import pool
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,11 @@ MAX_LIMIT = 500
 
 
 def _has_token(request: Request) -> bool:
+    """The operator's token, or another worker's signed request on an operator's behalf."""
     given = request.headers.get("Authorization", "").encode()
-    return bool(settings.web_token) and hmac.compare_digest(given, f"Bearer {settings.web_token}".encode())
+    if settings.web_token and hmac.compare_digest(given, f"Bearer {settings.web_token}".encode()):
+        return True
+    return peers.is_peer(request)
 
 
 def refused_read(web: View, request: Request) -> Response | None:
@@ -62,16 +65,20 @@ def _not_served(web: View, request: Request) -> Response:
 
 async def _owning_queue(web: View, request: Request, task_id: str) -> Queue | Response:
     """The queue when this worker owns the task's partition; else the answer to give: not served,
-    or the owner's. Routed by the queue's commands topic: Faust's table routing knows only the
-    tables of the group leader, which may not serve this queue."""
+    or the owner's, asked as a peer (``peers.py``). Routed by the queue's commands topic: Faust's
+    table routing knows only the tables of the group leader, which may not serve this queue."""
     queue = _queue(request)
     if queue is None:
         return _not_served(web, request)
     await app.producer.partitions_for(queue.topic_name)
     try:
-        return await app.router.route_topic_req(queue.commands, request.query.get("key", task_id), web, request)
-    except SameNode:
+        owner = str(app.router.external_topic_key_store(queue.commands, request.query.get("key", task_id)))
+    except KeyError:
+        return web.json({"error": "no worker owns the task's partition yet; try again"}, status=503)
+    if owner == str(app.conf.canonical_url):
         return queue
+    status, answer = await peers.ask(owner, request.raw_path, request.method)
+    return web.json(answer, status=status)
 
 
 def _refused_change(web: View, request: Request, action: str) -> Response | None:

@@ -185,7 +185,7 @@ def test_a_report_is_stored_whatever_runners_the_owner_has(broker, tmp_path):
             "source": "0:0",
             "command": {"id": "elsewhere", "kind": "shell", "args": {"argv": ["rm", "-f", "/tmp/x"]}, "retries": 0},
         }
-        deployment.send_to(deployment.internal, [(b"elsewhere", json.dumps({"report": record}).encode())])
+        deployment.send_signed(deployment.internal, [(b"elsewhere", json.dumps({"report": record}).encode())])
         deadline = time.monotonic() + 30
         while (found := worker.get("/tasks/elsewhere/"))[0] != 200:
             assert time.monotonic() < deadline, worker.log()[-2000:]
@@ -215,7 +215,7 @@ def test_a_heartbeat_from_the_future_does_not_keep_a_lost_worker_alive(deploymen
             "source": "0:0",
             "command": {"id": "orphan", "kind": "shell", "args": {"argv": ["true"]}, "retries": 1},
         }
-        deployment.send_to(deployment.internal, [(b"orphan", json.dumps({"report": record}).encode())])
+        deployment.send_signed(deployment.internal, [(b"orphan", json.dumps({"report": record}).encode())])
         deployment.send_to(
             deployment.heartbeats, [(b"ghost", json.dumps({"worker": "ghost", "at": now + 86400}).encode())]
         )

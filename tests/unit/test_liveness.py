@@ -80,8 +80,9 @@ def test_a_malformed_heartbeat_is_none(value):
 
 
 def test_a_heartbeat_parses_with_its_stop_marker():
-    assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False)
-    assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True)
+    assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False, None)
+    assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True, None)
+    assert parse_beat(b'{"worker": "w", "at": 2, "url": "http://h:6066"}').url == "http://h:6066"
 
 
 def test_a_run_whose_end_is_reported_is_no_orphan_of_its_own_worker(heartbeats, monkeypatch):
