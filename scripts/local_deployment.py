@@ -165,6 +165,29 @@ def ended_records(count: int, airflow_sized: bool, span_s: float) -> Iterator[tu
         yield task_id.encode(), json.dumps(record).encode()
 
 
+def report(command: dict, state: str, worker: str, **fields) -> tuple[bytes, bytes]:
+    """A report of ``command``'s task on the internal topic, as a worker sends one: (key, value)."""
+    now = time.time()
+    ended = now if state in TERMINAL else None
+    record = {
+        "id": command["id"],
+        "state": state,
+        "attempt": 1,
+        "worker": worker,
+        "exit_code": 0 if state == "success" else None,
+        "detail": "",
+        "queued_at": now,
+        "started_at": now,
+        "ended_at": ended,
+        "updated_at": now,
+        "first_attempt": 1,
+        "source": "0:0",
+        "command": command,
+        **fields,
+    }
+    return command["id"].encode(), json.dumps({"report": record}).encode()
+
+
 def shell(task_id: str, *argv: str, **fields) -> dict:
     return {"id": task_id, "kind": "shell", "args": {"argv": list(argv)}, **fields}
 

@@ -10,7 +10,7 @@ import time
 import requests
 from aiokafka import AIOKafkaProducer
 
-from scripts.local_deployment import Deployment, shell
+from scripts.local_deployment import Deployment, report, shell
 
 FAST_LOSS = {"AIRKAFKA_HEARTBEAT_S": "1", "AIRKAFKA_WORKER_LOST_AFTER_S": "6"}
 
@@ -169,28 +169,14 @@ def test_a_report_is_stored_whatever_runners_the_owner_has(broker, tmp_path):
     deployment = Deployment(broker.bootstrap, tmp_path)
     worker = deployment.worker("owner", **FAST_LOSS).start().wait_ready()
     try:
-        now = time.time()
-        record = {
-            "id": "elsewhere",
-            "state": "success",
-            "attempt": 1,
-            "worker": "other",
-            "exit_code": 0,
-            "detail": "ran on a worker that allows rm",
-            "queued_at": now,
-            "started_at": now,
-            "ended_at": now,
-            "updated_at": now,
-            "first_attempt": 1,
-            "source": "0:0",
-            "command": {"id": "elsewhere", "kind": "shell", "args": {"argv": ["rm", "-f", "/tmp/x"]}, "retries": 0},
-        }
-        deployment.send_signed(deployment.internal, [(b"elsewhere", json.dumps({"report": record}).encode())])
+        detail = "ran on a worker that allows rm"
+        rm = shell("elsewhere", "rm", "-f", "/tmp/x", retries=0)
+        deployment.send_signed(deployment.internal, [report(rm, "success", "other", detail=detail)])
         deadline = time.monotonic() + 30
         while (found := worker.get("/tasks/elsewhere/"))[0] != 200:
             assert time.monotonic() < deadline, worker.log()[-2000:]
             time.sleep(0.2)
-        assert found[1]["state"] == "success" and found[1]["detail"] == record["detail"]
+        assert found[1]["state"] == "success" and found[1]["detail"] == detail
         assert worker.get("/stats/")[1]["dead_letters"] == 0
     finally:
         worker.stop()
@@ -199,26 +185,9 @@ def test_a_report_is_stored_whatever_runners_the_owner_has(broker, tmp_path):
 def test_a_heartbeat_from_the_future_does_not_keep_a_lost_worker_alive(deployment):
     worker = deployment.worker("judge", **FAST_LOSS).start().wait_ready()
     try:
-        now = time.time()
-        record = {
-            "id": "orphan",
-            "state": "running",
-            "attempt": 1,
-            "worker": "ghost",
-            "exit_code": None,
-            "detail": "",
-            "queued_at": now,
-            "started_at": now,
-            "ended_at": None,
-            "updated_at": now,
-            "first_attempt": 1,
-            "source": "0:0",
-            "command": {"id": "orphan", "kind": "shell", "args": {"argv": ["true"]}, "retries": 1},
-        }
-        deployment.send_signed(deployment.internal, [(b"orphan", json.dumps({"report": record}).encode())])
-        deployment.send_to(
-            deployment.heartbeats, [(b"ghost", json.dumps({"worker": "ghost", "at": now + 86400}).encode())]
-        )
+        deployment.send_signed(deployment.internal, [report(shell("orphan", "true", retries=1), "running", "ghost")])
+        future = json.dumps({"worker": "ghost", "at": time.time() + 86400}).encode()
+        deployment.send_signed(deployment.heartbeats, [(b"ghost", future)])
         changes = deployment.state_changes_until_terminal(["orphan"], timeout=60)
         assert [c["state"] for c in changes["orphan"]] == ["up_for_retry", "running", "success"], changes
         assert changes["orphan"][0]["detail"].startswith("worker ghost lost")

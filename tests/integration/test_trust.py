@@ -6,7 +6,7 @@ import json
 import time
 
 from airkafka_app.contract import airflow_tasks, signing
-from scripts.local_deployment import shell
+from scripts.local_deployment import report, shell
 
 
 def test_worker_messages_without_the_cluster_key_are_refused_and_signed_ones_obeyed(deployment):
@@ -16,19 +16,10 @@ def test_worker_messages_without_the_cluster_key_are_refused_and_signed_ones_obe
         deployment.send_commands(shell("victim", "sleep", "60"))
         deployment.read(deployment.state_changes, lambda r: any(x["value"]["id"] == "victim" for x in r))
         now = time.time()
-        ended = {
-            "id": "victim",
-            "state": "success",
-            "attempt": 1,
-            "worker": "guarded",
-            "exit_code": 0,
-            "detail": "forged",
-            "updated_at": now + 1,
-            "command": shell("victim", "sleep", "60"),
-        }
+        forged_end = report(shell("victim", "sleep", "60"), "success", "guarded", detail="forged", updated_at=now + 1)
         order = json.dumps({"to": "guarded", "cancel": "victim", "reason": "forged"}).encode()
         beat = json.dumps({"worker": "guarded", "at": now, "stopped": True}).encode()
-        deployment.send_to(deployment.internal, [(b"victim", json.dumps({"report": ended}).encode())])
+        deployment.send_to(deployment.internal, [forged_end])
         deployment.send_to(control, [(b"guarded", order)])
         wrong_key = signing.headers("not-the-cluster-key", deployment.heartbeats, b"guarded", beat)
         deployment.send_to(deployment.heartbeats, [(b"guarded", beat), (b"guarded", beat, wrong_key)])
