@@ -65,7 +65,6 @@ class Deployment:
             "AIRKAFKA_COMMANDS_TOPIC": self.commands,
             "AIRKAFKA_STATE_CHANGES_TOPIC": self.state_changes,
             "AIRKAFKA_DEAD_LETTERS_TOPIC": self.dead_letters,
-            "AIRKAFKA_HEARTBEATS_TOPIC": self.heartbeats,
             "AIRKAFKA_SHELL_ALLOW": SHELL_ALLOW,
             "AIRKAFKA_CLUSTER_KEY": CLUSTER_KEY,
             **overrides,
@@ -80,7 +79,8 @@ class Deployment:
 
     @property
     def heartbeats(self) -> str:
-        return f"{self.name}.heartbeats"
+        """The default's name: the workers' topics share the ``<app id>-`` prefix."""
+        return f"{self.name}-heartbeats"
 
     def send(self, messages: Iterable[tuple[bytes | None, bytes | None]], queue: str = "default") -> None:
         self.send_to(self.commands_of(queue), messages)

@@ -13,7 +13,7 @@ DEFAULTS: dict[str, str] = {
     "AIRKAFKA_STATE_CHANGES_TOPIC": "airkafka.state-changes",
     "AIRKAFKA_DEAD_LETTERS_TOPIC": "airkafka.dead-letters",
     "AIRKAFKA_QUEUES": "default",
-    "AIRKAFKA_HEARTBEATS_TOPIC": "airkafka.heartbeats",
+    "AIRKAFKA_HEARTBEATS_TOPIC": "",
     "AIRKAFKA_HEARTBEAT_S": "5",
     "AIRKAFKA_WORKER_LOST_AFTER_S": "30",
     "AIRKAFKA_SESSION_TIMEOUT_S": "10",
@@ -62,5 +62,5 @@ DEFAULTS: dict[str, str] = {
     "AIRKAFKA_SSL_KEYFILE": "",
     "AIRKAFKA_SSL_KEY_PASSWORD": "",
 }
-# Computed where they are read (settings.py): AIRKAFKA_WEB_BIND (AIRKAFKA_WEB_HOST) and
-# AIRKAFKA_WORKER_NAME (<host name>:<pid>).
+# Computed where they are read (settings.py): AIRKAFKA_WEB_BIND (AIRKAFKA_WEB_HOST),
+# AIRKAFKA_WORKER_NAME (<host name>:<pid>) and AIRKAFKA_HEARTBEATS_TOPIC (<app id>-heartbeats).

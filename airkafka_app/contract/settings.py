@@ -99,7 +99,10 @@ class Settings:
     state_changes_topic: str = field(default_factory=lambda: _env("AIRKAFKA_STATE_CHANGES_TOPIC"))
     dead_letters_topic: str = field(default_factory=lambda: _env("AIRKAFKA_DEAD_LETTERS_TOPIC"))
     queues: tuple[str, ...] = field(default_factory=lambda: _queues(_env("AIRKAFKA_QUEUES")))
-    heartbeats_topic: str = field(default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC"))
+    # Only workers write it, so it sits with their other topics, under ``<app id>-``.
+    heartbeats_topic: str = field(
+        default_factory=lambda: _env("AIRKAFKA_HEARTBEATS_TOPIC") or f"{_env('AIRKAFKA_APP_ID')}-heartbeats"
+    )
     heartbeat_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_HEARTBEAT_S")))
     worker_lost_after_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_WORKER_LOST_AFTER_S")))
     # The broker's word on a dead worker: its partitions move after this long without a heartbeat.

@@ -5,14 +5,18 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
+from airkafka_app.contract import airflow_tasks
 from airkafka_app.contract.airflow_tasks import command_id
+from airkafka_app.contract.states import State
+from airkafka_app.contract.task_record import TaskRecord
 from scripts.local_airflow import PYTHON
-from scripts.local_deployment import Deployment
+from scripts.local_deployment import Deployment, shell
 from scripts.local_kafka import start_broker
 
 DAG_ID = "airkafka_example"
@@ -112,24 +116,39 @@ assert TaskInstance.key not in executor.running
 """
 
 
-def revoke_through_the_executor(deployment: Deployment, executor_env: dict[str, str]) -> None:
-    """The real executor class, in Airflow's interpreter, cancels a running task over Kafka."""
-    target = command_id("revoke_dag", "revoke_task", "run-1", -1, 1)
-    deployment.send_commands({"id": target, "kind": "shell", "args": {"argv": ["sleep", "60"]}})
-    deployment.read(
-        deployment.state_changes,
-        lambda r: any(x["value"]["id"] == target and x["value"]["state"] == "running" for x in r),
-    )
-    subprocess.run([str(PYTHON), "-c", REVOKE], env=executor_env, check=True, timeout=120)
-    changes = deployment.state_changes_until_terminal([target])[target]
-    assert [c["state"] for c in changes] == ["queued", "running", "cancelled"]
-    assert changes[-1]["detail"] == f"cancelled by revoke-{target}"
+def airflow_command(dag_id: str, task_id: str, run_id: str, executor_id: str) -> dict:
+    """The command the executor sends for a try, with a workload that names it and nothing more."""
+    ti = {"dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": -1, "try_number": 1}
+    workload = json.dumps({"token": "x", "ti": ti, "dag_rel_path": f"{dag_id}.py", "log_path": f"{task_id}.log"})
+    command_id_ = command_id(dag_id, task_id, run_id, -1, 1)
+    return airflow_tasks.workload_command(command_id_, workload, executor_id).to_json()
 
 
-def test_revoke_task_cancels_the_try_on_its_worker(airflow_stack, broker, tmp_path):
-    airflow, worker = airflow_stack
-    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    revoke_through_the_executor(deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"revoke-test-{tmp_path.name}"})
+def revoke_through_the_executor(deployment: Deployment, executor_env: dict[str, str], **worker_env: str) -> None:
+    """The real executor class, in Airflow's interpreter, cancels over Kafka a try its worker
+    holds: one waiting for the worker's only slot, which a shell task holds."""
+    worker = deployment.worker(
+        "revoker", AIRKAFKA_CONCURRENCY="1", AIRKAFKA_AIRFLOW_PYTHON=str(PYTHON), **worker_env
+    ).start()
+    try:
+        worker.wait_ready()
+        target = airflow_command("revoke_dag", "revoke_task", "run-1", "revoke-eid")
+        deployment.send_commands(shell("slot-holder", "sleep", "60"))
+        deployment.read(deployment.state_changes, lambda r: any(x["value"]["id"] == "slot-holder" for x in r))
+        deployment.send_commands(target)
+        deployment.read(deployment.state_changes, lambda r: any(x["value"]["id"] == target["id"] for x in r))
+        subprocess.run([str(PYTHON), "-c", REVOKE], env=executor_env, check=True, timeout=120)
+        changes = deployment.state_changes_until_terminal([target["id"]])[target["id"]]
+        assert [c["state"] for c in changes] == ["queued", "cancelled"], changes
+        assert changes[-1]["detail"] == f"cancelled by revoke-{target['id']}"
+    finally:
+        worker.stop()
+
+
+def test_revoke_task_cancels_the_try_on_its_worker(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    executor_env = {**deployment.env(), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    revoke_through_the_executor(deployment, {**executor_env, "AIRKAFKA_EXECUTOR_GROUP": f"revoke-{tmp_path.name}"})
 
 
 SYNC = """
@@ -138,14 +157,19 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 from airkafka_app.executor import KafkaExecutor
 
 run_id, reader = sys.argv[1:]
-keys = {name: TaskInstanceKey("sync_dag", name, run_id, 1, -1) for name in ("ok", "bad", "dup")}
+
+class TaskInstance:  # what adoption reads of a try the scheduler queued
+    def __init__(self, name):
+        self.key = TaskInstanceKey("sync_dag", name, run_id, 1, -1)
+        self.external_executor_id = f"eid-{name}-{run_id}"
+
 executor = KafkaExecutor()
 executor.start()
-executor.running.update(keys.values())
+assert executor.try_adopt_task_instances([TaskInstance(n) for n in ("ok", "bad", "dup", "forged")]) == []
 read = {"sync": executor.sync, "slots_available": lambda: executor.slots_available}[reader]
 for _ in range(60):
     read()
-    if not executor.running:
+    if [k.task_id for k in executor.running] == ["forged"]:
         break
     time.sleep(1)
 events = {key.task_id: state for key, (state, _) in executor.get_event_buffer().items()}
@@ -154,24 +178,31 @@ print(json.dumps({"events": events, "running": sorted(k.task_id for k in executo
 """
 
 
-def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str], reader: str = "sync") -> None:
-    """The real executor's sync() reports success and failure, and never fails a cancelled try.
+def publish_ends(
+    deployment: Deployment, dag_id: str, run_id: str, ends: dict[str, str], executor_id: Callable[[str], str]
+) -> None:
+    """Each try's end (task id -> state) on the state-changes topic, as the worker that ran the
+    executor's command for it publishes it."""
+    changes = []
+    for name, state in ends.items():
+        record = TaskRecord.new_attempt(airflow_command(dag_id, name, run_id, executor_id(name)), None, "w")
+        change = record.to(State.RUNNING).to(State(state), exit_code=None).state_change("default")
+        changes.append((record.id.encode(), json.dumps(change).encode()))
+    deployment.send_to(deployment.state_changes, changes)
 
-    ``reader`` is what the executor is asked: sync(), or the free slots the scheduler counts
+
+def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, str], reader: str = "sync") -> None:
+    """The real executor's sync() reports success and failure, never fails a cancelled try, and
+    takes no end that does not prove its try's external_executor_id.
+
+    The ends are published as a worker publishes them (the DAG runs above prove that a worker
+    does). ``reader`` is what the executor is asked: sync(), or the free slots the scheduler counts
     before it calls sync(), which must count the ends already published."""
     run_id = f"run-{reader}"
-    ok, bad, dup = (command_id("sync_dag", name, run_id, -1, 1) for name in ("ok", "bad", "dup"))
-    deployment.send_commands(
-        {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
-        {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 4"]}},
-        {"id": dup, "kind": "shell", "args": {"argv": ["sleep", "30"]}},
+    ends = {"ok": "success", "bad": "failed", "dup": "cancelled", "forged": "success"}
+    publish_ends(
+        deployment, "sync_dag", run_id, ends, lambda name: f"eid-{name}-{run_id}" if name != "forged" else "a-guess"
     )
-    deployment.read(
-        deployment.state_changes, lambda r: any(x["value"]["id"] == dup and x["value"]["state"] == "running" for x in r)
-    )
-    cancel = {"id": f"cancel-{dup}", "kind": "cancel", "args": {"target": dup}}
-    deployment.send([(dup.encode(), json.dumps(cancel).encode())])
-    deployment.state_changes_until_terminal([ok, bad, dup])
     result = subprocess.run(
         [str(PYTHON), "-c", SYNC, run_id, reader],
         env=executor_env,
@@ -181,16 +212,14 @@ def sync_through_the_executor(deployment: Deployment, executor_env: dict[str, st
         text=True,
     )
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": []}
+    assert outcome == {"events": {"ok": "success", "bad": "failed"}, "running": ["forged"]}
 
 
 @pytest.mark.parametrize("reader", ["sync", "slots_available"])
-def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(airflow_stack, broker, tmp_path, reader):
-    airflow, worker = airflow_stack
-    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    sync_through_the_executor(
-        deployment, {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-test-{tmp_path.name}"}, reader
-    )
+def test_sync_reports_success_and_failure_and_never_fails_a_cancelled_try(broker, tmp_path, reader):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    executor_env = {**deployment.env(), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    sync_through_the_executor(deployment, {**executor_env, "AIRKAFKA_EXECUTOR_GROUP": f"sync-{tmp_path.name}"}, reader)
 
 
 PLACE_KEYS = """
@@ -329,25 +358,27 @@ print("@@", json.dumps(until_reported(executor, [tis[2].key], 60)), flush=True)
 )
 
 
-def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(airflow_stack, broker, tmp_path):
-    airflow, worker = airflow_stack
-    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
-    ok, bad, later = (command_id("ops_dag", name, "run-1", -1, 1) for name in ("ok", "bad", "later"))
-    deployment.send_commands(
-        {"id": ok, "kind": "shell", "args": {"argv": ["true"]}},
-        {"id": bad, "kind": "shell", "args": {"argv": ["sh", "-c", "exit 6"]}},
-    )
-    deployment.state_changes_until_terminal([ok, bad])
+def test_a_restarted_scheduler_reports_tries_that_ended_while_it_was_away(broker, tmp_path):
+    deployment = Deployment(broker.bootstrap, tmp_path)
+
+    def sent(name: str) -> str:  # the id the scheduler gave each try before it restarted
+        return "sent-before-the-restart"
+
+    publish_ends(deployment, "ops_dag", "run-1", {"ok": "success", "bad": "failed"}, sent)
     # Poison on the topic it reads: garbage, a tombstone, a record of another shape.
     deployment.send_to(deployment.state_changes, [(b"x", b"{not json"), (b"y", None), (b"z", b'{"id": 3}')])
-    env = {**airflow.env, "AIRKAFKA_EXECUTOR_GROUP": f"adopt-{tmp_path.name}"}
+    env = {
+        **deployment.env(),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRKAFKA_EXECUTOR_GROUP": f"adopt-{tmp_path.name}",
+    }
     driver = subprocess.Popen(
         [str(PYTHON), "-c", ADOPT], env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
         assert reply(driver) == "started"
         first = reply(driver)
-        deployment.send_commands({"id": later, "kind": "shell", "args": {"argv": ["true"]}})
+        publish_ends(deployment, "ops_dag", "run-1", {"later": "success"}, sent)
         driver.stdin.write("go\n")
         driver.stdin.flush()
         second = reply(driver)

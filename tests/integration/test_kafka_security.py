@@ -46,16 +46,18 @@ def test_the_worker_replay_and_the_executor_authenticate(sasl_broker, tmp_path, 
 
         assert "already successful" in replay(deployment, worker, "--dry-run", **env)
 
-        executor_env = {
-            **deployment.env(**env),
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "AIRKAFKA_EXECUTOR_GROUP": f"executor-{tmp_path.name}",
-        }
-        revoke_through_the_executor(deployment, executor_env)
-        sync_through_the_executor(deployment, executor_env)
         assert PASSWORD not in worker.log()
     finally:
         worker.stop()
+    # The executor's part, on a deployment of its own: its revoke needs a worker of one slot.
+    airflow_side = Deployment(sasl_broker.bootstrap, tmp_path / "airflow-side")
+    executor_env = {
+        **airflow_side.env(**env),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRKAFKA_EXECUTOR_GROUP": f"executor-{tmp_path.name}",
+    }
+    revoke_through_the_executor(airflow_side, executor_env, **env)
+    sync_through_the_executor(airflow_side, executor_env)
 
 
 EXECUTOR_START = "from airkafka_app.executor import KafkaExecutor; KafkaExecutor().start()"

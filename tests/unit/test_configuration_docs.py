@@ -9,7 +9,7 @@ from airkafka_app.contract.defaults import DEFAULTS
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 ROW = re.compile(r"^\| `(AIRKAFKA_\w+)` \| ([^|]+) \|", re.M)
 # Empty in DEFAULTS, computed where they are read: the table shows what they become.
-COMPUTED = {"AIRKAFKA_EXECUTOR_GROUP", "AIRKAFKA_WEB_BIND", "AIRKAFKA_WORKER_NAME"}
+COMPUTED = {"AIRKAFKA_EXECUTOR_GROUP", "AIRKAFKA_WEB_BIND", "AIRKAFKA_WORKER_NAME", "AIRKAFKA_HEARTBEATS_TOPIC"}
 
 
 def documented() -> dict[str, str]:
