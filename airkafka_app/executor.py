@@ -124,15 +124,20 @@ class KafkaExecutor(BaseExecutor):
             replication_factor=settings.replication,
             config={"max.message.bytes": "1048588"},
         )
+        refused = None
         try:
             self.admin.create_topics([new], request_timeout=CONNECT_TIMEOUT_S)[topic].result(CONNECT_TIMEOUT_S)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            if exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                refused = exc  # an executor may lack the right to create it: the workers have made it
+            elif exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while not (found := len(self.admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics[topic].partitions)):
             if time.monotonic() > deadline:  # a new topic's metadata has not reached this broker yet
-                raise KafkaException(f"topic {topic!r} not visible {CONNECT_TIMEOUT_S:g}s after its creation")
+                raise refused or KafkaException(
+                    f"topic {topic!r} not visible {CONNECT_TIMEOUT_S:g}s after its creation"
+                )
             time.sleep(0.05)
         if copartitioned and found != settings.partitions:
             raise ValueError(f"topic {topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is {settings.partitions}")

@@ -1,6 +1,6 @@
 """The Kafka ACLs docs/operations.md gives each principal, on a broker that enforces them (KRaft's
-StandardAuthorizer): a worker runs with its own, and a producer of commands can write commands
-and nothing the workers write."""
+StandardAuthorizer): a worker and the Airflow executor run with their own, and a producer of
+commands can write commands and nothing the workers write."""
 
 import asyncio
 
@@ -18,8 +18,9 @@ from confluent_kafka.admin import (
 
 from scripts.local_deployment import Deployment, shell
 from scripts.local_kafka import start_broker
+from tests.integration.test_airflow_executor import revoke_through_the_executor, sync_through_the_executor
 
-USERS = {"worker": "worker-secret", "producer": "producer-secret"}
+USERS = {"worker": "worker-secret", "producer": "producer-secret", "executor": "executor-secret"}
 AUTHORIZER = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     # The plain listener's principal: the controller, the broker itself, and this test's admin.
@@ -46,6 +47,17 @@ def documented_acls(d: Deployment) -> list[AclBinding]:
         # Producers of commands: write them, nothing else.
         allow("producer", TOPIC, d.commands, AclOperation.WRITE),
         allow("producer", TOPIC, d.commands, AclOperation.DESCRIBE),
+        # The Airflow executor: send tries and revokes, create a queue's topic, read the ends.
+        *(
+            allow("executor", TOPIC, d.commands, op)
+            for op in (AclOperation.WRITE, AclOperation.DESCRIBE, AclOperation.CREATE)
+        ),
+        *(
+            allow("executor", TOPIC, topic, op, prefixed=False)
+            for topic in (d.state_changes, d.dead_letters)
+            for op in (AclOperation.READ, AclOperation.DESCRIBE)
+        ),
+        allow("executor", GROUP, f"{d.name}-executor-", AclOperation.READ),
     ]
 
 
@@ -114,3 +126,11 @@ def test_a_worker_runs_on_its_acls_and_a_producer_writes_only_commands(acl_broke
         print(f"\na producer may write {deployment.commands} only; refused: {', '.join(written)}")
     finally:
         worker.stop()
+    # The executor, in Airflow's interpreter, on its own ACLs: it revokes a try and reads ends.
+    executor_env = {
+        **deployment.env(**sasl(acl_broker, "executor")),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRKAFKA_EXECUTOR_GROUP": f"{deployment.name}-executor-acl",
+    }
+    revoke_through_the_executor(deployment, executor_env, **sasl(acl_broker, "worker"))
+    sync_through_the_executor(deployment, executor_env)
