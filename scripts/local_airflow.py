@@ -61,6 +61,7 @@ class LocalAirflow:
         return {
             "AIRKAFKA_AIRFLOW_PYTHON": str(PYTHON),
             "AIRKAFKA_AIRFLOW_API_URL": self.url,
+            "AIRKAFKA_TRIGGER_DAG_ALLOW": "*",
             "AIRKAFKA_AIRFLOW_USERNAME": USERNAME,
             "AIRKAFKA_AIRFLOW_PASSWORD": PASSWORD,
             "AIRFLOW_HOME": str(worker_home),

@@ -150,6 +150,7 @@ class Settings:
     airflow_api_url: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_API_URL"))
     airflow_username: str = field(default_factory=lambda: _env("AIRKAFKA_AIRFLOW_USERNAME"))
     airflow_password: str = field(default_factory=lambda: _secret("AIRKAFKA_AIRFLOW_PASSWORD"), repr=False)
+    trigger_dag_allow: frozenset[str] = field(default_factory=lambda: _names(_env("AIRKAFKA_TRIGGER_DAG_ALLOW")))
     trigger_attempts: int = field(default_factory=lambda: int(_env("AIRKAFKA_TRIGGER_ATTEMPTS")))
     trigger_poll_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_TRIGGER_POLL_S")))
     default_retry_delay_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETRY_DELAY_S")))

@@ -42,7 +42,7 @@ def registry() -> dict[str, Runner]:
     return {
         "shell": ShellRunner(s.shell_allow, s.shell_env_allow, s.task_containment, s.task_user, s.task_group),
         "airflow": AirflowRunner(s.airflow_python),
-        "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s),
+        "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s, s.trigger_dag_allow),
     }
 
 

@@ -12,12 +12,13 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, TypeVar
 
 import urllib3
 
-from airkafka_app.contract.commands import Command, InvalidCommand
+from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
 from airkafka_app.runners import Outcome
 
@@ -113,11 +114,18 @@ class AirflowApi:
 
 
 class TriggerDagRunner:
-    disabled = None  # the API's address has a default; a wrong one fails each trigger, with the reason
+    """``allow``: the DAG ids, or shell-style patterns of them, that commands may trigger. None
+    by default: a command that can start any DAG is a way into every DAG of the deployment."""
 
-    def __init__(self, api: AirflowApi, poll_s: float) -> None:
+    def __init__(self, api: AirflowApi, poll_s: float, allow: Iterable[str] = ()) -> None:
         self.api = api
         self.poll_s = poll_s
+        self.allow = tuple(allow)
+
+    @property
+    def disabled(self) -> str | None:
+        # The API's address has a default; a wrong one fails each trigger, with the reason.
+        return None if self.allow else "AIRKAFKA_TRIGGER_DAG_ALLOW is empty"
 
     def check(self, command: Command) -> None:
         args = command.args
@@ -126,6 +134,8 @@ class TriggerDagRunner:
             raise InvalidCommand(f"unknown trigger_dag arg(s): {', '.join(unknown)}")
         if not isinstance(args.get("dag_id"), str) or not args["dag_id"]:
             raise InvalidCommand("trigger_dag 'args.dag_id' must be a non-empty string")
+        if self.allow and not any(fnmatchcase(args["dag_id"], pattern) for pattern in self.allow):
+            raise InvalidCommand(f"DAG {shown(args['dag_id'])} is not on AIRKAFKA_TRIGGER_DAG_ALLOW")
         if not isinstance(args.get("conf", {}), dict):
             raise InvalidCommand("trigger_dag 'args.conf' must be a JSON object")
         if not isinstance(args.get("wait", False), bool):

@@ -164,10 +164,11 @@ def test_views(deployment, worker):
     assert {k: health[k] for k in ("status", "worker", "kinds", "partitions")} == {
         "status": "ok",
         "worker": "w1",
-        "kinds": ["shell", "trigger_dag"],
+        "kinds": ["shell"],
         "partitions": {"default": [0, 1, 2, 3]},
     }
     assert "airflow runner disabled: AIRKAFKA_AIRFLOW_PYTHON is not set" in worker.log()
+    assert "trigger_dag runner disabled: AIRKAFKA_TRIGGER_DAG_ALLOW is empty" in worker.log()
 
 
 def cancel(task_id: str, target: str) -> dict:

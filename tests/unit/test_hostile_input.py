@@ -21,7 +21,7 @@ from airkafka_app.runners.trigger_dag import AirflowApi, TriggerDagRunner
 RUNNERS = {
     "shell": ShellRunner(allow={"true", "sh"}, env_allow={"APP_*", "PATH"}),
     "airflow": AirflowRunner("/usr/bin/false"),
-    "trigger_dag": TriggerDagRunner(AirflowApi("http://127.0.0.1:1", "", "", 1), 1.0),
+    "trigger_dag": TriggerDagRunner(AirflowApi("http://127.0.0.1:1", "", "", 1), 1.0, ["*"]),
 }
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
