@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 
 from airkafka_app.contract.kafka_connection import ssl_context, uses_sasl
+from airkafka_app.contract.printable import install_printable_logs
 from airkafka_app.contract.settings import settings
 from airkafka_app.kafka.admin import (
     KafkaRefused,
@@ -40,6 +41,7 @@ def _credentials() -> faust.auth.Credentials | None:
 class App(faust.App):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        install_printable_logs()
         self._producer_starting = asyncio.Lock()
 
     def _new_transport(self) -> Transport:

@@ -19,6 +19,7 @@ from yarl import URL
 from airkafka_app.application import app
 from airkafka_app.contract.commands import InvalidCommand, decode_command
 from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.printable import printable
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 
@@ -119,7 +120,7 @@ async def submit(self: AppCommand, **args: Any) -> None:
         self.say(
             self.dumps({"id": command.id, "topic": topic, "partition": sent.partition, "offset": sent.offset})
             if self.json
-            else f"sent {command.id} to {topic}[{sent.partition}]@{sent.offset}"
+            else f"sent {printable(command.id)} to {topic}[{sent.partition}]@{sent.offset}"
         )
         return
     try:
@@ -129,7 +130,8 @@ async def submit(self: AppCommand, **args: Any) -> None:
     self.say(
         self.dumps(change)
         if self.json
-        else f"{command.id} {change['state']}" + (f": {change['detail']}" if change.get("detail") else "")
+        else f"{printable(command.id)} {change['state']}"
+        + (f": {printable(change['detail'], lines=True)}" if change.get("detail") else "")
     )
     raise SystemExit(exit_code(change))
 
@@ -162,12 +164,13 @@ async def tasks(self: AppCommand, **args: Any) -> None:
     query.update({name: args[name] for name in ("state", "worker") if args[name]})
     answer = await _get(args["worker_url"], "/cluster/tasks/", query)
     rows = [
-        [t.get("id"), t.get("state"), t.get("attempt"), t.get("worker"), t.get("exit_code"), t.get("detail") or ""]
+        [printable(t.get("id")), t.get("state"), t.get("attempt"), printable(t.get("worker")), t.get("exit_code")]
+        + [printable(t.get("detail") or "", lines=True)]
         for t in answer["tasks"]
     ]
     self.say(self.tabulate(rows, headers=["id", "state", "attempt", "worker", "exit_code", "detail"], title="tasks"))
     for url, error in answer.get("errors", {}).items():
-        self.say(f"not answered by {url}: {error}", err=True)
+        self.say(f"not answered by {printable(url)}: {printable(error)}", err=True)
 
 
 @app.command(

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from airkafka_app.contract.printable import printable
+
 TIMEOUT_S = 10.0
 
 
@@ -98,10 +100,10 @@ def tasks(args: argparse.Namespace) -> None:
         if args.json:
             print(json.dumps(task))
         else:
-            names = " ".join(str(airflow[name]) for name in IDENTITY if name in airflow)
-            print(f"{task['id']:<44} {task['state']:<12} {task.get('worker') or '':<20} {names}")
+            names = printable(" ".join(str(airflow[name]) for name in IDENTITY if name in airflow))
+            print(f"{printable(task['id']):<44} {task['state']:<12} {printable(task.get('worker') or ''):<20} {names}")
     for url, error in answer.get("errors", {}).items():
-        print(f"not answered by {url}: {error}", file=sys.stderr)
+        print(f"not answered by {printable(url)}: {printable(error)}", file=sys.stderr)
 
 
 def task(args: argparse.Namespace) -> None:
@@ -159,6 +161,6 @@ def workers(args: argparse.Namespace) -> None:
             print(json.dumps(row))
         return
     for row in rows:
-        print(f"{row['worker']:<40} {row['status']:<8} last heartbeat {row['last_seen_s_ago']:g}s ago")
+        print(f"{printable(row['worker']):<40} {row['status']:<8} last heartbeat {row['last_seen_s_ago']:g}s ago")
     if not rows:
         print(f"no heartbeat on {settings.heartbeats_topic} in the last {SHOWN_S:g}s")

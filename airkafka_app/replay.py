@@ -1,7 +1,8 @@
 """``faust -A airkafka_app replay``: reprocess a range of the commands topic.
 
 Each command in the range is re-published unless its task is in progress, or successful
-(without --force). The table decides, read through a worker's routed view, not consumer
+(without --force), or a worker refused its message (it is in the dead letters; --id sends it
+again all the same). The table decides, read through a worker's routed view, not consumer
 offsets. A forced replay carries the ``airkafka-replay: force`` header, which intake honours.
 """
 
@@ -21,8 +22,16 @@ from rich.table import Table
 from yarl import URL
 
 from airkafka_app.application import app
-from airkafka_app.contract.commands import CANCEL, FORCE, REPLAY_HEADER, InvalidCommand, decode_command
+from airkafka_app.contract.commands import (
+    CANCEL,
+    FORCE,
+    REPLAY_HEADER,
+    InvalidCommand,
+    decode_command,
+    json_object,
+)
 from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.printable import printable
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 from airkafka_app.task_rules import replay_decision
@@ -64,6 +73,12 @@ async def _range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], args: di
     option("--only-failed", is_flag=True, help="Replay only failed or cancelled tasks."),
     option("--force", is_flag=True, help="Replay successful tasks too."),
     option("--dry-run", is_flag=True, help="List what would be replayed; change nothing."),
+    option(
+        "--id",
+        "ids",
+        multiple=True,
+        help="Only this task (repeatable); its message is replayed even if a worker refused it.",
+    ),
     option("--worker-url", default=f"http://{settings.web_host}:{settings.web_port}", help="Any worker's web views."),
 )
 async def replay(self: AppCommand, **args: Any) -> None:
@@ -83,6 +98,7 @@ async def replay(self: AppCommand, **args: Any) -> None:
         if count is None:
             raise SystemExit(f"topic {topic!r} does not exist at {settings.broker}")
         tps = [TopicPartition(topic, p) for p in (args["partitions"] or range(count))]
+        args["refused"] = await _refused(consumer, topic)
         start, end = await _range(consumer, tps, args)
         counts: Counter[str] = Counter()
         seen: set[str] = set()
@@ -104,7 +120,8 @@ async def replay(self: AppCommand, **args: Any) -> None:
                             counts[outcome] += 1
                             if args["dry_run"] and outcome == "replayed":
                                 console.print(
-                                    f"would replay {task_id!r} (partition {tp.partition}, offset {message.offset})",
+                                    f"would replay {printable(repr(task_id))} "
+                                    f"(partition {tp.partition}, offset {message.offset})",
                                     markup=False,
                                 )
         await producer.flush()
@@ -119,6 +136,25 @@ async def replay(self: AppCommand, **args: Any) -> None:
     console.print(summary)
 
 
+async def _refused(consumer: AIOKafkaConsumer, topic: str) -> set[tuple[int, int]]:
+    """(partition, offset) of each message of ``topic`` a worker refused, from the dead letters."""
+    count = await partition_count(settings.dead_letters_topic) or 0
+    tps = [TopicPartition(settings.dead_letters_topic, p) for p in range(count)]
+    if not tps:
+        return set()
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    refused = set()
+    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+        for messages in (await consumer.getmany(timeout_ms=1000)).values():
+            for message in messages:
+                letter = json_object(message.value)
+                if letter is not None and letter.get("topic") == topic:
+                    refused.add((letter.get("partition"), letter.get("offset")))
+    return refused
+
+
 async def _replay_one(
     message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict, seen: set[str]
 ) -> tuple[str, str | None]:
@@ -129,6 +165,8 @@ async def _replay_one(
         return "skipped: invalid (was dead-lettered)", None
     if command.kind == CANCEL:
         return "skipped: cancel", command.id
+    if args["ids"] and command.id not in args["ids"]:
+        return "skipped: not named", command.id
     if command.id in seen:
         return "skipped: repeated in range", command.id
     seen.add(command.id)
@@ -138,7 +176,8 @@ async def _replay_one(
         if response.status not in (200, 404):
             raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id!r}")
         state = (await response.json())["state"] if response.status == 200 else None
-    outcome = replay_decision(state, only_failed=args["only_failed"], force=args["force"])
+    refused = (message.partition, message.offset) in args["refused"] and command.id not in args["ids"]
+    outcome = replay_decision(state, only_failed=args["only_failed"], force=args["force"], refused=refused)
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
         await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)

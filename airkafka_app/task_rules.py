@@ -68,8 +68,12 @@ def backoff(retry: int, retry_delay_s: float | None, default_delay_s: float) -> 
     return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)
 
 
-def replay_decision(state: str | None, *, only_failed: bool, force: bool) -> str:
-    """What a replay does with a task in ``state`` (None: not in the table)."""
+def replay_decision(state: str | None, *, only_failed: bool, force: bool, refused: bool = False) -> str:
+    """What a replay does with a task in ``state`` (None: not in the table), whose message a
+    worker may have ``refused`` (dead-lettered): a replay never sends such a message again,
+    unless the operator named its task."""
+    if refused:
+        return "skipped: refused (dead letter)"
     if state in IN_FLIGHT:
         return "skipped: in progress"
     if state == "success" and not force:

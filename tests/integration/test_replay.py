@@ -74,3 +74,17 @@ def test_replay_finds_ids_with_slashes_and_reads_keyless_messages(deployment, wo
     replay(deployment, worker)
     records = deployment.read(deployment.state_changes, until_attempts("dir/task 1", "failed", [1, 2]))
     assert attempts(records, "dir/task 1")[-1] == ("failed", 2)
+
+
+def test_replay_never_sends_a_refused_command_again_unless_its_task_is_named(deployment, worker, tmp_path):
+    marker = tmp_path / "ran"
+    # Decodable, so only the worker can refuse it: its program is not on the allowlist.
+    deployment.send_commands(shell("r-refused", "touchy", str(marker)), shell("r-fine", "true"))
+    deployment.read(deployment.dead_letters, lambda r: any(x["value"]["key"] == "r-refused" for x in r))
+    deployment.state_changes_until_terminal(["r-fine"])
+
+    planned = replay(deployment, worker, "--dry-run", "--force")
+    assert "would replay 'r-refused'" not in planned and "refused (dead letter)" in planned
+
+    named = replay(deployment, worker, "--dry-run", "--id", "r-refused")
+    assert "would replay 'r-refused'" in named and "would replay 'r-fine'" not in named

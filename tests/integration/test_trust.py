@@ -53,3 +53,18 @@ def test_an_airflow_executor_id_cannot_be_taken_by_another_command(deployment):
         assert worker.get(f"/tasks/{taken}/")[0] == 404
     finally:
         worker.stop()
+
+
+def test_control_characters_in_an_id_never_reach_the_log_raw(deployment):
+    worker = deployment.worker("printable").start().wait_ready()
+    hostile = "evil\n[2026-12-06 00:00:00,000] [1] [ERROR] forged\x1b[2J\x07"
+    try:
+        deployment.send_commands(shell(hostile, "sh", "-c", "exit 3"))
+        assert deployment.state_changes_until_terminal([hostile])[hostile][-1]["state"] == "failed"
+        worker.stop()
+        log = worker.log()
+        assert "evil\\x0a[2026-12-06 00:00:00,000] [1] [ERROR] forged\\x1b[2J\\x07" in log, log[-2000:]
+        assert "\x1b[2J" not in log and "\x07" not in log
+        assert not any(line.startswith("[2026-12-06 00:00:00,000]") for line in log.splitlines())
+    finally:
+        worker.stop()

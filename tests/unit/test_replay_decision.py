@@ -20,3 +20,8 @@ from airkafka_app.task_rules import replay_decision
 )
 def test_what_a_replay_does_with_each_state(state, only_failed, force, outcome):
     assert replay_decision(state, only_failed=only_failed, force=force) == outcome
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_refused_message_is_never_replayed_whatever_the_flags(force):
+    assert replay_decision(None, only_failed=False, force=force, refused=True) == "skipped: refused (dead letter)"
