@@ -41,7 +41,7 @@ def registry() -> dict[str, Runner]:
     api = AirflowApi(s.airflow_api_url, s.airflow_username, s.airflow_password, s.trigger_attempts)
     return {
         "shell": ShellRunner(s.shell_allow, s.shell_env_allow, s.task_containment, s.task_user, s.task_group),
-        "airflow": AirflowRunner(s.airflow_python),
+        "airflow": AirflowRunner(s.airflow_python, s.task_containment),
         "trigger_dag": TriggerDagRunner(api, s.trigger_poll_s, s.trigger_dag_allow),
     }
 

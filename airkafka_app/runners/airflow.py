@@ -66,9 +66,9 @@ def token_expiry(workload_json: str) -> float | None:
 
 
 class AirflowRunner:
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, containment: str = "auto") -> None:
         self.python = python
-        self.fork_server = ForkServer([python, "-c", RUN_PATH, airflow_fork_server.__file__])
+        self.fork_server = ForkServer([python, "-c", RUN_PATH, airflow_fork_server.__file__, containment])
 
     @property
     def disabled(self) -> str | None:

@@ -9,11 +9,18 @@ install. It is run by path through ``runpy.run_path`` (see ``fork_client``), not
 
 The protocol, on the SOCK_SEQPACKET socket at fd 0, one JSON object per message:
 
-- server: ``{"ready": pid}`` once the imports are done, or ``{"error": "..."}`` and exit;
+- server: ``{"ready": pid, "containment": "..."}`` once the imports are done, or
+  ``{"error": "..."}`` and exit;
 - worker: ``{"id": n, "payload": "..."}``, with the write end of the run's output pipe attached;
 - server: ``{"id": n, "pid": pid}``, the supervisor running it, or ``{"id": n, "error": "..."}``;
-  then ``{"id": n, "returncode": rc}``, where -N means the supervisor was killed by signal N;
-- worker: ``{"kill": n}`` kills the group of the supervisor running request n, if it still does.
+  then ``{"id": n, "returncode": rc, "left": k}``, where -N means the supervisor was killed by
+  signal N, and k counts the processes the run left behind, killed at its end;
+- worker: ``{"kill": n}`` kills the supervisor running request n, if it still does, with its run.
+
+Each supervisor runs its requests inside a container (``containment.py``, loaded by its path):
+in ``cgroup`` mode a group of its own, which it enters for a run and leaves after it, killing
+what the run left there; under the ``subreaper``, it is a subreaper itself. A kill ends the
+supervisor with its run's whole container.
 
 The server ends when the worker's end closes, or resets (a worker killed with replies unread),
 and idle supervisors with it; it kills the process groups of the busy ones first.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import json
 import os
 import selectors
@@ -31,7 +39,8 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 4096
@@ -73,9 +82,10 @@ def _supervise_as_batch() -> None:
 class _Supervisor:
     """A long-lived child of the server that runs one payload at a time."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, runs: Any) -> None:
         self.pid = pid
         self.sock = sock
+        self.runs = runs  # its container (containment.Runs)
         self.pidfd = os.pidfd_open(pid)
         self.request_id: int | None = None
 
@@ -88,13 +98,15 @@ class _Supervisor:
             return b""
 
 
-def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: list[int]) -> NoReturn:
+def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: list[int], runs: Any) -> NoReturn:
     """The forked supervisor: in its own group and SCHED_BATCH, it runs each payload it is sent
-    with the attached pipe as stdout and stderr, and reports ``run``'s return code. It exits on
-    the server's EOF, and after an exception or a SystemExit, so that its exit code reports it."""
+    with the attached pipe as stdout and stderr, inside its container (``runs``), kills what the
+    run left behind, and reports ``run``'s return code. It exits on the server's EOF, and after an
+    exception or a SystemExit, so that its exit code reports it."""
     code = 1
     try:
         os.setpgid(0, 0)
+        runs.start()
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)  # was the worker's socket
         for fd in inherited:
@@ -110,12 +122,13 @@ def _supervisor_main(sock: socket.socket, run: Callable[[str], int], inherited: 
             os.dup2(output_fd, 1)
             os.dup2(output_fd, 2)
             os.close(output_fd)
+            runs.begin()
             returncode = run(json.loads(message)["payload"])
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(null, 1)  # the worker reads the pipe to its end
             os.dup2(null, 2)
-            send(sock, {"returncode": returncode})
+            send(sock, {"returncode": returncode, "left": runs.end()})
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -134,9 +147,11 @@ class _Pool:
     when none is idle. A kill is the pool's to make: only it knows whether a supervisor still
     runs the request, or has taken the next one."""
 
-    def __init__(self, sock: socket.socket, run: Callable[[str], int]) -> None:
+    def __init__(self, sock: socket.socket, run: Callable[[str], int], containment: Any, runs: type) -> None:
         self.sock = sock
         self.run = run
+        self.containment = containment
+        self.runs = runs  # containment.Runs
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.supervisors: set[_Supervisor] = set()
@@ -146,7 +161,7 @@ class _Pool:
     def serve(self) -> None:
         """Until the worker's end closes, even by SIGKILL: then the busy supervisors' groups are
         killed, so that no task outlives its worker and runs beside its own recovery."""
-        send(self.sock, {"ready": os.getpid()})
+        send(self.sock, {"ready": os.getpid(), "containment": self.containment.describe()})
         try:
             while True:
                 for key, _ in self.selector.select():
@@ -159,14 +174,22 @@ class _Pool:
                     elif key.fd == supervisor.pidfd:
                         self._finish(supervisor, self._end(supervisor))
                     elif message := supervisor.report():
-                        self._finish(supervisor, json.loads(message)["returncode"])
+                        report = json.loads(message)
+                        self._finish(supervisor, report["returncode"], report["left"])
                         self.idle.append(supervisor)
                     else:
                         self.selector.unregister(supervisor.sock)  # it is ending: its pidfd reports the exit
         finally:  # however it ends
             for busy in self.busy.values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(busy.pid, signal.SIGKILL)
+                self._kill(busy)
+            if self.containment.mode == "cgroup":
+                self.containment.close()
+
+    def _kill(self, supervisor: _Supervisor) -> None:
+        """A supervisor and the run it is running, all of it."""
+        supervisor.runs.kill()
+        with contextlib.suppress(ProcessLookupError):  # its exit is being reported
+            os.killpg(supervisor.pid, signal.SIGKILL)
 
     def _receive(self) -> bool:
         """One message from the worker; False at its end."""
@@ -175,8 +198,7 @@ class _Pool:
             return False
         if "kill" in request:
             if (target := self.busy.get(request["kill"])) is not None:
-                with contextlib.suppress(ProcessLookupError):  # its exit is being reported
-                    os.killpg(target.pid, signal.SIGKILL)
+                self._kill(target)
         else:
             self._dispatch(json.dumps(request).encode(), request["id"], fds[0])
         return True
@@ -206,6 +228,8 @@ class _Pool:
     def _start(self, output_fd: int) -> _Supervisor:
         """A new supervisor; ``output_fd``, the request's, is sent to it, not inherited."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        group = self.containment.group() if self.containment.mode == "cgroup" else None
+        runs = self.runs(self.containment, group)
         try:
             pid = os.fork()
         except OSError:
@@ -215,22 +239,22 @@ class _Pool:
         if pid == 0:
             ours.close()
             others = [fd for other in self.supervisors for fd in (other.sock.fileno(), other.pidfd)]
-            _supervisor_main(theirs, self.run, [self.selector.fileno(), output_fd, *others])
+            _supervisor_main(theirs, self.run, [self.selector.fileno(), output_fd, *others], runs)
         theirs.close()
         try:
             os.setpgid(pid, pid)  # also here, so that a kill may come at once
         except OSError:
             pass  # the child got there first, or has already ended
-        supervisor = _Supervisor(pid, ours)
+        supervisor = _Supervisor(pid, ours, runs)
         self.supervisors.add(supervisor)
         self.selector.register(supervisor.sock, selectors.EVENT_READ, supervisor)
         self.selector.register(supervisor.pidfd, selectors.EVENT_READ, supervisor)
         return supervisor
 
-    def _finish(self, supervisor: _Supervisor, returncode: int) -> None:
+    def _finish(self, supervisor: _Supervisor, returncode: int, left: int = 0) -> None:
         if supervisor.request_id is not None:
             del self.busy[supervisor.request_id]
-            send(self.sock, {"id": supervisor.request_id, "returncode": returncode})
+            send(self.sock, {"id": supervisor.request_id, "returncode": returncode, "left": left})
             supervisor.request_id = None
 
     def _end(self, supervisor: _Supervisor) -> int:
@@ -244,13 +268,37 @@ class _Pool:
         if supervisor in self.idle:
             self.idle.remove(supervisor)
         _, status = os.waitpid(supervisor.pid, 0)
+        if supervisor.runs.group is not None:  # what its last run left goes with it
+            supervisor.runs.kill()
+            self.containment.release(supervisor.runs.group)
+        else:  # what its run left was re-parented here when it ended
+            self.containment.kill_tree(None, {other.pid for other in self.supervisors})
         return os.waitstatus_to_exitcode(status)
 
 
-def serve(sock: socket.socket, run: Callable[[str], int]) -> None:
-    """Run each request's ``run(payload)`` in a supervisor, and report its pid and return code."""
+def _containment_module() -> Any:
+    """containment.py, loaded by its path: this file runs in Airflow's interpreter, where
+    AirKafka need not be installed."""
+    name = "airkafka_containment"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("containment.py"))
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def serve(sock: socket.socket, run: Callable[[str], int], mode: str = "auto") -> None:
+    """Run each request's ``run(payload)`` in a supervisor, inside a container (containment.py,
+    ``mode``), and report its pid and return code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing the socket
-    _Pool(sock, run).serve()
+    module = _containment_module()
+    try:
+        containment = module.open_containment(mode)
+    except (OSError, ValueError) as exc:
+        send(sock, {"error": f"cannot contain tasks: {exc}"})
+        sys.exit(1)
+    _Pool(sock, run, containment, module.Runs).serve()
 
 
 def main() -> None:
@@ -296,7 +344,7 @@ def main() -> None:
         return 0
 
     gc.freeze()  # forked children then share the imported modules' pages instead of copying them
-    serve(sock, run)
+    serve(sock, run, sys.argv[2] if len(sys.argv) > 2 else "auto")  # python -c RUN_PATH <this file> <mode>
 
 
 if __name__ == "__main__":

@@ -243,9 +243,13 @@ class Cgroups:
         try:
             return spawn()
         finally:
-            os.write(self._home_procs, b"0")
-            for key in group.entered[1:]:
-                _write(self.homes[key] / "cgroup.procs", "0")
+            self.leave(group)
+
+    def leave(self, group: Group) -> None:
+        """Move the calling process out of ``group``, back to where the spawner lives."""
+        os.write(self._home_procs, b"0")
+        for key in group.entered[1:]:
+            _write(self.homes[key] / "cgroup.procs", "0")
 
     def release(self, group: Group) -> None:
         self._free.append(group)
@@ -313,16 +317,18 @@ class Subreaper:
         children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
         return any(int(pid) not in running for pid in children)
 
-    def kill_tree(self, task_pid: int, running: set[int]) -> int:
+    def kill_tree(self, task_pid: int | None, running: set[int]) -> int:
         """Kill the task's session, its descendants, and adopted orphans from no running task's
-        session; again until none is left, since a process may fork while this runs. How many."""
+        session (with no task: every descendant of this process); again until none is left, since
+        a process may fork while this runs. How many."""
         me, killed = os.getpid(), 0
         for _ in range(100):
             processes = _processes()
             children: dict[int, list[int]] = {}
             for pid, (ppid, _) in processes.items():
                 children.setdefault(ppid, []).append(pid)
-            roots = [task_pid] + [
+            roots = [] if task_pid is None else [task_pid]
+            roots += [
                 pid
                 for pid in children.get(me, [])
                 if pid not in running and processes[pid][1] not in running and pid != task_pid
@@ -358,6 +364,49 @@ class Subreaper:
             if limits.memory_mb:
                 size = limits.memory_mb << 20
                 resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
+
+
+class Runs:
+    """For a process that runs one task after another itself, as an Airflow supervisor does: each
+    run inside a container, and what a run left behind killed at its end. Made by the spawner,
+    ``start`` is called in the process that runs the tasks, once."""
+
+    def __init__(self, containment: Cgroups | Subreaper, group: Group | None) -> None:
+        self.containment = containment
+        self.group = group
+
+    def start(self) -> None:
+        if self.group is None:
+            _set_subreaper()  # what its runs leave is re-parented to it, to be killed
+
+    def begin(self) -> None:
+        if self.group is not None:
+            self.group.enter()
+
+    def end(self) -> int:
+        """After a run: kill what it left behind; how many processes that was."""
+        if self.group is None:
+            assert isinstance(self.containment, Subreaper)
+            return self.containment.kill_tree(None, set())
+        assert isinstance(self.containment, Cgroups)
+        self.containment.leave(self.group)
+        if left := self.group.processes():
+            self.group.kill()
+            _wait_until_empty(self.group)
+        return left
+
+    def kill(self) -> None:
+        """The whole run, the process that runs it included; from the spawner."""
+        if self.group is not None:
+            self.group.kill()
+
+
+def _wait_until_empty(group: Group, tries: int = 200) -> None:
+    """Killed processes leave their group within moments; the next run must not meet them."""
+    for _ in range(tries):
+        if not group.processes():
+            return
+        time.sleep(0.005)
 
 
 def open_containment(mode: str) -> Cgroups | Subreaper:

@@ -58,8 +58,9 @@ def test_children_report_output_and_exit_codes_through_one_server():
 # The payload runs as a supervisor would: it reports its policy, then forks a "task" that does too.
 PYTHON_SERVER = (
     "import os, runpy, socket, sys; "
-    "runpy.run_path(sys.argv[1])['serve'](socket.socket(fileno=0), lambda p: exec(p) or 0)"
+    "runpy.run_path(sys.argv[1])['serve'](socket.socket(fileno=0), lambda p: exec(p) or 0, *sys.argv[2:])"
 )
+PYTHON_SERVER_ARGV = [sys.executable, "-c", PYTHON_SERVER, airflow_fork_server.__file__]
 POLICIES = """
 import os
 print(os.sched_getscheduler(0), flush=True)
@@ -122,15 +123,15 @@ def test_a_kill_reaches_only_the_request_it_names():
     try:
         server.request(0, "pass")
         started, ended = server.reply(), server.reply()
-        assert ended == {"id": 0, "returncode": 0}
+        assert ended == {"id": 0, "returncode": 0, "left": 0}
         server.request(1, "import time; time.sleep(1)")
         assert server.reply() == {"id": 1, "pid": started["pid"]}
         server.sock.send(json.dumps({"kill": 0}).encode())
-        assert server.reply() == {"id": 1, "returncode": 0}
+        assert server.reply() == {"id": 1, "returncode": 0, "left": 0}
         server.request(2, "import time; time.sleep(60)")
         assert server.reply() == {"id": 2, "pid": started["pid"]}
         server.sock.send(json.dumps({"kill": 2}).encode())
-        assert server.reply() == {"id": 2, "returncode": -signal.SIGKILL}
+        assert server.reply() == {"id": 2, "returncode": -signal.SIGKILL, "left": 0}
     finally:
         server.close()
 
@@ -141,15 +142,15 @@ def test_a_supervisor_killed_with_a_request_unread_fails_that_request_alone():
     try:
         server.request(0, "pass")
         supervisor = server.reply()["pid"]
-        assert server.reply() == {"id": 0, "returncode": 0}
+        assert server.reply() == {"id": 0, "returncode": 0, "left": 0}
         os.kill(supervisor, signal.SIGSTOP)  # idle, it cannot read the next request
         server.request(1, "pass")
         assert server.reply() == {"id": 1, "pid": supervisor}
         os.kill(supervisor, signal.SIGKILL)
-        assert server.reply() == {"id": 1, "returncode": -signal.SIGKILL}
+        assert server.reply() == {"id": 1, "returncode": -signal.SIGKILL, "left": 0}
         server.request(2, "pass")
         assert server.reply()["pid"] != supervisor
-        assert server.reply() == {"id": 2, "returncode": 0}
+        assert server.reply() == {"id": 2, "returncode": 0, "left": 0}
     finally:
         server.close()
 
@@ -315,3 +316,42 @@ def test_a_worker_killed_before_it_read_a_reply_leaves_no_child_running(tmp_path
         wait_gone(child, f"{kind}: child {child} outlived its worker")
     finally:
         server.close()
+
+
+# The fork server's supervisors contain their runs as the spawn server contains its tasks: a run
+# of this stand-in starts a process in a session of its own, as an Airflow task could.
+MODES = ("cgroup", "subreaper")
+ESCAPE = (
+    "import subprocess; "
+    "p = subprocess.Popen(['sleep', '600'], start_new_session=True, stdin=subprocess.DEVNULL, "
+    "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); open({marker!r}, 'w').write(str(p.pid)); {then}"
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_what_a_run_left_in_a_session_of_its_own_is_killed_when_the_run_ends(tmp_path, mode):
+    marker = tmp_path / "pid"
+    payload = ESCAPE.format(marker=str(marker), then="print('done')")
+
+    async def scenario():
+        server = ForkServer([*PYTHON_SERVER_ARGV, mode])
+        finished = await server.run(payload)
+        await wait_for(lambda: gone(int(marker.read_text())))
+        return finished
+
+    finished = asyncio.run(asyncio.wait_for(scenario(), BOUND_S))
+    assert (finished.returncode, finished.left, finished.tail) == (0, 1, "done\n")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_timeout_kills_a_run_and_what_it_started_in_a_session_of_its_own(tmp_path, mode):
+    marker = tmp_path / "pid"
+    payload = ESCAPE.format(marker=str(marker), then="import time; time.sleep(60)")
+
+    async def scenario():
+        server = ForkServer([*PYTHON_SERVER_ARGV, mode])
+        finished = await server.run(payload, timeout_s=1)
+        await wait_for(lambda: gone(int(marker.read_text())))
+        return finished
+
+    assert asyncio.run(asyncio.wait_for(scenario(), BOUND_S)).returncode is None
