@@ -329,29 +329,21 @@ ESCAPE = (
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_what_a_run_left_in_a_session_of_its_own_is_killed_when_the_run_ends(tmp_path, mode):
+@pytest.mark.parametrize(
+    "then, timeout_s, ended",
+    [
+        ("print('done')", None, (0, 1, "done\n")),  # its end kills what it left
+        ("import time; time.sleep(60)", 1.0, (None, 0, "")),  # its timeout kills it all
+    ],
+)
+def test_what_a_run_started_in_a_session_of_its_own_ends_with_it(tmp_path, mode, then, timeout_s, ended):
     marker = tmp_path / "pid"
-    payload = ESCAPE.format(marker=str(marker), then="print('done')")
 
     async def scenario():
         server = ForkServer([*PYTHON_SERVER_ARGV, mode])
-        finished = await server.run(payload)
+        finished = await server.run(ESCAPE.format(marker=str(marker), then=then), timeout_s=timeout_s)
         await wait_for(lambda: gone(int(marker.read_text())))
         return finished
 
     finished = asyncio.run(asyncio.wait_for(scenario(), BOUND_S))
-    assert (finished.returncode, finished.left, finished.tail) == (0, 1, "done\n")
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_a_timeout_kills_a_run_and_what_it_started_in_a_session_of_its_own(tmp_path, mode):
-    marker = tmp_path / "pid"
-    payload = ESCAPE.format(marker=str(marker), then="import time; time.sleep(60)")
-
-    async def scenario():
-        server = ForkServer([*PYTHON_SERVER_ARGV, mode])
-        finished = await server.run(payload, timeout_s=1)
-        await wait_for(lambda: gone(int(marker.read_text())))
-        return finished
-
-    assert asyncio.run(asyncio.wait_for(scenario(), BOUND_S)).returncode is None
+    assert (finished.returncode, finished.left, finished.tail) == ended
