@@ -168,3 +168,24 @@ def test_tasks_run_as_the_task_user_and_cannot_read_the_workers_proc():
     outcome = asyncio.run(runner.run(shell(["sh", "-c", f"id -u; cat /proc/{os.getpid()}/environ"])))
     assert outcome.detail.split("\n")[1] == "65534"
     assert "Permission denied" in outcome.detail and outcome.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "PYTHONSTARTUP",
+        "PERL5OPT",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "BASH_ENV",
+        "ENV",
+        "PATH",
+    ],
+)
+def test_an_env_allowlist_of_star_never_admits_what_picks_the_program_or_runs_code_first(name):
+    runner = ShellRunner(allow={"true"}, env_allow={"*"})
+    runner.check(Command(id="t", kind="shell", args={"argv": ["true"], "env": {"APP_MODE": "x"}}))
+    with pytest.raises(InvalidCommand, match="could change which program runs"):
+        runner.check(Command(id="t", kind="shell", args={"argv": ["true"], "env": {name: "x"}}))
