@@ -2,9 +2,9 @@
 
     [core] executor = airkafka_app.executor.KafkaExecutor
 
-Runs in Airflow's interpreter and never imports Faust. It publishes each workload as an
-``airflow`` command and mirrors the workers' terminal state changes, and the dead letters of its
-own commands, back to Airflow. Command ids are derived from task-instance keys, so it keeps no
+Runs in Airflow's interpreter and never imports Faust. It publishes each workload (a task's
+try, a callback, a connection test) as an ``airflow`` command and mirrors the workers' terminal
+state changes, and the dead letters of its own commands, back to Airflow. Command ids are derived from task-instance keys, so it keeps no
 state of its own that a restart could lose.
 """
 
@@ -16,10 +16,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.executors.base_executor import BaseExecutor
-from airflow.executors.workloads import ExecuteTask
+from airflow.utils.state import TaskInstanceState
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -41,15 +41,29 @@ def _command_id(key: Any) -> str:
     return airflow_tasks.command_id(key.dag_id, key.task_id, key.run_id, key.map_index, key.try_number)
 
 
+class _Sent(NamedTuple):
+    """A workload this executor sent, by its command id: what its end changes in Airflow."""
+
+    key: Any  # a TaskInstanceKey, CallbackKey or ConnectionTestKey
+    proof: str | None  # of the command's external_executor_id (airflow_tasks.PROOF)
+    success: Any  # the workload's success_state
+    failure: Any  # and its failure_state
+    is_try: bool  # a task's try, which a cancel does not fail
+
+
 class KafkaExecutor(BaseExecutor):
     pre_assigns_external_executor_id = True
+    # Every workload Airflow 3.3 sends runs on a worker, as LocalExecutor runs it: a task's try,
+    # a callback (a missed deadline's, say) and a connection test.
+    supports_callbacks = True
+    supports_connection_test = True
 
     def start(self) -> None:
         self._last_error: KafkaError | None = None
         # Command id -> (state, detail, when read, proof) of ends read for tries not tracked yet.
         self._unclaimed: OrderedDict[str, tuple[str, str, float, str | None]] = OrderedDict()
-        # Each running try's proof (airflow_tasks.PROOF): only an end that carries it is its end.
-        self._proofs: dict[Any, str | None] = {}
+        # Command id -> each workload in flight; only an end that carries its proof is its end.
+        self._sent: dict[str, _Sent] = {}
         self._topics: set[str] = set()
         # Delivery is confirmed: a command the broker does not take within the timeout fails
         # its try at once. No topic is created by a send: a queue's topic comes from
@@ -143,42 +157,61 @@ class KafkaExecutor(BaseExecutor):
             raise ValueError(f"topic {topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is {settings.partitions}")
         self._topics.add(topic)
 
-    def _topic(self, ti: Any) -> str:
-        """The commands topic of the task's queue, served by the workers listing it in AIRKAFKA_QUEUES."""
-        topic = settings.commands_topic_for(ti.queue or DEFAULT_QUEUE)
+    def _topic(self, queue: str | None) -> str:
+        """The commands topic of the queue, served by the workers listing it in AIRKAFKA_QUEUES."""
+        topic = settings.commands_topic_for(queue or DEFAULT_QUEUE)
         self._ensure_topic(topic)
         return topic
 
-    def _process_workloads(self, workloads: Sequence[ExecuteTask]) -> None:
+    def _process_workloads(self, workloads: Sequence[Any]) -> None:
         """Send each workload and count it running at once: the scheduler never waits for the
-        broker here. A command that is not delivered fails its try when sync() learns of it."""
+        broker here. A command that is not delivered fails its workload when sync() learns of it."""
         for workload in workloads:
-            key = workload.ti.key
-            self.queued_tasks.pop(key, None)
-            # Airflow 3.3's scheduler gives each queued try one; a try without one gets one here.
-            executor_id = workload.ti.external_executor_id or str(uuid.uuid4())
-            command = airflow_tasks.workload_command(_command_id(key), workload.model_dump_json(), executor_id)
-            self._proofs[key] = airflow_tasks.proof(executor_id)
+            key = workload.key
+            for queued in (self.queued_tasks, self.queued_callbacks, self.queued_connection_tests):
+                queued.pop(key, None)
             try:
-                self.producer.produce(
-                    self._topic(workload.ti),
-                    key=command.id.encode(),
-                    value=command.encode(),
-                    on_delivery=partial(self._delivered, key),
-                )
+                self._send(workload)
             except (KafkaException, BufferError, ValueError) as exc:
-                self._proofs.pop(key, None)
-                self.fail(key, info=f"command not sent to Kafka: {exc}")
+                self.change_state(key, workload.failure_state, info=f"command not sent to Kafka: {exc}")
                 continue
             self.running.add(key)
         self.producer.poll(0)
 
-    def _delivered(self, key: Any, error: KafkaError | None, _: Message) -> None:
+    def _send(self, workload: Any) -> None:
+        payload = workload.model_dump_json()
+        command_id = airflow_tasks.workload_id(payload)
+        if command_id is None:
+            raise ValueError(f"{type(workload).__name__} is no workload a worker runs")
+        ti = getattr(workload, "ti", None)
+        # Airflow 3.3's scheduler gives each queued try an id; other workloads get one here.
+        executor_id = (ti.external_executor_id if ti is not None else None) or str(uuid.uuid4())
+        command = airflow_tasks.workload_command(command_id, payload, executor_id)
+        queue = ti.queue if ti is not None else getattr(workload, "queue", None)
+        self._sent[command_id] = _Sent(
+            workload.key,
+            airflow_tasks.proof(executor_id),
+            workload.success_state,
+            workload.failure_state,
+            ti is not None,
+        )
+        try:
+            self.producer.produce(
+                self._topic(queue),
+                key=command.id.encode(),
+                value=command.encode(),
+                on_delivery=partial(self._delivered, command_id),
+            )
+        except BaseException:
+            del self._sent[command_id]
+            raise
+
+    def _delivered(self, command_id: str, error: KafkaError | None, _: Message) -> None:
         if error is not None:
-            self.log.error("command for %s not delivered: %s", key, error.str())
-            if key in self.running:
-                self._proofs.pop(key, None)
-                self.fail(key, info=f"command not delivered to Kafka: {error.str()}")
+            sent = self._sent.pop(command_id, None)
+            self.log.error("command %s not delivered: %s", command_id, error.str())
+            if sent is not None and sent.key in self.running:
+                self.change_state(sent.key, sent.failure, info=f"command not delivered to Kafka: {error.str()}")
 
     # The scheduler counts free slots at the start of its pass and calls sync() at its end, in
     # heartbeat(); a pass that only reads task ends counts as idle and sleeps
@@ -199,16 +232,19 @@ class KafkaExecutor(BaseExecutor):
         its commands, and commands the broker did not take."""
         self.producer.poll(0)  # delivery reports
         while messages := self.consumer.consume(num_messages=1000, timeout=0):
-            running = {_command_id(key): key for key in self.running}
             for message in messages:
                 if message.error():
                     self.log.warning("read error: %s", message.error())
                 elif message.topic() == settings.dead_letters_topic:
-                    self._dead_letter(message, running)
+                    self._dead_letter(message)
                 else:
-                    self._state_change(message, running)
+                    self._state_change(message)
 
-    def _state_change(self, message: Message, running: dict[str, Any]) -> None:
+    def _in_flight(self, command_id: str) -> _Sent | None:
+        sent = self._sent.get(command_id)
+        return sent if sent is not None and sent.key in self.running else None
+
+    def _state_change(self, message: Message) -> None:
         try:
             change = json.loads(message.value() or b"null")  # a tombstone fails below
             task_id, state, detail = change["id"], State(change["state"]), str(change.get("detail") or "")
@@ -219,11 +255,11 @@ class KafkaExecutor(BaseExecutor):
             return
         airflow = change.get("airflow")
         proved = airflow.get(airflow_tasks.PROOF) if isinstance(airflow, dict) else None
-        if (key := running.get(task_id)) is not None:
-            if proved is None or proved != self._proofs.get(key):
-                self.log.warning("state change %s of %s skipped: not from the command sent for this try", state, key)
+        if (sent := self._in_flight(task_id)) is not None:
+            if proved is None or proved != sent.proof:
+                self.log.warning("state change %s of %s skipped: not from the command sent for it", state, sent.key)
                 return
-            self._report(key, state, detail)
+            self._report(task_id, state, detail)
         elif task_id.startswith(airflow_tasks.PREFIX):
             self._unclaimed[task_id] = (state.value, detail, time.monotonic(), proved)
             self._unclaimed.move_to_end(task_id)
@@ -232,38 +268,41 @@ class KafkaExecutor(BaseExecutor):
             ):
                 self._unclaimed.popitem(last=False)
 
-    def _dead_letter(self, message: Message, running: dict[str, Any]) -> None:
-        """A command of this executor refused by a worker fails its try at once, with the reason."""
-        key = running.get((message.key() or b"").decode(errors="replace"))
-        if key is None:
+    def _dead_letter(self, message: Message) -> None:
+        """A command of this executor refused by a worker fails its workload at once, with the reason."""
+        command_id = (message.key() or b"").decode(errors="replace")
+        if (sent := self._in_flight(command_id)) is None:
             return
         try:
             letter = json.loads(message.value() or b"null")
             if "value_length" in letter:  # cut short: what was refused cannot be told
                 self.log.warning(
-                    "dead letter %d@%d for %s skipped: its value was cut", message.partition(), message.offset(), key
+                    "dead letter %d@%d for %s skipped: its value was cut",
+                    message.partition(),
+                    message.offset(),
+                    sent.key,
                 )
                 return
             refused = json.loads(letter["value"])
             args = refused.get("args") if refused.get("kind") == airflow_tasks.KIND else None  # not a cancel of it
             proved = airflow_tasks.proof(args.get("external_executor_id")) if isinstance(args, dict) else None
-            if proved is not None and proved == self._proofs.get(key):
-                self._proofs.pop(key, None)
-                self.fail(key, info=f"refused by AirKafka: {letter['error']}")
+            if proved is not None and proved == sent.proof:
+                del self._sent[command_id]
+                self.change_state(sent.key, sent.failure, info=f"refused by AirKafka: {letter['error']}")
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             self.log.warning("dead letter %d@%d skipped: %r", message.partition(), message.offset(), exc)
 
-    def _report(self, key: Any, state: State, detail: str) -> None:
-        self._proofs.pop(key, None)
+    def _report(self, command_id: str, state: State, detail: str) -> None:
+        sent = self._sent.pop(command_id)
         if state is State.SUCCESS:
-            self.success(key, info=detail)
-        elif state is State.FAILED:
-            self.fail(key, info=detail)
+            self.change_state(sent.key, sent.success, info=detail)
+        elif state is State.FAILED or not sent.is_try:
+            self.change_state(sent.key, sent.failure, info=detail)
         else:
-            # Cancelled: a revoke, or a redelivered try that already runs elsewhere
+            # A try cancelled: a revoke, or a redelivered try that already runs elsewhere
             # (TaskAlreadyRunningError). Failing it would fail a live try. If the try really
             # died, Airflow's task heartbeat check fails it.
-            self.running.discard(key)
+            self.running.discard(sent.key)
 
     def revoke_task(self, *, ti: Any) -> None:
         """Cancel the try on its worker, waiting or running. Never raises, as the scheduler expects."""
@@ -271,7 +310,7 @@ class KafkaExecutor(BaseExecutor):
         cancel = Command(f"revoke-{target}", CANCEL, {"target": target})
         try:
             self.producer.produce(
-                self._topic(ti),
+                self._topic(ti.queue),
                 key=target.encode(),
                 value=cancel.encode(),
                 on_delivery=partial(self._cancel_delivered, ti.key),
@@ -281,7 +320,7 @@ class KafkaExecutor(BaseExecutor):
             self.log.exception("cancel for %s not sent", ti.key)
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)
-        self._proofs.pop(ti.key, None)
+        self._sent.pop(target, None)
 
     def _cancel_delivered(self, key: Any, error: KafkaError | None, _: Message) -> None:
         if error is not None:
@@ -294,11 +333,13 @@ class KafkaExecutor(BaseExecutor):
             if not ti.external_executor_id:
                 not_adopted.append(ti)
                 continue
+            command_id = _command_id(ti.key)
+            proof = airflow_tasks.proof(ti.external_executor_id)
+            self._sent[command_id] = _Sent(ti.key, proof, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, True)
             self.running.add(ti.key)
-            self._proofs[ti.key] = airflow_tasks.proof(ti.external_executor_id)
-            ended = self._unclaimed.pop(_command_id(ti.key), None)
-            if ended is not None and ended[3] is not None and ended[3] == self._proofs[ti.key]:
-                self._report(ti.key, State(ended[0]), ended[1])
+            ended = self._unclaimed.pop(command_id, None)
+            if ended is not None and ended[3] is not None and ended[3] == proof:
+                self._report(command_id, State(ended[0]), ended[1])
         return not_adopted
 
     def end(self) -> None:

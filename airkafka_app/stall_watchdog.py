@@ -32,6 +32,7 @@ from airkafka_app.contract.internal import encode_report
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection
+from airkafka_app.kafka.signed import signed
 from airkafka_app.liveness import heartbeats
 from airkafka_app.queues import queues
 from airkafka_app.tables.publisher import publisher
@@ -154,7 +155,8 @@ async def publish_unsent() -> None:
             )
             continue
         record = TaskRecord.from_json(entry["record"])
-        await queue.internal.send(key=Command(**record.command).routing_key.encode(), value=encode_report(record))
+        routing_key = Command(**record.command).routing_key.encode()
+        await queue.internal.send(**signed(queue.internal, routing_key, encode_report(record)))
     for entry in saved["changes"]:
         await topics.state_changes.send(key=entry["key"].encode(), value=json.dumps(entry["change"]).encode())
     await app.producer.flush()

@@ -22,6 +22,38 @@ def command_id(dag_id: str, task_id: str, run_id: str, map_index: int, try_numbe
     return f"{PREFIX}{digest.hexdigest()[:40]}"
 
 
+# Airflow's other workloads, by their ``type``: the field of theirs that names them, and the
+# prefix of their commands' ids, under PREFIX so that those ids are the executor's too.
+OTHER_WORKLOADS = {
+    "ExecuteCallback": (("callback", "id"), f"{PREFIX}cb-"),
+    "TestConnection": (("connection_test_id",), f"{PREFIX}ct-"),
+}
+
+
+def workload_id(workload_json: Any) -> str | None:
+    """The command id of the workload a JSON string holds: a task's try (``command_id``), a
+    callback or a connection test; None for anything else."""
+    try:
+        workload = json.loads(workload_json)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(workload, dict):
+        return None
+    kind = workload.get("type", "ExecuteTask")
+    if kind == "ExecuteTask":
+        found = identity({"kind": KIND, "args": {"workload": workload_json}})
+        return command_id(**{name: found[name] for name in IDENTITY}) if found is not None else None
+    if kind not in OTHER_WORKLOADS:
+        return None
+    path, prefix = OTHER_WORKLOADS[kind]
+    name: Any = workload
+    for field in path:
+        name = name.get(field) if isinstance(name, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    return f"{prefix}{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+
+
 def workload_command(task_id: str, workload_json: str, external_executor_id: str | None) -> Command:
     """The command for one ``ExecuteTask`` workload (its ``model_dump_json()``)."""
     return Command(task_id, KIND, {"workload": workload_json, "external_executor_id": external_executor_id})
@@ -43,18 +75,18 @@ def proof(external_executor_id: Any) -> str | None:
 
 def check_id(command: Command) -> None:
     """``af-`` ids are the executor's: such an id belongs to an ``airflow`` command whose workload
-    names the very try the id is made from, and an ``airflow`` command has such an id. Anything
-    else under such an id could end or fail an Airflow try: InvalidCommand."""
+    names the very try, callback or connection test the id is made from, and an ``airflow``
+    command has such an id. Anything else under such an id could end or fail an Airflow try:
+    InvalidCommand."""
     if command.kind != KIND and not command.id.startswith(PREFIX):
         return
-    found = identity(command.to_json())
     if command.kind != KIND:
         raise InvalidCommand(f"id {shown(command.id)} is reserved to the Airflow executor's airflow commands")
-    if found is None:
-        raise InvalidCommand("airflow 'args.workload' does not name its task instance (ti: dag_id ... try_number)")
-    names = {name: found[name] for name in IDENTITY}
-    if command_id(**names) != command.id:
-        raise InvalidCommand(f"airflow command id {shown(command.id)} is not the id of the try its workload names")
+    expected = workload_id(command.args.get("workload"))
+    if expected is None:
+        raise InvalidCommand("airflow 'args.workload' names no task instance, callback or connection test")
+    if expected != command.id:
+        raise InvalidCommand(f"airflow command id {shown(command.id)} is not the id of the workload it carries")
 
 
 def identity(command: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
-"""The ``airflow`` runner: one Airflow ``ExecuteTask`` workload, supervised by the Task SDK.
+"""The ``airflow`` runner: one Airflow workload (a task's try, a callback such as a missed
+deadline's, or a connection test), supervised by the Task SDK as LocalExecutor's workers do.
 
 It runs in Airflow's own interpreter (``AIRKAFKA_AIRFLOW_PYTHON``), which cannot share a
 venv with Faust, forked by the worker's Airflow fork server. The supervisor can exit 0 for a
-failed task, so the task's real final state is read from the supervisor's ``Workload finished``
-log record, never the exit code.
+failed task, so a task's real final state is read from the supervisor's ``Workload finished``
+log record, never the exit code; a callback's or a connection test's is its exit code.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
 from airkafka_app.runners.process import with_tail
 
 ARG_FIELDS = frozenset({"workload", "external_executor_id"})
+TASK = "ExecuteTask"
 # Paths of a workload that Airflow joins to its DAGs folder and its logs folder.
 PATH_FIELDS = ("dag_rel_path", "log_path")
 
@@ -108,6 +110,10 @@ class AirflowRunner:
         except OSError as exc:
             return Outcome(State.FAILED, None, f"cannot run the workload with {self.python!r}: {exc}")
         exit_code, summary = finished.summary(command.timeout_s)
+        if (kind := json.loads(command.args["workload"]).get("type", TASK)) != TASK:
+            # A callback or a connection test: its supervisor's exit code is its end.
+            state = State.SUCCESS if exit_code == 0 else State.FAILED
+            return Outcome(state, exit_code, with_tail(f"airflow {kind}: {summary}", finished.tail))
         if final.already_running:
             # A redelivered workload whose task runs elsewhere: not a failure of that task.
             return Outcome(

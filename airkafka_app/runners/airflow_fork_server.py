@@ -338,10 +338,12 @@ def main() -> None:
     getuser()
 
     def run(payload: str) -> int:
-        # As LocalExecutor's workers run a workload.
-        BaseExecutor.run_workload(decoder.validate_json(payload), subprocess_logs_to_stdout=True)
+        # As LocalExecutor's workers run a workload: a task's try, a callback, a connection test.
+        workload = decoder.validate_json(payload)
+        result = BaseExecutor.run_workload(workload, subprocess_logs_to_stdout=True)
         setproctitle("airflow supervisor: idle")  # not the id of a task that has ended
-        return 0
+        # A task's end is in its log (runners/airflow.py); another workload's is its exit code.
+        return result if isinstance(result, int) and not isinstance(workload, workloads.ExecuteTask) else 0
 
     gc.freeze()  # forked children then share the imported modules' pages instead of copying them
     serve(sock, run, sys.argv[2] if len(sys.argv) > 2 else "auto")  # python -c RUN_PATH <this file> <mode>

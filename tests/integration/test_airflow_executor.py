@@ -6,8 +6,10 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import requests
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -96,6 +98,40 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     # The task's queue picked its topic, and so its table.
     assert record("on_queue", queue="extra")["state"] == "success"
     assert worker.get(f"/tasks/{command_id(DAG_ID, 'on_queue', 'run-1', -1, 1)}/")[0] == 404
+
+
+def test_a_missed_deadline_runs_its_callback_on_a_worker_and_the_scheduler_goes_on(airflow_stack, broker, tmp_path):
+    """A deadline alert made the scheduler hand the executor an ExecuteCallback, which raised
+    NotImplementedError and stopped the scheduler. Now a worker runs the callback."""
+    airflow, worker = airflow_stack
+    marker = Path(worker.env["DAG_TEST_TMP"]) / "deadline-callback"
+    deadline = time.monotonic() + 120
+    while True:  # the DAG processor parses the DAGs folder again every few seconds
+        try:
+            airflow.api("GET", "/dags/airkafka_deadline")
+            break
+        except requests.RequestException:
+            assert time.monotonic() < deadline, "airkafka_deadline never parsed"
+            time.sleep(1)
+    airflow.api("POST", "/dags/airkafka_deadline/dagRuns", json={"dag_run_id": "late-1", "logical_date": None})
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert time.monotonic() < deadline, (airflow.home / "scheduler.log").read_text()[-3000:]
+        assert all(p.poll() is None for p in airflow.processes), "an Airflow component exited"
+        time.sleep(1)
+    note, pid = marker.read_text().split()
+    assert note == "missed" and int(pid) != os.getpid()
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    ended = deployment.read(
+        deployment.state_changes,
+        lambda r: any(x["value"]["id"].startswith("af-cb-") and x["value"]["state"] == "success" for x in r),
+    )
+    callback = next(
+        x["value"] for x in ended if x["value"]["id"].startswith("af-cb-") and x["value"]["state"] == "success"
+    )
+    assert callback["kind"] == "airflow" and callback["detail"].startswith("airflow ExecuteCallback: exit code 0")
+    assert airflow.wait_for_run("airkafka_deadline", "late-1")["state"] == "success"
+    assert all(p.poll() is None for p in airflow.processes), "an Airflow component exited"
 
 
 REVOKE = """

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from airkafka_app.contract.airflow_tasks import PROOF, check_id, command_id, proof, workload_command
+from airkafka_app.contract.airflow_tasks import PROOF, check_id, command_id, proof, workload_command, workload_id
 from airkafka_app.contract.commands import Command, InvalidCommand
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.runners.airflow import AirflowRunner
@@ -26,9 +26,9 @@ def test_the_executors_command_passes():
     [
         (Command(ID, "shell", {"argv": ["true"]}), "reserved to the Airflow executor's airflow commands"),
         (Command(ID, "cancel", {"target": "x"}), "reserved to the Airflow executor"),
-        (workload_command("af-" + "0" * 40, workload(), "u"), "is not the id of the try its workload names"),
-        (workload_command("mine", workload(), "u"), "is not the id of the try its workload names"),
-        (Command(ID, "airflow", {"workload": "{}"}), "does not name its task instance"),
+        (workload_command("af-" + "0" * 40, workload(), "u"), "is not the id of the workload it carries"),
+        (workload_command("mine", workload(), "u"), "is not the id of the workload it carries"),
+        (Command(ID, "airflow", {"workload": "{}"}), "names no task instance, callback or connection test"),
     ],
 )
 def test_anything_else_under_an_executor_id_or_an_airflow_command_under_another_id_is_refused(command, reason):
@@ -53,3 +53,16 @@ def test_a_state_change_carries_the_proof_of_its_tries_executor_id_not_the_id():
 def test_a_workload_path_outside_its_folder_is_refused(field, path):
     with pytest.raises(InvalidCommand, match=f"airflow workload '{field}' must be a relative path"):
         AirflowRunner("/usr/bin/python3").check(workload_command(ID, workload(**{field: path}), "u"))
+
+
+def test_callbacks_and_connection_tests_have_executor_ids_of_their_own():
+    callback = json.dumps({"type": "ExecuteCallback", "token": "x", "callback": {"id": "c-1"}, "dag_rel_path": "d.py"})
+    test = json.dumps({"type": "TestConnection", "token": "x", "connection_test_id": "t-1", "connection_id": "pg"})
+    callback_id, test_id = workload_id(callback), workload_id(test)
+    assert callback_id.startswith("af-cb-") and test_id.startswith("af-ct-") and callback_id != test_id
+    check_id(workload_command(callback_id, callback, "u"))
+    check_id(workload_command(test_id, test, "u"))
+    with pytest.raises(InvalidCommand, match="is not the id of the workload it carries"):
+        check_id(workload_command(callback_id, test, "u"))
+    for unknown in ('{"type": "RunTrigger"}', '{"type": "ExecuteCallback", "callback": {}}', "[]", "nope"):
+        assert workload_id(unknown) is None
