@@ -94,6 +94,7 @@ def with_worker_limits(command: Command, s: Settings) -> Command:
     for name, default, maximum in (
         ("memory_mb", s.task_memory_mb, s.task_memory_max_mb),
         ("pids", s.task_pids, s.task_pids_max),
+        ("cpu_weight", s.task_cpu_weight, s.task_cpu_weight_max),
     ):
         value = limits.get(name) or default or maximum
         if maximum and value > maximum:

@@ -14,8 +14,8 @@ from typing import Any
 
 FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key", "limits"})
 # A task's container limits (docs/contract.md): memory in MiB, and processes.
-LIMIT_FIELDS = frozenset({"memory_mb", "pids"})
-MAX_LIMIT = 1 << 30
+LIMIT_MAX = {"memory_mb": 1 << 30, "pids": 1 << 30, "cpu_weight": 10_000}
+LIMIT_FIELDS = frozenset(LIMIT_MAX)
 MAX_ID_LENGTH = 255
 # The limits of the contract (docs/contract.md).
 MAX_COMMAND_BYTES = 1 << 20
@@ -223,9 +223,11 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     if limits is not None and (
         not isinstance(limits, dict)
         or set(limits) - LIMIT_FIELDS
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_LIMIT for v in limits.values())
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= LIMIT_MAX[k] for k, v in limits.items())
     ):
-        raise InvalidCommand(f"'limits' must map {' and '.join(sorted(LIMIT_FIELDS))} to positive integers")
+        raise InvalidCommand(
+            f"'limits' must map {', '.join(sorted(LIMIT_FIELDS))} to positive integers (cpu_weight at most 10000)"
+        )
     return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key, limits)
 
 

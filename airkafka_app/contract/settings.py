@@ -124,6 +124,8 @@ class Settings:
     task_memory_max_mb: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_MEMORY_MAX_MB")))
     task_pids: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_PIDS")))
     task_pids_max: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_PIDS_MAX")))
+    task_cpu_weight: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_CPU_WEIGHT")))
+    task_cpu_weight_max: int = field(default_factory=lambda: int(_env("AIRKAFKA_TASK_CPU_WEIGHT_MAX")))
     data_dir: str = field(default_factory=lambda: _env("AIRKAFKA_DATA_DIR"))
     web_host: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_HOST"))
     web_bind: str = field(default_factory=lambda: _env("AIRKAFKA_WEB_BIND", _env("AIRKAFKA_WEB_HOST")))

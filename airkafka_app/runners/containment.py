@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODES = ("auto", "cgroup", "subreaper")
+# The controllers of a task's limits.
+CONTROLLERS = ("memory", "pids", "cpu")
 PR_SET_CHILD_SUBREAPER = 36
 # Processes the spawning process adds to a group while it spawns in it: itself.
 SPAWNER_PIDS = 1
@@ -40,6 +42,7 @@ class Limits:
 
     memory_mb: int = 0
     pids: int = 0
+    cpu_weight: int = 0  # cgroup v2's scale: 1 to 10000, 100 is a process's share by default
 
 
 def _write(path: Path, value: str) -> None:
@@ -79,7 +82,7 @@ def _mounts() -> dict[str, Path]:
 
 
 class _Hierarchies:
-    """The spawning process's own cgroup in v2 and in the writable v1 memory and pids hierarchies."""
+    """The spawning process's own cgroup in v2 and in the writable v1 memory, pids and cpu hierarchies."""
 
     def __init__(self) -> None:
         own, mounts = _own_cgroups(), _mounts()
@@ -88,14 +91,14 @@ class _Hierarchies:
         self.v2 = mounts[""] / own[""].lstrip("/")
         self.v1: dict[str, Path] = {}
         for controllers, path in own.items():
-            for controller in ("memory", "pids"):
+            for controller in CONTROLLERS:
                 if controller in controllers.split(",") and controllers in mounts:
                     home = mounts[controllers] / path.lstrip("/")
                     if os.access(home, os.W_OK):
                         self.v1[controller] = home
         available = set((self.v2 / "cgroup.controllers").read_text().split())
         self.v2_controllers: set[str] = set()
-        for controller in {"memory", "pids"} & available:
+        for controller in set(CONTROLLERS) & available:
             with contextlib.suppress(OSError):  # a cgroup with processes of its own cannot delegate
                 _write(self.v2 / "cgroup.subtree_control", f"+{controller}")
                 self.v2_controllers.add(controller)
@@ -126,7 +129,7 @@ class Group:
         """Before the spawn: where the task goes, and its pids limit, which counts the spawner
         while it spawns inside."""
         self.limits, self.killed = limits, False
-        needed = {"memory": limits.memory_mb, "pids": limits.pids}
+        needed = {"memory": limits.memory_mb, "pids": limits.pids, "cpu": limits.cpu_weight}
         self.entered = ["v2"] + [c for c, on in needed.items() if on and self.hierarchies.where(c) == "v1"]
         for key in self.entered:
             self.dirs[key].mkdir(exist_ok=True)
@@ -143,6 +146,8 @@ class Group:
             self._set("memory", "memory.max", str(mb << 20) if mb else "max")
         if self.limits.pids:
             self._set("pids", "pids.max", str(self.limits.pids))
+        if (weight := self.limits.cpu_weight) != self._applied.cpu_weight:
+            self._set("cpu", "cpu.weight", str(weight or 100))
         self._applied = self.limits
 
     def _set(self, controller: str, name: str, value: str) -> None:
@@ -150,8 +155,11 @@ class Group:
         if where == "v2":
             _write(self.dirs["v2"] / name, value)
         elif where == "v1" and self.dirs[controller].exists():
-            v1_name = {"memory.max": "memory.limit_in_bytes"}.get(name, name)
-            _write(self.dirs[controller] / v1_name, "-1" if value == "max" and controller == "memory" else value)
+            if name == "cpu.weight":  # v1's shares: 1024 is a process's share by default
+                name, value = "cpu.shares", str(max(2, int(value) * 1024 // 100))
+            elif name == "memory.max":
+                name, value = "memory.limit_in_bytes", "-1" if value == "max" else value
+            _write(self.dirs[controller] / name, value)
 
     def enter(self) -> None:
         """Move the calling process in, so that what it spawns now starts inside."""
@@ -225,7 +233,7 @@ class Cgroups:
                     stale.close()
 
     def describe(self) -> str:
-        limits = [f"{c} {self.hierarchies.where(c)}" for c in ("memory", "pids") if self.hierarchies.where(c)]
+        limits = [f"{c} {self.hierarchies.where(c)}" for c in CONTROLLERS if self.hierarchies.where(c)]
         return f"cgroup ({self.parents['v2']}; limits: {', '.join(limits) or 'none'})"
 
     def group(self) -> Group:

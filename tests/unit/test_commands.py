@@ -49,7 +49,7 @@ def test_round_trips_through_encode():
         (b"t1", encode(**valid(retries=-1)), "'retries'"),
         (b"t1", encode(**valid(retries=1.5)), "'retries'"),
         (b"t1", encode(**valid(retry_delay_s="1")), "'retry_delay_s'"),
-        (b"t1", encode(**valid(limits={"memory_mb": 0})), "'limits' must map memory_mb and pids to positive"),
+        (b"t1", encode(**valid(limits={"memory_mb": 0})), "'limits' must map cpu_weight, memory_mb, pids to positive"),
         (b"t1", encode(**valid(limits={"cpu": 1})), "'limits' must map"),
         (b"t1", encode(**valid(limits={"pids": True})), "'limits' must map"),
         (b"t1", encode(**valid(limits=[64])), "'limits' must map"),

@@ -192,3 +192,22 @@ def test_an_unknown_containment_mode_is_a_clear_error():
 
     with pytest.raises(OSError, match="cannot contain tasks: containment mode 'none'"):
         asyncio.run(scenario())
+
+
+def test_a_tasks_cpu_weight_is_its_groups_as_the_host_delegates_it():
+    # Its own cgroup's cpu.weight under cgroup v2, or cpu.shares under v1, read by the task itself.
+    script = (
+        "import pathlib\n"
+        "for line in open('/proc/self/cgroup'):\n"
+        "    _, controllers, path = line.strip().split(':', 2)\n"
+        "    for name, where in (('cpu.weight', '/sys/fs/cgroup/unified'), ('cpu.weight', '/sys/fs/cgroup'),\n"
+        "                        ('cpu.shares', '/sys/fs/cgroup/cpu')):\n"
+        "        if (controllers == '' or 'cpu' in controllers.split(',')) and (f := pathlib.Path(where + path, name)).exists():\n"
+        "            print(name, f.read_text().strip())\n"
+    )
+
+    async def scenario():
+        return await contained("cgroup").run({"argv": [sys.executable, "-c", script], "limits": {"cpu_weight": 50}})
+
+    finished = asyncio.run(asyncio.wait_for(scenario(), BOUND_S))
+    assert "cpu.weight 50" in finished.tail or "cpu.shares 512" in finished.tail, finished.tail
