@@ -25,6 +25,7 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,13 +225,11 @@ class Cgroups:
     def _sweep_stale(self) -> None:
         """Kill what the tasks of a spawner killed with its worker left running: a kill -9 of both
         gives the spawner no chance to, and its groups stay behind, not its processes."""
-        for key, home in self.homes.items():
+        for home in self.homes.values():
             for parent in home.glob("airkafka-*"):
                 pid = parent.name.removeprefix("airkafka-")
                 if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                    stale = Cgroups.__new__(Cgroups)
-                    stale.parents = {key: parent}
-                    stale.close()
+                    _remove_parents([parent])
 
     def describe(self) -> str:
         limits = [f"{c} {self.hierarchies.where(c)}" for c in CONTROLLERS if self.hierarchies.where(c)]
@@ -264,15 +263,18 @@ class Cgroups:
 
     def close(self) -> None:
         """Kill every task group and remove them: at the spawner's end, or after a failed start."""
-        for parent in self.parents.values():
-            for child in parent.glob("task-*"):
-                with contextlib.suppress(OSError):
-                    _write(child / "cgroup.kill", "1")
-        for parent in self.parents.values():
-            for child in parent.glob("task-*"):
-                _remove_when_empty(child)
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+        _remove_parents(self.parents.values())
+
+
+def _remove_parents(parents: Iterable[Path]) -> None:
+    """Kill the task groups under each parent, v2's first, and remove them and their parents."""
+    for parent in parents:
+        for child in parent.glob("task-*"):
+            with contextlib.suppress(OSError):  # a v1 group has no cgroup.kill: v2's killed its processes
+                _write(child / "cgroup.kill", "1")
+            _remove_when_empty(child)
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _remove_when_empty(path: Path, tries: int = 100) -> None:
