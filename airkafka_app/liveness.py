@@ -163,9 +163,6 @@ async def start_heartbeats() -> None:
         heartbeats.clean_stop_at = float(CLEAN_STOP.read_text())
         CLEAN_STOP.unlink()
     await app.add_runtime_dependency(heartbeats)
-    # At once, not a heartbeat interval later: the others learn from it where this worker's web
-    # server is, and ask it nothing before (web/peers.py).
-    await topics.heartbeats.send(**_heartbeat())
 
 
 def _heartbeat(**fields: bool) -> dict:

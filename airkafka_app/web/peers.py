@@ -10,6 +10,7 @@ asking worker serves again as JSON of its own.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,17 @@ def known(url: str) -> bool:
     return url == str(app.conf.canonical_url) or url in heartbeats.urls.values()
 
 
+async def _known_soon(url: str) -> bool:
+    """Whether ``url`` is known, or becomes so within two heartbeats: a worker that has just
+    started is named by its first heartbeat, a heartbeat interval after its start."""
+    deadline = asyncio.get_running_loop().time() + 2 * settings.heartbeat_s
+    while not known(url):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
 def is_peer(request: Request) -> bool:
     """Whether the request comes from a worker holding the cluster key."""
     signature = request.headers.get(signing.PEER_HEADER, "")
@@ -38,7 +50,7 @@ def is_peer(request: Request) -> bool:
 async def ask(url: str, path_qs: str, method: str = "GET", timeout_s: float = TIMEOUT_S) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON object) of a member's answer; (502, {"error": ...}) when it gave none."""
     target = URL(url).join(URL(path_qs))
-    if not known(url):
+    if not await _known_soon(url):
         return 502, {"error": f"{url} is not a worker the heartbeats name"}
     headers = {}
     if settings.cluster_key:
