@@ -6,16 +6,14 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
-import faust
 from faust.types import EventT
 from mode import Service
 
 from airkafka_app.application import app
 from airkafka_app.contract.commands import Command
-from airkafka_app.contract.internal import encode_admit, encode_recover
+from airkafka_app.contract.internal import encode_recover
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
@@ -27,13 +25,10 @@ from airkafka_app.task_rules import backoff, retries_done
 
 log = logging.getLogger(__name__)
 
-# Tasks admitted per run slot: in memory, running or waiting for a slot. Past that, a task waits
-# in the table, queued, and only its id here, until a ticket is free; so intake keeps reading,
-# and a cancel is never stuck behind the tasks it should stop. A retry waits in the table too.
+# Tasks admitted per run slot: running, or waiting for a slot. Past that, intake waits and the
+# backlog stays in Kafka; below it, intake keeps reading, so a cancel is not stuck behind the
+# tasks it should stop. A task waiting for its retry is not admitted: it waits in the table.
 ADMITTED_PER_SLOT = 4
-# Tasks waiting in the table for a ticket, about 200 bytes of memory each. Past it, intake waits
-# for a ticket itself, and the backlog stays in Kafka.
-MAX_WAITING = 100_000
 
 
 @dataclass
@@ -70,8 +65,7 @@ class WorkerPool(Service):
     def __init__(self, concurrency: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(concurrency)
-        self._tickets = concurrency * ADMITTED_PER_SLOT  # free admission tickets
-        self._ticket_freed = asyncio.Event()
+        self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
         self._admitting: set[str] = set()
         self._runs: dict[str, asyncio.Task] = {}
         self._running: set[str] = set()  # those whose process runs
@@ -79,9 +73,6 @@ class WorkerPool(Service):
         self._serial: SerialLines[Run] = SerialLines()
         self._handed_back: set[str] = set()
         self._parked: dict[str, asyncio.TimerHandle] = {}  # task id -> its retry's timer
-        # Queued tasks waiting in the table for a ticket, oldest first: (id, routing key, internal topic).
-        self._waiting: deque[tuple[str, bytes, faust.TopicT]] = deque()
-        self._waiting_ids: set[str] = set()
         self.draining = False
 
     @property
@@ -95,56 +86,23 @@ class WorkerPool(Service):
             or task_id in self._admitting
             or self._serial.waits(task_id)
             or task_id in self._parked
-            or task_id in self._waiting_ids
         )
 
     async def submit(self, run: Run) -> None:
-        """Admit the task and start its run, which waits for a free slot while ``queued``; or, with
-        no ticket free, leave it queued in the table until one is; or, when its serial key has a
-        run, queue it behind that run."""
+        """Admit the task and start its run, which waits for a free slot while ``queued``; or, when
+        its serial key has a run, queue it behind that run."""
         key = run.command.serial_key
-        if key is not None and not self._serial.arrive(key, run.command.id, run):
-            return
-        if not self._take_ticket():
-            if key is None and len(self._waiting) < MAX_WAITING:
-                self._wait_for_ticket(run)
-                return
-            # A serial line's head keeps its line in order here; past MAX_WAITING, intake waits.
-            task_id = run.command.id
-            self._admitting.add(task_id)
-            try:
-                while not self._take_ticket():
-                    self._ticket_freed.clear()
-                    await self._ticket_freed.wait()
-            finally:
-                self._admitting.discard(task_id)
+        if key is None or self._serial.arrive(key, run.command.id, run):
+            await self._admit(run)
+
+    async def _admit(self, run: Run) -> None:
+        task_id = run.command.id
+        self._admitting.add(task_id)
+        try:
+            await self._admitted.acquire()
+        finally:
+            self._admitting.discard(task_id)
         run.ticketed = True
-        self._start(run)
-
-    def _take_ticket(self) -> bool:
-        if self._tickets:
-            self._tickets -= 1
-            return True
-        return False
-
-    def _wait_for_ticket(self, run: Run) -> None:
-        task_id = run.command.id
-        self._waiting.append((task_id, run.command.routing_key.encode(), run.tasks.internal))
-        self._waiting_ids.add(task_id)
-        log.debug("task %s waits in the table for an admission ticket", task_id)
-
-    def _admit_waiting(self) -> None:
-        """A ticket is free: ask the partition's owner to admit the oldest task waiting for one."""
-        while self._waiting and self._tickets:
-            task_id, key, internal = self._waiting.popleft()
-            if task_id in self._waiting_ids:  # not cancelled meanwhile
-                self._waiting_ids.discard(task_id)
-                request = signed(internal, key, encode_admit(task_id))
-                asyncio.ensure_future(internal.send(**request)).add_done_callback(_log_unsent)
-                return
-
-    def _start(self, run: Run) -> None:
-        task_id = run.command.id
         task = asyncio.get_running_loop().create_task(self._run(run), context=run.context)
         self._runs[task_id] = task
         task.add_done_callback(lambda done: self._finished(run, done))
@@ -154,9 +112,6 @@ class WorkerPool(Service):
         here. A retry's timer is dropped: the caller cancels its record in the table."""
         if (timer := self._parked.pop(task_id, None)) is not None:
             timer.cancel()
-            return False
-        if task_id in self._waiting_ids:
-            self._waiting_ids.discard(task_id)
             return False
         if (follower := self._serial.withdraw(task_id)) is not None:
             follower.context.run(follower.record_transition, State.CANCELLED, exit_code=None, detail=reason)
@@ -175,11 +130,8 @@ class WorkerPool(Service):
         self._handed_back.discard(task_id)
         self._give_back_ticket(run)
         if key is not None and (follower := self._serial.after(key, go_on=not self.draining)) is not None:
-            # Its line waited behind this run; it goes on, with a ticket if one is free.
-            follower.ticketed = self._take_ticket()
-            self._start(follower)
-        elif not self.draining:
-            self._admit_waiting()
+            self._admitting.add(follower.command.id)  # held all along, for duplicates
+            asyncio.ensure_future(self._admit(follower))
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s run crashed", task_id, exc_info=task.exception())
 
@@ -216,7 +168,6 @@ class WorkerPool(Service):
                     return
                 # Its serial line waits behind it, so it waits here, as its followers do: without a ticket.
                 self._give_back_ticket(run)
-                self._admit_waiting()
                 await asyncio.sleep(wait)
             async with self._slots:
                 if self.draining:
@@ -239,8 +190,7 @@ class WorkerPool(Service):
     def _give_back_ticket(self, run: Run) -> None:
         if run.ticketed:
             run.ticketed = False
-            self._tickets += 1
-            self._ticket_freed.set()
+            self._admitted.release()
 
     def _park(self, run: Run, wait: float) -> None:
         """Leave a retry to wait in the table, and ask for it again when it is due."""
@@ -259,7 +209,6 @@ class WorkerPool(Service):
         set), then hand back what is left: a running task ends its attempt up for retry, not
         counted as one, and a waiting task stays as it is. (finished, handed back) running tasks."""
         self.draining = True
-        self._forget_waiting()
         running = [self._runs[task_id] for task_id in self._running if task_id in self._runs]
         if running:
             waits = [asyncio.ensure_future(asyncio.wait(running)), asyncio.ensure_future(cut.wait())]
@@ -274,16 +223,10 @@ class WorkerPool(Service):
         await asyncio.gather(*(task for _, task in left), return_exceptions=True)
         return len(running) - handed_back, handed_back
 
-    def _forget_waiting(self) -> None:
-        """The worker stops: what waits in the table is the next owner's (its sweep finds it)."""
-        for timer in self._parked.values():
+    async def on_stop(self) -> None:
+        for timer in self._parked.values():  # the next owner's sweep finds them due
             timer.cancel()
         self._parked.clear()
-        self._waiting.clear()
-        self._waiting_ids.clear()
-
-    async def on_stop(self) -> None:
-        self._forget_waiting()
         runs = list(self._runs.values())
         for run in runs:
             run.cancel()

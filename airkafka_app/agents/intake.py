@@ -23,7 +23,7 @@ from airkafka_app.contract.commands import (
     shown,
 )
 from airkafka_app.contract.dead_letters import MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter, encode_dead_letter
-from airkafka_app.contract.internal import Admit, Recover, Report, decode_internal
+from airkafka_app.contract.internal import Recover, Report, decode_internal
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import MAX_RECORD_BYTES, TaskRecord
@@ -156,12 +156,9 @@ async def _command(queue: Queue, event: EventT) -> None:
     await pool.submit(Run(command, runner, queue.tasks, queue.tasks.save(record, event), event))
 
 
-async def _internal(queue: Queue, message: Report | Recover | Admit, event: EventT) -> None:
+async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> None:
     if isinstance(message, Report):
         _apply_report(queue, message.record, event)
-        return
-    if isinstance(message, Admit):
-        await _admit(queue, message.task_id, event)
         return
     command = message.command
     previous = queue.tasks.load(command.id)
@@ -177,21 +174,6 @@ async def _internal(queue: Queue, message: Report | Recover | Admit, event: Even
         )
         return
     await _recover(queue, command, runner, previous, event)
-
-
-async def _admit(queue: Queue, task_id: str, event: EventT) -> None:
-    """A queued task that waited in the table for an admission ticket: admit it, unless it has
-    moved on meanwhile (cancelled, say) or is admitted already."""
-    record = queue.tasks.load(task_id)
-    if record is None or record.state not in (State.QUEUED, State.UP_FOR_RETRY) or pool.holds(task_id):
-        return
-    command = Command(**record.command)
-    try:
-        runner = runner_for(runners, command)
-    except InvalidCommand as exc:  # this worker, which owns it now, cannot run it
-        queue.tasks.save(record.to(State.FAILED, exit_code=None, detail=f"cannot be run here: {exc}"), event)
-        return
-    await pool.submit(Run(command, runner, queue.tasks, record, event))
 
 
 def _apply_report(queue: Queue, report: TaskRecord, event: EventT) -> None:

@@ -3,9 +3,7 @@
 Each is keyed by its task's routing key, so it reaches the worker that owns the task's partition:
 - a report carries a transition's record from a worker that no longer owned the partition, for
   the owner to store;
-- a recovery request asks the owner to recover a task whose worker is lost, or to run a retry
-  that has come due;
-- an admission asks the owner to admit a queued task that waited in the table for a ticket.
+- a recovery request asks the owner to recover a task whose worker is lost.
 
 They travel apart from user commands, on ``<app id>-internal`` (``settings.internal_topic_for``),
 so that nobody who may only produce commands can forge one. docs/contract.md tells operators to let
@@ -19,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from airkafka_app.contract.airflow_tasks import identity
-from airkafka_app.contract.commands import MAX_ID_LENGTH, Command, InvalidCommand, decode_command, loads
+from airkafka_app.contract.commands import Command, InvalidCommand, decode_command, loads
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import MAX_EARLIER, TaskRecord
 
@@ -49,13 +47,6 @@ class Recover:
     command: Command
 
 
-@dataclass(frozen=True)
-class Admit:
-    """A queued task whose worker had no admission ticket for it: the owner admits it now."""
-
-    task_id: str
-
-
 def encode_report(record: TaskRecord) -> bytes:
     # Without "airflow": it is derived from the command, and workers before it refuse the field.
     return json.dumps({"report": {k: v for k, v in record.to_json().items() if k != "airflow"}}).encode()
@@ -63,10 +54,6 @@ def encode_report(record: TaskRecord) -> bytes:
 
 def encode_recover(command: Command) -> bytes:
     return json.dumps({"recover": command.to_json()}).encode()
-
-
-def encode_admit(task_id: str) -> bytes:
-    return json.dumps({"admit": task_id}).encode()
 
 
 def parse_record(data: Any) -> TaskRecord:
@@ -92,21 +79,17 @@ def parse_record(data: Any) -> TaskRecord:
     return TaskRecord.from_json({**data, "airflow": identity(data["command"])})
 
 
-def decode_internal(value: bytes | None) -> Report | Recover | Admit:
+def decode_internal(value: bytes | None) -> Report | Recover:
     """One message of the internal topic, or InvalidCommand saying why it is none."""
     try:
         data = loads((value or b"").decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidCommand("internal message is not UTF-8") from None
     if not isinstance(data, dict) or len(data) != 1:
-        raise InvalidCommand('internal message must be {"report": <record>}, {"recover": <command>} or {"admit": <id>}')
+        raise InvalidCommand('internal message must be {"report": <record>} or {"recover": <command>}')
     ((kind, body),) = data.items()
     if kind == "report":
         return Report(parse_record(body))
     if kind == "recover":
         return Recover(decode_command(None, json.dumps(body).encode()))
-    if kind == "admit":
-        if not isinstance(body, str) or not 0 < len(body) <= MAX_ID_LENGTH:
-            raise InvalidCommand("internal 'admit' must name a task id")
-        return Admit(body)
     raise InvalidCommand(f"unknown internal message {kind[:80]!r}")

@@ -97,7 +97,6 @@ def test_a_dead_letter_fits_whatever_it_quotes(value, key, error):
     | st.binary(max_size=128)
     | json_values.map(lambda v: json.dumps({"report": v}).encode())
     | json_values.map(lambda v: json.dumps({"recover": v}).encode())
-    | json_values.map(lambda v: json.dumps({"admit": v}).encode())
 )
 def test_any_internal_message(value):
     try:

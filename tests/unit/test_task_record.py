@@ -123,13 +123,3 @@ def test_a_retry_is_due_at_its_retry_at_and_other_transitions_clear_it():
     assert waiting.to(State.RUNNING).retry_at is None
     assert record.to(State.UP_FOR_RETRY).due_in(5.0) == 0.0  # a hand-back: due at once
     assert record.due_in(5.0) == 0.0
-
-
-def test_an_admission_names_one_task_and_nothing_else():
-    from airkafka_app.contract.commands import InvalidCommand
-    from airkafka_app.contract.internal import Admit, decode_internal, encode_admit
-
-    assert decode_internal(encode_admit("t1")) == Admit("t1")
-    for value in (b'{"admit": 7}', b'{"admit": ""}', b'{"admit": "' + b"x" * 300 + b'"}'):
-        with pytest.raises(InvalidCommand, match="internal 'admit' must name a task id"):
-            decode_internal(value)
