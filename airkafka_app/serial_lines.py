@@ -24,6 +24,12 @@ class SerialLines[T]:
     def waits(self, task_id: str) -> bool:
         return task_id in self._key_of
 
+    def waiting(self, task_id: str) -> T | None:
+        """The task's item while it waits in a line."""
+        if (key := self._key_of.get(task_id)) is None:
+            return None
+        return next(item for waiting_id, item in self._lines[key] if waiting_id == task_id)
+
     def withdraw(self, task_id: str) -> T | None:
         """Take a waiting task out of its line, as a cancel does; None when it does not wait."""
         if (key := self._key_of.pop(task_id, None)) is None:

@@ -6,6 +6,7 @@ unit-tested without a broker."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from airkafka_app.contract.commands import (
     MAX_RETRY_DELAY_S,
@@ -38,6 +39,12 @@ def why_not_run(previous: TaskRecord | None, held: bool, forced: bool, source: s
     if previous.state in NOT_RERUN and not (forced and previous.state is State.SUCCESS):
         return f"already {previous.state.value}"
     return None
+
+
+def read_before(message: Any, topic: str, partition: int, offset: int) -> bool:
+    """Whether ``message`` (a run's command) comes before ``offset`` of ``topic``'s ``partition``:
+    a cancel read there ahead of intake applies to its run, as it would in order."""
+    return message.topic == topic and message.partition == partition and message.offset < offset
 
 
 def is_stale(report: TaskRecord, current: TaskRecord | None) -> bool:

@@ -21,7 +21,7 @@ from airkafka_app.kafka.signed import signed
 from airkafka_app.runners import Runner
 from airkafka_app.serial_lines import SerialLines
 from airkafka_app.tables.tasks import TaskTable
-from airkafka_app.task_rules import backoff, retries_done
+from airkafka_app.task_rules import backoff, read_before, retries_done
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class Run:
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     # Whether it holds a ticket of the admission bound, which a retry's wait gives back.
     ticketed: bool = False
+    # Its wait for a ticket, and whether a cancel took it out of that wait.
+    ticket: asyncio.Future[bool] | None = None
+    withdrawn: bool = False
 
     def record_transition(self, state: State, **changes) -> None:
         self.record = self.tasks.save(self.record.to(state, **changes), self.event)
@@ -66,8 +69,10 @@ class WorkerPool(Service):
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(concurrency)
         self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
-        self._admitting: set[str] = set()
-        self._runs: dict[str, asyncio.Task] = {}
+        self._admitting: dict[str, Run] = {}  # waiting for a ticket
+        # Set while a task waits for a ticket: intake is stopped behind it (cancel_lookout.py).
+        self.admission_full = asyncio.Event()
+        self._runs: dict[str, tuple[Run, asyncio.Task]] = {}
         self._running: set[str] = set()  # those whose process runs
         self._cancel_reasons: dict[str, str] = {}
         self._serial: SerialLines[Run] = SerialLines()
@@ -97,15 +102,38 @@ class WorkerPool(Service):
 
     async def _admit(self, run: Run) -> None:
         task_id = run.command.id
-        self._admitting.add(task_id)
+        self._admitting[task_id] = run
+        ticketed = False
         try:
-            await self._admitted.acquire()
+            if not run.withdrawn:
+                ticketed = await self._ticket(run)
         finally:
-            self._admitting.discard(task_id)
+            self._admitting.pop(task_id, None)
+            if not self._admitting:
+                self.admission_full.clear()
+        if run.withdrawn:  # cancelled while it waited: its record says so
+            if ticketed:
+                self._admitted.release()
+            self._line_goes_on(run.command.serial_key)
+            return
         run.ticketed = True
         task = asyncio.get_running_loop().create_task(self._run(run), context=run.context)
-        self._runs[task_id] = task
+        self._runs[task_id] = (run, task)
         task.add_done_callback(lambda done: self._finished(run, done))
+
+    async def _ticket(self, run: Run) -> bool:
+        """A ticket of the admission bound; False when a cancel withdrew the run first."""
+        if not self._admitted.locked():
+            return await self._admitted.acquire()  # at once
+        self.admission_full.set()
+        run.ticket = asyncio.ensure_future(self._admitted.acquire())
+        try:
+            return await run.ticket
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if run.withdrawn and task is not None and not task.cancelling():
+                return False
+            raise
 
     def cancel(self, task_id: str, reason: str) -> bool:
         """End the task's run ``cancelled``, whether it waits or runs; False when nothing runs it
@@ -116,12 +144,27 @@ class WorkerPool(Service):
         if (follower := self._serial.withdraw(task_id)) is not None:
             follower.context.run(follower.record_transition, State.CANCELLED, exit_code=None, detail=reason)
             return True
-        run = self._runs.get(task_id)
-        if run is None:
+        if (waiting := self._admitting.get(task_id)) is not None:
+            waiting.withdrawn = True
+            if waiting.ticket is not None:
+                waiting.ticket.cancel()
+            waiting.context.run(waiting.record_transition, State.CANCELLED, exit_code=None, detail=reason)
+            return True
+        if (held := self._runs.get(task_id)) is None:
             return False
         self._cancel_reasons[task_id] = reason
-        run.cancel()
+        held[1].cancel()
         return True
+
+    def cancel_ahead(self, task_id: str, reason: str, topic: str, partition: int, offset: int) -> bool:
+        """A cancel read ahead of intake (cancel_lookout.py), at ``offset`` of ``topic``'s ``partition``:
+        end the task's run as ``cancel`` does, when the run is held here for a command read before
+        that cancel. False when none is, the cancel then waiting for intake."""
+        held = self._runs.get(task_id)
+        run = held[0] if held else self._admitting.get(task_id) or self._serial.waiting(task_id)
+        if run is None or not read_before(run.event.message, topic, partition, offset):
+            return False
+        return self.cancel(task_id, reason)
 
     def _finished(self, run: Run, task: asyncio.Task) -> None:
         task_id, key = run.command.id, run.command.serial_key
@@ -129,11 +172,15 @@ class WorkerPool(Service):
         self._cancel_reasons.pop(task_id, None)
         self._handed_back.discard(task_id)
         self._give_back_ticket(run)
-        if key is not None and (follower := self._serial.after(key, go_on=not self.draining)) is not None:
-            self._admitting.add(follower.command.id)  # held all along, for duplicates
-            asyncio.ensure_future(self._admit(follower))
+        self._line_goes_on(key)
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s run crashed", task_id, exc_info=task.exception())
+
+    def _line_goes_on(self, key: str | None) -> None:
+        """A run of ``key`` is over: its next follower, if any, is admitted."""
+        if key is not None and (follower := self._serial.after(key, go_on=not self.draining)) is not None:
+            self._admitting[follower.command.id] = follower  # held all along, for duplicates
+            asyncio.ensure_future(self._admit(follower))
 
     async def _run(self, run: Run) -> None:
         try:
@@ -209,13 +256,13 @@ class WorkerPool(Service):
         set), then hand back what is left: a running task ends its attempt up for retry, not
         counted as one, and a waiting task stays as it is. (finished, handed back) running tasks."""
         self.draining = True
-        running = [self._runs[task_id] for task_id in self._running if task_id in self._runs]
+        running = [self._runs[task_id][1] for task_id in self._running if task_id in self._runs]
         if running:
             waits = [asyncio.ensure_future(asyncio.wait(running)), asyncio.ensure_future(cut.wait())]
             await asyncio.wait(waits, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
             for wait in waits:
                 wait.cancel()
-        left = list(self._runs.items())
+        left = [(task_id, task) for task_id, (_, task) in self._runs.items()]
         handed_back = sum(task_id in self._running for task_id, _ in left)
         for task_id, task in left:
             self._handed_back.add(task_id)
@@ -227,7 +274,7 @@ class WorkerPool(Service):
         for timer in self._parked.values():  # the next owner's sweep finds them due
             timer.cancel()
         self._parked.clear()
-        runs = list(self._runs.values())
+        runs = [task for _, task in self._runs.values()]
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)

@@ -12,6 +12,7 @@ from mode import CrashingSupervisor
 
 from airkafka_app import task_metrics, topics
 from airkafka_app.application import app
+from airkafka_app.cancel_lookout import lookout
 from airkafka_app.contract import airflow_tasks, signing
 from airkafka_app.contract.commands import (
     CANCEL,
@@ -64,6 +65,7 @@ async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
             current.state.value if current else "unknown",
         )
         return
+    lookout.early.reached(target)
     reason = f"cancelled by {command.id}"
     if pool.cancel(target, reason):
         return
@@ -153,6 +155,10 @@ async def _command(queue: Queue, event: EventT) -> None:
     record = TaskRecord.new_attempt(command.to_json(), previous, settings.worker_name, source)
     if not record.leaves_room(len(message.value)):
         raise InvalidCommand(f"its record would not fit a changelog message of {MAX_RECORD_BYTES} bytes")
+    if lookout.early and (reason := lookout.early.take(command.id, message.partition, message.offset)):
+        queue.tasks.save(record.to(State.CANCELLED, exit_code=None, detail=reason), event)
+        log.info("task %s %s before it was read", command.id, reason)
+        return
     await pool.submit(Run(command, runner, queue.tasks, queue.tasks.save(record, event), event))
 
 

@@ -43,6 +43,11 @@ async def seek_to_committed_or_beginning(
     return committed
 
 
+def committed_offset(consumer: Any, tp: TopicPartition) -> int | None:
+    """The next offset of ``tp`` that Faust's ``consumer`` last committed or sought to, or None."""
+    return consumer._committed_offset.get(TP(tp.topic, tp.partition))
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(

@@ -79,3 +79,35 @@ def test_tasks_waiting_a_day_for_their_retry_jam_nothing(deployment):
         print("\n5 tasks waiting a day for their retry at one slot: 10 sent after them ran, and a cancel ended one")
     finally:
         worker.stop()
+
+
+def test_a_cancel_never_waits_behind_a_full_admission(deployment):
+    """At one run slot, four admitted tasks hold every admission ticket and more wait in Kafka behind
+    them, so intake stops reading. Cancels of all of them, sent after them, once waited for the
+    running task to end; they take effect at once, and the tasks still in Kafka never start."""
+    worker = deployment.worker("full", AIRKAFKA_SHELL_ALLOW="sleep", AIRKAFKA_CONCURRENCY="1").start()
+    worker.wait_ready()
+    try:
+        tasks = [shell(f"long{n}", "sleep", "120") for n in range(12)]
+        deployment.send_commands(*tasks)
+        ids = {t["id"] for t in tasks}
+        deployment.read(
+            deployment.state_changes,
+            lambda r: any(x["value"]["state"] == "running" and x["value"]["id"] in ids for x in r),
+        )
+        time.sleep(2)  # intake is at the admission bound by now
+        read = {t["id"] for t in worker.get("/tasks/?limit=500")[1]["tasks"]} & ids
+        assert len(read) <= 5, read  # a running task, three admitted, one waiting for admission
+        sent = time.monotonic()
+        deployment.send_commands(
+            *({"id": f"stop-{t['id']}", "kind": "cancel", "args": {"target": t["id"]}} for t in tasks)
+        )
+        changes = deployment.state_changes_until_terminal([t["id"] for t in tasks], timeout=60)
+        took = time.monotonic() - sent
+        assert all(states[-1]["state"] == "cancelled" for states in changes.values()), changes
+        unread = [t["id"] for t in tasks if t["id"] not in read]
+        assert not any(r["state"] == "running" for t in unread for r in changes[t]), changes
+        assert took < 30, f"the cancels took {took:.1f}s"
+        print(f"\nintake stopped at the admission bound: 12 cancels behind it took effect in {took:.1f}s")
+    finally:
+        worker.stop()
