@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from airkafka_app.contract import airflow_tasks
-from airkafka_app.contract.commands import CANCEL, Command
+from airkafka_app.contract.commands import CANCEL, MAX_POOL_SLOTS, MAX_PRIORITY, Command
 from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options, describe
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
 from airkafka_app.contract.states import State
@@ -186,7 +186,14 @@ class KafkaExecutor(BaseExecutor):
         ti = getattr(workload, "ti", None)
         # Airflow 3.3's scheduler gives each queued try an id; other workloads get one here.
         executor_id = (ti.external_executor_id if ti is not None else None) or str(uuid.uuid4())
-        command = airflow_tasks.workload_command(command_id, payload, executor_id)
+        command = airflow_tasks.workload_command(
+            command_id,
+            payload,
+            executor_id,
+            # Clamped: Airflow allows any priority, and a pool's slots beyond a worker's count.
+            max(-MAX_PRIORITY, min(MAX_PRIORITY, getattr(ti, "priority_weight", 0) or 0)),
+            max(1, min(MAX_POOL_SLOTS, getattr(ti, "pool_slots", 1) or 1)),
+        )
         queue = ti.queue if ti is not None else getattr(workload, "queue", None)
         self._sent[command_id] = _Sent(
             workload.key,

@@ -92,11 +92,16 @@ def replay_decision(state: str | None, *, only_failed: bool, force: bool, refuse
 
 def with_worker_limits(command: Command, s: Settings) -> Command:
     """The command with the worker's defaults for the timeout and limits it does not give, and
-    its maximum where neither does; InvalidCommand when it asks for more than a maximum. So every
-    task has a timeout, unless the operator turned the default off, and a hung task ends."""
+    its maximum where neither does; InvalidCommand when it asks for more than a maximum, or for
+    more run slots than the worker has. So every task has a timeout, unless the operator turned
+    the default off, and a hung task ends."""
     timeout = command.timeout_s if command.timeout_s is not None else (s.task_timeout_s or None)
     if s.task_timeout_max_s and timeout is not None and timeout > s.task_timeout_max_s:
         raise InvalidCommand(f"'timeout_s' {timeout:g} is over this worker's maximum, {s.task_timeout_max_s:g}")
+    if command.pool_slots > s.concurrency:
+        raise InvalidCommand(
+            f"'pool_slots' {command.pool_slots} is more than this worker's run slots (AIRKAFKA_CONCURRENCY {s.concurrency})"
+        )
     limits = dict(command.limits or {})
     for name, default, maximum in (
         ("memory_mb", s.task_memory_mb, s.task_memory_max_mb),

@@ -18,6 +18,7 @@ from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.signed import signed
+from airkafka_app.run_slots import RunSlots
 from airkafka_app.runners import Runner
 from airkafka_app.serial_lines import SerialLines
 from airkafka_app.tables.tasks import TaskTable
@@ -55,7 +56,8 @@ class Run:
 
 
 class WorkerPool(Service):
-    """Runs tasks, at most ``concurrency`` at once, and hands them back when the worker stops.
+    """Runs tasks on ``concurrency`` run slots, each holding its ``pool_slots``, the highest
+    ``priority_weight`` first (run_slots.py), and hands them back when the worker stops.
 
     Admitted runs hold a ticket of the admission bound; beyond it, intake waits. A task whose
     serial key has a run waits behind it without a ticket (serial_lines.py). A task waiting for
@@ -67,7 +69,8 @@ class WorkerPool(Service):
 
     def __init__(self, concurrency: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._slots = asyncio.Semaphore(concurrency)
+        # A task passed over by as many runs as the worker admits goes next (run_slots.py).
+        self._slots = RunSlots(concurrency, patience=concurrency * ADMITTED_PER_SLOT)
         self._admitted = asyncio.Semaphore(concurrency * ADMITTED_PER_SLOT)
         self._admitting: dict[str, Run] = {}  # waiting for a ticket
         # Set while a task waits for a ticket: intake is stopped behind it (cancel_lookout.py).
@@ -216,7 +219,8 @@ class WorkerPool(Service):
                 # Its serial line waits behind it, so it waits here, as its followers do: without a ticket.
                 self._give_back_ticket(run)
                 await asyncio.sleep(wait)
-            async with self._slots:
+            await self._slots.acquire(command.pool_slots, command.priority_weight)
+            try:
                 if self.draining:
                     return  # not started: the next owner finds it queued or up for retry
                 run.record_transition(State.RUNNING, worker=settings.worker_name)
@@ -225,6 +229,8 @@ class WorkerPool(Service):
                     outcome = await run.runner.run(command)
                 finally:
                     self._running.discard(command.id)
+            finally:
+                self._slots.release(command.pool_slots)
             if not (outcome.state is State.FAILED and retry < command.retries):
                 run.record_transition(outcome.state, exit_code=outcome.exit_code, detail=outcome.detail)
                 return

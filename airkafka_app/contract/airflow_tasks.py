@@ -54,9 +54,12 @@ def workload_id(workload_json: Any) -> str | None:
     return f"{prefix}{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
 
-def workload_command(task_id: str, workload_json: str, external_executor_id: str | None) -> Command:
-    """The command for one ``ExecuteTask`` workload (its ``model_dump_json()``)."""
-    return Command(task_id, KIND, {"workload": workload_json, "external_executor_id": external_executor_id})
+def workload_command(
+    task_id: str, workload_json: str, external_executor_id: str | None, priority_weight: int = 0, pool_slots: int = 1
+) -> Command:
+    """The command for one workload (its ``model_dump_json()``), with its task's priority and slots."""
+    args = {"workload": workload_json, "external_executor_id": external_executor_id}
+    return Command(task_id, KIND, args, priority_weight=priority_weight, pool_slots=pool_slots)
 
 
 # The fields of a workload's task instance that name it, as Airflow's UI and API do.

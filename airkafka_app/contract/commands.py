@@ -12,7 +12,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-FIELDS = frozenset({"id", "kind", "args", "timeout_s", "retries", "retry_delay_s", "serial_key", "limits"})
+FIELDS = frozenset(
+    {
+        "id",
+        "kind",
+        "args",
+        "timeout_s",
+        "retries",
+        "retry_delay_s",
+        "serial_key",
+        "limits",
+        "priority_weight",
+        "pool_slots",
+    }
+)
 # A task's container limits (docs/contract.md): memory in MiB, and processes.
 LIMIT_MAX = {"memory_mb": 1 << 30, "pids": 1 << 30, "cpu_weight": 10_000}
 LIMIT_FIELDS = frozenset(LIMIT_MAX)
@@ -23,6 +36,9 @@ MAX_DEPTH = 32
 MAX_RETRIES = 100
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 MAX_RETRY_DELAY_S = 24 * 3600.0
+# Airflow's priority_weight is a 32-bit integer in its database.
+MAX_PRIORITY = (1 << 31) - 1
+MAX_POOL_SLOTS = 1024
 # How much of a hostile value a reason quotes.
 SHOWN_CHARS = 80
 # A JSON escape of a UTF-16 surrogate: alone, it decodes to a str that cannot be encoded again.
@@ -54,6 +70,10 @@ class Command:
     serial_key: str | None = None
     # Its container's limits (LIMIT_FIELDS); the worker's defaults fill what is missing.
     limits: dict[str, int] | None = None
+    # Among a worker's tasks waiting for a run slot, the highest goes first (run_slots.py).
+    priority_weight: int = 0
+    # The worker's run slots it holds while it runs, as Airflow's pool_slots.
+    pool_slots: int = 1
 
     @property
     def routing_key(self) -> str:
@@ -70,6 +90,10 @@ class Command:
             data["serial_key"] = self.serial_key
         if self.limits:
             data["limits"] = self.limits
+        if self.priority_weight:
+            data["priority_weight"] = self.priority_weight
+        if self.pool_slots != 1:
+            data["pool_slots"] = self.pool_slots
         return data
 
     def encode(self) -> bytes:
@@ -91,6 +115,10 @@ def shown(text: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_key(value: Any) -> bool:
@@ -214,7 +242,7 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     if timeout_s is not None and (not _is_number(timeout_s) or not 0 < timeout_s <= MAX_TIMEOUT_S):
         raise InvalidCommand(f"'timeout_s' must be a number of seconds over 0 and at most {MAX_TIMEOUT_S:.0f}")
     retries = data.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+    if not _is_int(retries) or not 0 <= retries <= MAX_RETRIES:
         raise InvalidCommand(f"'retries' must be an integer from 0 to {MAX_RETRIES}")
     retry_delay_s = data.get("retry_delay_s")
     if retry_delay_s is not None and (not _is_number(retry_delay_s) or not 0 <= retry_delay_s <= MAX_RETRY_DELAY_S):
@@ -223,12 +251,20 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     if limits is not None and (
         not isinstance(limits, dict)
         or set(limits) - LIMIT_FIELDS
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= LIMIT_MAX[k] for k, v in limits.items())
+        or not all(_is_int(v) and 0 < v <= LIMIT_MAX[k] for k, v in limits.items())
     ):
         raise InvalidCommand(
             f"'limits' must map {', '.join(sorted(LIMIT_FIELDS))} to positive integers (cpu_weight at most 10000)"
         )
-    return Command(task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key, limits)
+    priority_weight = data.get("priority_weight", 0)
+    if not _is_int(priority_weight) or not -MAX_PRIORITY <= priority_weight <= MAX_PRIORITY:
+        raise InvalidCommand(f"'priority_weight' must be an integer from {-MAX_PRIORITY} to {MAX_PRIORITY}")
+    pool_slots = data.get("pool_slots", 1)
+    if not _is_int(pool_slots) or not 1 <= pool_slots <= MAX_POOL_SLOTS:
+        raise InvalidCommand(f"'pool_slots' must be an integer from 1 to {MAX_POOL_SLOTS}")
+    return Command(
+        task_id, kind, args, timeout_s, retries, retry_delay_s, serial_key, limits, priority_weight, pool_slots
+    )
 
 
 def _from_event(data: dict[str, Any], key: bytes | None) -> dict[str, Any]:

@@ -247,3 +247,34 @@ def test_a_standby_idle_past_the_poll_interval_takes_over(broker, tmp_path):
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_waiting_tasks_start_by_priority_and_hold_their_pool_slots(broker, tmp_path):
+    """At two run slots, a task of two slots runs alone; the tasks that wait meanwhile then start
+    highest priority first; a task of more slots than the worker has is refused, saying why."""
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("ranked", AIRKAFKA_CONCURRENCY="2").start().wait_ready()
+    try:
+        deployment.send_commands(shell("wide", "sleep", "3", pool_slots=2))
+        running_states(deployment, 1)
+        deployment.send_commands(
+            shell("low", "sleep", "1"),
+            shell("high", "sleep", "1", priority_weight=10),
+            shell("mid", "sleep", "1", priority_weight=5),
+            shell("too-wide", "true", pool_slots=3),
+        )
+        changes = deployment.state_changes_until_terminal(["wide", "low", "high", "mid"])
+        started = {i: next(r["at"] for r in changes[i] if r["state"] == "running") for i in ("low", "high", "mid")}
+        wide_ended = changes["wide"][-1]["at"]
+        assert changes["wide"][-1]["state"] == "success" and min(started.values()) >= wide_ended, (changes, started)
+        assert started["high"] <= started["mid"] < started["low"], started
+        letters = deployment.read(deployment.dead_letters, lambda r: len(r) >= 1)
+        assert (
+            "'pool_slots' 3 is more than this worker's run slots (AIRKAFKA_CONCURRENCY 2)"
+            in letters[0]["value"]["error"]
+        )
+        print(
+            f"\nafter a two-slot task, started by priority: high, mid, then low {started['low'] - started['mid']:.1f}s later"
+        )
+    finally:
+        worker.stop()

@@ -66,3 +66,10 @@ def test_callbacks_and_connection_tests_have_executor_ids_of_their_own():
         check_id(workload_command(callback_id, test, "u"))
     for unknown in ('{"type": "RunTrigger"}', '{"type": "ExecuteCallback", "callback": {}}', "[]", "nope"):
         assert workload_id(unknown) is None
+
+
+def test_a_workload_command_carries_its_tasks_priority_and_slots():
+    command = workload_command("af-x", "{}", "executor-id", priority_weight=7, pool_slots=2)
+    assert command.to_json()["priority_weight"] == 7 and command.to_json()["pool_slots"] == 2
+    plain = workload_command("af-x", "{}", "executor-id")
+    assert "priority_weight" not in plain.to_json() and "pool_slots" not in plain.to_json()

@@ -25,7 +25,10 @@ def test_keyless_command_is_accepted_with_its_id():
 
 
 def test_round_trips_through_encode():
-    command = decode_command(b"t1", encode(**valid(timeout_s=1, limits={"memory_mb": 64, "pids": 10})))
+    command = decode_command(
+        b"t1", encode(**valid(timeout_s=1, limits={"memory_mb": 64, "pids": 10}, priority_weight=-3, pool_slots=2))
+    )
+    assert (command.priority_weight, command.pool_slots) == (-3, 2)
     assert decode_command(b"t1", command.encode()) == command
 
 
@@ -53,6 +56,10 @@ def test_round_trips_through_encode():
         (b"t1", encode(**valid(limits={"cpu": 1})), "'limits' must map"),
         (b"t1", encode(**valid(limits={"pids": True})), "'limits' must map"),
         (b"t1", encode(**valid(limits=[64])), "'limits' must map"),
+        (b"t1", encode(**valid(priority_weight=1.5)), "'priority_weight' must be an integer"),
+        (b"t1", encode(**valid(priority_weight=1 << 31)), "'priority_weight' must be an integer"),
+        (b"t1", encode(**valid(pool_slots=0)), "'pool_slots' must be an integer from 1 to 1024"),
+        (b"t1", encode(**valid(pool_slots=True)), "'pool_slots' must be an integer"),
     ],
 )
 def test_rejects_with_a_reason(key, value, reason):

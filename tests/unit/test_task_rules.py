@@ -120,9 +120,10 @@ def test_the_worker_fills_the_timeout_and_limits_a_command_does_not_give(fields,
         ({"timeout_s": 601.0}, "'timeout_s' 601 is over this worker's maximum, 600"),
         ({"limits": {"memory_mb": 1024}}, "'limits.memory_mb' 1024 is over this worker's maximum, 512"),
         ({"limits": {"pids": 11}}, "'limits.pids' 11 is over this worker's maximum, 10"),
+        ({"pool_slots": 5}, "'pool_slots' 5 is more than this worker's run slots (AIRKAFKA_CONCURRENCY 4)"),
     ],
 )
 def test_a_command_over_a_maximum_is_refused_with_the_reason(fields, reason):
-    s = limits_settings(task_memory_max_mb=512, task_pids_max=10)
+    s = limits_settings(task_memory_max_mb=512, task_pids_max=10, concurrency=4)
     with pytest.raises(InvalidCommand, match=re.escape(reason)):
         with_worker_limits(Command("t", "shell", {"argv": ["true"]}, **fields), s)
