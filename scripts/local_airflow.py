@@ -46,6 +46,8 @@ class LocalAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            # Connection tests run on a worker, through the executor.
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             **extra_env,
         }
         self.processes: list[subprocess.Popen] = []
@@ -112,7 +114,7 @@ class LocalAirflow:
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} not parsed after {timeout}s; see {self.home}")
 
-    def api(self, method: str, path: str, **kwargs) -> dict:
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs) -> dict:
         if self._token is None:
             login = requests.post(
                 f"{self.url}/auth/token", json={"username": USERNAME, "password": PASSWORD}, timeout=30
@@ -120,7 +122,11 @@ class LocalAirflow:
             login.raise_for_status()
             self._token = login.json()["access_token"]
         response = requests.request(
-            method, f"{self.url}/api/v2{path}", timeout=30, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+            method,
+            f"{self.url}/api/v2{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self._token}", **(headers or {})},
+            **kwargs,
         )
         response.raise_for_status()
         return response.json()

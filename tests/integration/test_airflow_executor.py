@@ -134,6 +134,41 @@ def test_a_missed_deadline_runs_its_callback_on_a_worker_and_the_scheduler_goes_
     assert all(p.poll() is None for p in airflow.processes), "an Airflow component exited"
 
 
+def test_a_connection_test_from_the_api_is_answered_by_a_worker(airflow_stack, broker, tmp_path):
+    """Airflow 3.3 hands a connection test to the executor as a TestConnection workload; a worker
+    runs it and Airflow's API reports its result, a pass and a fail."""
+    airflow, worker = airflow_stack
+    results = {}
+    for name, path in (("airkafka_fs_ok", str(tmp_path)), ("airkafka_fs_missing", str(tmp_path / "missing"))):
+        queued = airflow.api(
+            "POST",
+            "/connections/enqueue-test",
+            json={"connection_id": name, "conn_type": "fs", "extra": json.dumps({"path": path})},
+        )
+        deadline = time.monotonic() + 120
+        while (
+            result := airflow.api(
+                "GET", "/connections/enqueue-test", headers={"Airflow-Connection-Test-Token": queued["token"]}
+            )
+        )["state"] not in ("success", "failed"):
+            assert time.monotonic() < deadline, (result, (airflow.home / "scheduler.log").read_text()[-3000:])
+            time.sleep(1)
+        results[name] = result
+    assert results["airkafka_fs_ok"]["state"] == "success", results
+    assert results["airkafka_fs_ok"]["result_message"] == f"Path {tmp_path} is existing.", results
+    assert results["airkafka_fs_missing"]["state"] == "failed", results
+    assert "does not exist" in results["airkafka_fs_missing"]["result_message"], results
+    deployment = Deployment(broker.bootstrap, tmp_path, name=worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    tests = deployment.read(
+        deployment.state_changes,
+        lambda r: (
+            sum(x["value"]["id"].startswith("af-ct-") and x["value"]["state"] in ("success", "failed") for x in r) >= 2
+        ),
+    )
+    ran = {x["value"]["worker"] for x in tests if x["value"]["id"].startswith("af-ct-")}
+    assert ran == {worker.env["AIRKAFKA_WORKER_NAME"]}, ran
+
+
 REVOKE = """
 import sys
 from airflow.models.taskinstancekey import TaskInstanceKey
