@@ -104,6 +104,10 @@ class App(faust.App):
             **{settings.commands_topic_for(queue): ours for queue in settings.queues},
             **{settings.internal_topic_for(queue): ours for queue in settings.queues},
             **{table.changelog_topic_name: changelog for table in self.tables.values()},
+            # Its writers and readers pick a record's partition by the partition count given here.
+            settings.logs_topic: TopicSpec(
+                settings.partitions, {**size, "retention.ms": str(int(settings.log_retention_s * 1000))}
+            ),
             **{
                 name: shared
                 for name in (

@@ -18,6 +18,7 @@ from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.kafka.signed import signed
+from airkafka_app.log_publisher import log_publisher
 from airkafka_app.run_slots import RunSlots
 from airkafka_app.runners import Runner
 from airkafka_app.serial_lines import SerialLines
@@ -225,10 +226,12 @@ class WorkerPool(Service):
                     return  # not started: the next owner finds it queued or up for retry
                 run.record_transition(State.RUNNING, worker=settings.worker_name)
                 self._running.add(command.id)
+                attempt = run.record.attempt
                 try:
-                    outcome = await run.runner.run(command)
+                    outcome = await run.runner.run(command, log_publisher.output(command, attempt))
                 finally:
                     self._running.discard(command.id)
+                    log_publisher.end(command, attempt)
             finally:
                 self._slots.release(command.pool_slots)
             if not (outcome.state is State.FAILED and retry < command.retries):

@@ -89,18 +89,7 @@ class LocalAirflow:
             stderr=subprocess.STDOUT,
         )
         for component in COMPONENTS:
-            args = ["--port", str(self.port)] if component == "api-server" else []
-            with open(self.home / f"{component}.log", "ab") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        [str(VENV / "bin" / "airflow"), component, *args],
-                        env=self.env,
-                        cwd=self.home,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            self.processes.append(self._launch(component))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process in self.processes:
@@ -130,6 +119,28 @@ class LocalAirflow:
         )
         response.raise_for_status()
         return response.json()
+
+    def _launch(self, component: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        args = ["--port", str(self.port)] if component == "api-server" else []
+        with open(self.home / f"{component}.log", "ab") as log:
+            return subprocess.Popen(
+                [str(VENV / "bin" / "airflow"), component, *args],
+                env={**self.env, **(env or {})},
+                cwd=self.home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self, component: str) -> None:
+        """SIGKILL one component, as a crash or an OOM kill would end it."""
+        process = self.processes[COMPONENTS.index(component)]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, component: str, **env: str) -> None:
+        """Start it again, with ``env`` added to its environment."""
+        self.processes[COMPONENTS.index(component)] = self._launch(component, env)
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict:
         """The DAG run once it has ended."""

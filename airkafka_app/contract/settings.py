@@ -139,6 +139,8 @@ class Settings:
     )
     producer_linger_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PRODUCER_LINGER_S")))
     retention_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_RETENTION_S")))
+    # How long the logs topic keeps tasks' output (contract/task_logs.py).
+    log_retention_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_LOG_RETENTION_S")))
     shutdown_grace_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_SHUTDOWN_GRACE_S")))
     publish_stall_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_S")))
     publish_stall_exit_s: float = field(default_factory=lambda: float(_env("AIRKAFKA_PUBLISH_STALL_EXIT_S")))
@@ -189,6 +191,11 @@ class Settings:
     def control_topic(self) -> str:
         """Where a worker sends another one, by name, a cancel of the run it holds."""
         return f"{self.app_id}-control"
+
+    @property
+    def logs_topic(self) -> str:
+        """Tasks' output, written by the workers, read by Airflow's api-server and the CLI."""
+        return f"{self.app_id}-logs"
 
     def internal_topic_for(self, queue: str) -> str:
         """Where the workers of ``queue`` send each other reports and recovery requests: under the

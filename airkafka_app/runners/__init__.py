@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from airkafka_app.contract.commands import Command, InvalidCommand
@@ -12,6 +12,10 @@ from airkafka_app.contract.states import State
 
 if TYPE_CHECKING:
     from airkafka_app.runners.shell import ShellRunner
+
+
+# Takes each line of a task's output, as bytes.
+Output = Callable[[bytes], None]
 
 
 class Outcome(NamedTuple):
@@ -27,7 +31,9 @@ class Runner(Protocol):
     def check(self, command: Command) -> None:
         """Raise InvalidCommand when the args cannot run; never executes anything."""
 
-    async def run(self, command: Command) -> Outcome: ...
+    async def run(self, command: Command, output: Output | None = None) -> Outcome:
+        """Run it; ``output``, when given, is handed each line of its output as it comes."""
+        ...
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
-from airkafka_app.runners import Outcome, airflow_fork_server
+from airkafka_app.runners import Outcome, Output, airflow_fork_server
 from airkafka_app.runners.fork_client import RUN_PATH, ForkServer
 from airkafka_app.runners.process import with_tail
 
@@ -52,6 +52,17 @@ class FinalState:
                 pass
         elif b"TaskAlreadyRunningError" in line:
             self.already_running = True
+
+    def and_then(self, output: Output | None) -> Output:
+        """This, and then ``output``, for each line."""
+        if output is None:
+            return self
+
+        def both(line: bytes) -> None:
+            self(line)
+            output(line)
+
+        return both
 
 
 def token_expiry(workload_json: str) -> float | None:
@@ -93,7 +104,7 @@ class AirflowRunner:
                     f"airflow workload {field!r} must be a relative path without '..': {shown(str(path))}"
                 )
 
-    async def run(self, command: Command) -> Outcome:
+    async def run(self, command: Command, output: Output | None = None) -> Outcome:
         expiry = token_expiry(command.args["workload"])
         if expiry is not None and expiry < time.time():
             return Outcome(
@@ -106,7 +117,9 @@ class AirflowRunner:
             )
         final = FinalState()
         try:
-            finished = await self.fork_server.run(command.args["workload"], timeout_s=command.timeout_s, on_line=final)
+            finished = await self.fork_server.run(
+                command.args["workload"], timeout_s=command.timeout_s, on_line=final.and_then(output)
+            )
         except OSError as exc:
             return Outcome(State.FAILED, None, f"cannot run the workload with {self.python!r}: {exc}")
         exit_code, summary = finished.summary(command.timeout_s)

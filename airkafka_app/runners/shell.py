@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
-from airkafka_app.runners import Outcome
+from airkafka_app.runners import Outcome, Output
 from airkafka_app.runners.environment import check_env, check_text
 from airkafka_app.runners.fork_client import ForkServer, ForkServerLost
 from airkafka_app.runners.process import with_tail
@@ -122,7 +122,7 @@ class ShellRunner:
                 )
         return warnings
 
-    async def run(self, command: Command) -> Outcome:
+    async def run(self, command: Command, output: Output | None = None) -> Outcome:
         args = command.args
         program = args["argv"][0]
         payload = {
@@ -133,7 +133,7 @@ class ShellRunner:
             "limits": command.limits,
         }
         try:
-            finished = await self.spawner.run(payload, timeout_s=command.timeout_s)
+            finished = await self.spawner.run(payload, timeout_s=command.timeout_s, on_line=output)
         except ForkServerLost as exc:
             return Outcome(State.FAILED, None, f"{program!r} lost: {exc}")
         except (OSError, ValueError, InvalidCommand) as exc:

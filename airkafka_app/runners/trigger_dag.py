@@ -20,7 +20,7 @@ import urllib3
 
 from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
-from airkafka_app.runners import Outcome
+from airkafka_app.runners import Outcome, Output
 
 if TYPE_CHECKING:
     from airflow_client.client.api.dag_run_api import DagRunApi
@@ -141,7 +141,7 @@ class TriggerDagRunner:
         if not isinstance(args.get("wait", False), bool):
             raise InvalidCommand("trigger_dag 'args.wait' must be true or false")
 
-    async def run(self, command: Command) -> Outcome:
+    async def run(self, command: Command, output: Output | None = None) -> Outcome:  # it has no output
         try:
             return await asyncio.wait_for(self._trigger(command), command.timeout_s)
         except TimeoutError:

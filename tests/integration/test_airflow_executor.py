@@ -3,8 +3,10 @@
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,19 +102,52 @@ def test_a_dag_runs_with_true_states_in_airflow_and_in_airkafka(airflow_stack):
     assert worker.get(f"/tasks/{command_id(DAG_ID, 'on_queue', 'run-1', -1, 1)}/")[0] == 404
 
 
+def wait_for_dag(airflow, dag_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:  # the DAG processor parses the DAGs folder again every few seconds
+        try:
+            airflow.api("GET", f"/dags/{dag_id}")
+            return
+        except requests.RequestException:
+            assert time.monotonic() < deadline, f"{dag_id} never parsed"
+            time.sleep(1)
+
+
+def test_a_scheduler_killed_mid_run_resets_nothing_and_runs_nothing_twice(airflow_stack):
+    """CeleryExecutor's users report tasks reset, or run twice, after a scheduler crash. Here the
+    scheduler is killed with SIGKILL while tries are queued and running, and restarted 5 s later:
+    the new one adopts every try, and each task runs once, its first try, to success."""
+    airflow, worker = airflow_stack
+    runs = Path(worker.env["DAG_TEST_TMP"]) / "crash-runs"
+    wait_for_dag(airflow, "airkafka_crash")
+    airflow.api("POST", "/dags/airkafka_crash/dagRuns", json={"dag_run_id": "crash-1", "logical_date": None})
+    deadline = time.monotonic() + 120
+    while True:
+        tis = airflow.api("GET", "/dags/airkafka_crash/dagRuns/crash-1/taskInstances")["task_instances"]
+        at_kill = Counter(ti["state"] for ti in tis)
+        if at_kill["running"] and at_kill["success"] < 10:
+            break
+        assert time.monotonic() < deadline and at_kill["success"] < 10, at_kill
+        time.sleep(0.5)
+    airflow.kill("scheduler")
+    killed = time.monotonic()
+    time.sleep(5)
+    airflow.restart("scheduler")
+    assert airflow.wait_for_run("airkafka_crash", "crash-1")["state"] == "success"
+    took = time.monotonic() - killed
+    tis = airflow.api("GET", "/dags/airkafka_crash/dagRuns/crash-1/taskInstances")["task_instances"]
+    assert {(ti["state"], ti["try_number"]) for ti in tis} == {("success", 1)}, tis
+    ran = Counter(runs.read_text().split("\n")[:-1])
+    assert ran == Counter(f"t{n} 1" for n in range(30)), ran
+    print(f"\nscheduler killed with {dict(at_kill)}: all 30 ran once, first try, run over {took:.0f}s after the kill")
+
+
 def test_a_missed_deadline_runs_its_callback_on_a_worker_and_the_scheduler_goes_on(airflow_stack, broker, tmp_path):
     """A deadline alert made the scheduler hand the executor an ExecuteCallback, which raised
     NotImplementedError and stopped the scheduler. Now a worker runs the callback."""
     airflow, worker = airflow_stack
     marker = Path(worker.env["DAG_TEST_TMP"]) / "deadline-callback"
-    deadline = time.monotonic() + 120
-    while True:  # the DAG processor parses the DAGs folder again every few seconds
-        try:
-            airflow.api("GET", "/dags/airkafka_deadline")
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "airkafka_deadline never parsed"
-            time.sleep(1)
+    wait_for_dag(airflow, "airkafka_deadline")
     airflow.api("POST", "/dags/airkafka_deadline/dagRuns", json={"dag_run_id": "late-1", "logical_date": None})
     deadline = time.monotonic() + 120
     while not marker.exists():
@@ -167,6 +202,41 @@ def test_a_connection_test_from_the_api_is_answered_by_a_worker(airflow_stack, b
     )
     ran = {x["value"]["worker"] for x in tests if x["value"]["id"].startswith("af-ct-")}
     assert ran == {worker.env["AIRKAFKA_WORKER_NAME"]}, ran
+
+
+def test_a_tries_log_outlives_its_worker(airflow_stack, broker, tmp_path):
+    """The worker publishes each try's log to Kafka as it runs; with AirKafka's remote log handler,
+    the API server reads it there once the worker and its log files are gone."""
+    airflow, stack_worker = airflow_stack
+    deployment = Deployment(broker.bootstrap, tmp_path, name=stack_worker.env["AIRKAFKA_APP_ID"], partitions=4)
+    home = tmp_path / "gone-worker-home"
+    worker = deployment.worker("short-lived", **airflow.worker_env(home), AIRKAFKA_QUEUES="durable_logs")
+    worker.start().wait_ready()
+    try:
+        wait_for_dag(airflow, "airkafka_durable_log")
+        airflow.api("POST", "/dags/airkafka_durable_log/dagRuns", json={"dag_run_id": "log-1", "logical_date": None})
+        assert airflow.wait_for_run("airkafka_durable_log", "log-1")["state"] == "success"
+    finally:
+        worker.stop()
+    shutil.rmtree(home)  # its log files, as a host that is gone
+    airflow.kill("api-server")
+    airflow.restart("api-server", AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS="airkafka_app.airflow_logs.LOGGING_CONFIG")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                log = airflow.api("GET", "/dags/airkafka_durable_log/dagRuns/log-1/taskInstances/speak/logs/1")
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, (airflow.home / "api-server.log").read_text()[-3000:]
+                time.sleep(1)
+        lines = [str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in log["content"]]
+        assert any("airkafka-durable-line-2" in line for line in lines), lines
+        assert any(line.startswith("Kafka topic ") for line in lines), lines
+    finally:
+        airflow.kill("api-server")
+        airflow.restart("api-server")
+        wait_for_dag(airflow, "airkafka_durable_log")
 
 
 REVOKE = """
