@@ -1,12 +1,14 @@
 """The commands an operator runs against a cluster, on Faust's command line (console.py):
-``submit``, ``tasks`` and ``task``. Faust's global options come first: ``airkafka --json tasks``
+``submit``, ``tasks``, ``task`` and ``logs``. Faust's global options come first: ``airkafka --json tasks``
 prints JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -21,9 +23,13 @@ from airkafka_app.contract.commands import InvalidCommand, decode_command
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.printable import printable
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.task_logs import LogAssembly, partition_of
 from airkafka_app.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
 
 TERMINAL = ("success", "failed", "cancelled")
+# `logs --follow`: how often it asks whether the task has ended, and how long it waits then.
+FOLLOW_POLL_S = 1.0
+FOLLOW_GRACE_S = 1.0
 WORKER_URL = option(
     "--worker-url", default=f"http://{settings.web_host}:{settings.web_port}", help="Any worker's web views."
 )
@@ -184,3 +190,55 @@ async def task(self: AppCommand, task_id: str, **args: Any) -> None:
     query = {"queue": args["queue"], **({"key": args["key"]} if args["key"] else {})}
     record = await _get(args["worker_url"], f"/tasks/{quote(task_id, safe='')}/", query)
     self.say(json.dumps(record, indent=None if self.json else 2))
+
+
+async def _ended(url: str, task_id: str, queue: str) -> bool:
+    """Whether the task's record is terminal; False while it cannot be read (not read yet)."""
+    try:
+        record = await _get(url, f"/tasks/{quote(task_id, safe='')}/", {"queue": queue})
+    except SystemExit:
+        return False
+    return record.get("state") in TERMINAL
+
+
+@app.command(
+    argument("task_id"),
+    option("--follow", is_flag=True, help="Go on printing while the task runs, until it ends."),
+    option("--since", "since_s", type=float, default=86400.0, help="How far back its output may start, in seconds."),
+    QUEUE,
+    WORKER_URL,
+)
+async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
+    """A task's output, from the logs topic (contract/task_logs.py); an Airflow try's log is under
+    its log path."""
+    topic = settings.logs_topic
+    if not (partitions := await partition_count(topic)):
+        raise SystemExit(f"logs: no topic {topic}")
+    tp = TopicPartition(topic, partition_of(task_id, partitions))
+    consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        start = (await consumer.offsets_for_times({tp: int((time.time() - args["since_s"]) * 1000)}))[tp]
+        if start is None:
+            await consumer.seek_to_end(tp)
+        else:
+            consumer.seek(tp, start.offset)
+        log, printed, ended = LogAssembly(task_id), 0, not args["follow"]
+        while True:
+            if not ended and (log.complete or await _ended(args["worker_url"], task_id, args["queue"])):
+                ended = True
+                await asyncio.sleep(FOLLOW_GRACE_S)  # its last records may still be on their way
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                for message in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    log.add(message.key, message.value)
+            lines = log.lines()
+            for line in lines[printed:]:
+                self.say(printable(line))
+            printed = len(lines)
+            if ended:
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
+    finally:
+        await consumer.stop()

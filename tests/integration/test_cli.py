@@ -1,5 +1,5 @@
 """The ``airkafka`` console script on a real worker: submit (and wait for the end, exiting with the
-task's code), tasks and task."""
+task's code), tasks, task and logs."""
 
 import json
 import subprocess
@@ -52,5 +52,12 @@ def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, 
         assert json.loads(shown.stdout)["state"] == "success"
         unknown = airkafka(worker, "task", "nope", *url)
         assert unknown.returncode != 0 and "HTTP 404" in unknown.stderr
+
+        said = airkafka(worker, "logs", "c-bad")
+        assert said.returncode == 0 and said.stdout == "no\n", (said.stdout, said.stderr[-2000:])
+        script = "echo one; sleep 2; echo two; printf '\\033[31mred\\n'"
+        assert airkafka(worker, "submit", "--id", "c-talks", "--", "sh", "-c", script).returncode == 0
+        followed = airkafka(worker, "logs", "--follow", "c-talks", *url)
+        assert followed.stdout == "one\ntwo\n\\x1b[31mred\n", (followed.stdout, followed.stderr[-2000:])
     finally:
         worker.stop()
