@@ -27,7 +27,7 @@ from airkafka_app.application import app
 from airkafka_app.contract.commands import CANCEL, InvalidCommand, decode_command
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.early_cancels import EarlyCancels
-from airkafka_app.kafka.transport import committed_offset
+from airkafka_app.kafka.transport import committed_offset, seek_to_start
 from airkafka_app.queues import queues
 from airkafka_app.task_rules import reserved_header
 from airkafka_app.worker_pool import pool
@@ -69,7 +69,7 @@ class CancelLookout(Service):
                     consumer.assign(list(now))
                     for tp in now - assigned:
                         if (offset := committed_offset(app.consumer, tp)) is None:
-                            await consumer.seek_to_beginning(tp)
+                            await seek_to_start(consumer, [tp])
                         else:
                             consumer.seek(tp, offset)
                     assigned = now

@@ -1,5 +1,6 @@
 """The commands an operator runs against a cluster, on Faust's command line (console.py):
-``submit``, ``tasks``, ``task`` and ``logs``. Faust's global options come first: ``airkafka --json tasks``
+``submit``, ``tasks``, ``task`` and ``logs``, and the live changes ``maintenance``, ``pause`` and
+``concurrency``. Faust's global options come first: ``airkafka --json tasks``
 prints JSON.
 """
 
@@ -242,3 +243,40 @@ async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
             await asyncio.sleep(FOLLOW_POLL_S)
     finally:
         await consumer.stop()
+
+
+async def _order(self: AppCommand, url: str, order: dict[str, Any]) -> None:
+    """Have the worker at ``url`` send the order (``POST /control/``, with AIRKAFKA_WEB_TOKEN)."""
+    auth = {"Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=auth) as http:
+        try:
+            async with http.post(f"{url}/control/", json=order) as response:
+                answer = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise SystemExit(f"{url}: {type(exc).__name__}: {exc}") from None
+    if response.status != 202:
+        raise SystemExit(f"{url}/control/: HTTP {response.status}: {printable(answer.get('error', answer))}")
+    self.say(self.dumps(answer["sent"]) if self.json else f"sent {printable(json.dumps(answer['sent']))}")
+
+
+@app.command(
+    argument("worker"),
+    option("--comment", default="maintenance", help="Why, as the dashboard and the heartbeats show it."),
+    option("--off", is_flag=True, help="Take the worker out of maintenance."),
+    WORKER_URL,
+)
+async def maintenance(self: AppCommand, worker: str, **args: Any) -> None:
+    """Put WORKER in maintenance: it takes no new work and lets its runs finish."""
+    await _order(self, args["worker_url"], {"to": worker, "maintenance": None if args["off"] else args["comment"]})
+
+
+@app.command(argument("queue"), option("--resume", is_flag=True, help="Take the queue's commands again."), WORKER_URL)
+async def pause(self: AppCommand, queue: str, **args: Any) -> None:
+    """Stop every worker taking QUEUE's new commands; they wait in Kafka."""
+    await _order(self, args["worker_url"], {"to": "*", "resume" if args["resume"] else "pause": queue})
+
+
+@app.command(argument("worker"), argument("count", type=int), WORKER_URL)
+async def concurrency(self: AppCommand, worker: str, count: int, **args: Any) -> None:
+    """Have WORKER run up to COUNT tasks at once from now on."""
+    await _order(self, args["worker_url"], {"to": worker, "concurrency": count})

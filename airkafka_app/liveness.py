@@ -21,12 +21,13 @@ from airkafka_app import topics
 from airkafka_app.application import app
 from airkafka_app.contract import signing
 from airkafka_app.contract.commands import Command
-from airkafka_app.contract.heartbeats import encode_beat, parse_beat, roster
+from airkafka_app.contract.heartbeats import Beat, encode_beat, parse_beat, roster
 from airkafka_app.contract.internal import encode_recover
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.settings import settings
-from airkafka_app.contract.states import IN_FLIGHT
+from airkafka_app.contract.states import IN_FLIGHT, State
 from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.control import control
 from airkafka_app.kafka.admin import partition_count
 from airkafka_app.kafka.signed import signed
 from airkafka_app.queues import queues
@@ -48,6 +49,7 @@ class Heartbeats(Service):
         self.last_seen: dict[str, float] = {}
         self.urls: dict[str, str] = {}  # worker -> its web server, as its heartbeats say
         self.stopped: set[str] = set()  # workers whose last heartbeat said they stopped
+        self.maintenance: dict[str, str | None] = {}  # worker -> its last heartbeat's maintenance comment
         # When this worker, under its name, last stopped cleanly: what it left then is to be
         # run again at once. After a crash, its records wait out the loss bound instead.
         self.clean_stop_at = 0.0
@@ -72,11 +74,16 @@ class Heartbeats(Service):
         return own - self._own_beats_since >= bound and own - self.last_seen.get(worker or "", 0.0) > bound
 
     def roster(self) -> dict[str, tuple[str, float]]:
-        """Worker -> (online, lost or stopped; seconds since its last heartbeat)."""
-        last = {worker: (at, worker in self.stopped) for worker, at in self.last_seen.items()}
+        """Worker -> (online, maintenance, lost or stopped; seconds since its last heartbeat)."""
+        last = {
+            worker: Beat(worker, at, worker in self.stopped, maintenance=self.maintenance.get(worker))
+            for worker, at in self.last_seen.items()
+        }
         return roster(last, time.time(), settings.worker_lost_after_s)
 
-    def _observe(self, worker: str, at: float, stopped: bool = False, url: str | None = None) -> None:
+    def _observe(
+        self, worker: str, at: float, stopped: bool = False, url: str | None = None, maintenance: str | None = None
+    ) -> None:
         # A time ahead of ours would keep its sender alive for as long as it is ahead.
         at = min(at, time.time() + settings.heartbeat_s)
         if stopped:
@@ -85,6 +92,8 @@ class Heartbeats(Service):
             self.stopped.discard(worker)  # back, under the same name
         if worker == settings.worker_name and at - self.last_seen.get(worker, 0.0) > 2 * settings.heartbeat_s:
             self._own_beats_since = at  # the first beat after a gap, or ever
+        if at >= self.last_seen.get(worker, 0.0):
+            self.maintenance[worker] = maintenance
         self.last_seen[worker] = max(at, self.last_seen.get(worker, 0.0))
         if url is not None:
             self.urls[worker] = url
@@ -135,12 +144,15 @@ class Heartbeats(Service):
 heartbeats = Heartbeats()
 
 
-def is_orphan(record: TaskRecord) -> bool:
+def is_orphan(record: TaskRecord, queue: str) -> bool:
     """In flight, yet nobody runs it: its worker is lost or has stopped, or it is this worker
-    under the same name after a restart, or it is a retry that has come due (the caller checks
-    that the pool does not hold it)."""
+    under the same name after a restart, or it is a retry that has come due, or it waited for an
+    operator's order to be lifted, which is (control.py) (the caller checks that the pool does
+    not hold it)."""
     if record.state not in IN_FLIGHT or awaiting_report.get(record.id, 0.0) > record.updated_at:
         return False
+    if record.state is State.QUEUED and record.worker is None:
+        return control.mode.takes(queue)
     if record.retry_at is not None:
         # A retry waits in the table, not on a worker: once due, its partition's owner runs it.
         return record.due_in(time.time()) <= 0
@@ -165,9 +177,10 @@ async def start_heartbeats() -> None:
     await app.add_runtime_dependency(heartbeats)
 
 
-def _heartbeat(**fields: bool) -> dict:
-    """A heartbeat's send: the worker's name and web server, signed."""
-    value = encode_beat(settings.worker_name, time.time(), str(app.conf.canonical_url), **fields)
+def _heartbeat(stopped: bool = False) -> dict:
+    """A heartbeat's send: the worker's name, web server and maintenance, signed."""
+    url = str(app.conf.canonical_url)
+    value = encode_beat(settings.worker_name, time.time(), url, control.mode.maintenance, stopped)
     return signed(topics.heartbeats, settings.worker_name.encode(), value)
 
 
@@ -193,7 +206,7 @@ async def sweep() -> None:
         return
     for queue in queues.values():
         for record in queue.tasks.in_flight():
-            if is_orphan(record) and not pool.holds(record.id):
+            if is_orphan(record, queue.name) and not pool.holds(record.id):
                 command = Command(**record.command)
                 log.info(
                     "task %s attempt %d %s on lost worker %s: asking its owner to recover it",

@@ -112,8 +112,8 @@ def task(args: argparse.Namespace) -> None:
     print(json.dumps(read_view(args.worker_url, f"/tasks/{quote(args.id, safe='')}/", {"queue": args.queue}), indent=2))
 
 
-def heard_from() -> dict[str, tuple[float, bool]]:
-    """Worker -> (time of its last heartbeat, whether that one said it stopped)."""
+def heard_from() -> dict[str, Any]:
+    """Worker -> its last heartbeat (a ``Beat``)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from airkafka_app.contract.heartbeats import SHOWN_S, parse_beat
@@ -133,14 +133,13 @@ def heard_from() -> dict[str, tuple[float, bool]]:
         }
         todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
         consumer.assign([tp for tp in starts if tp.partition in todo])
-        last: dict[str, tuple[float, bool]] = {}
+        last: dict[str, Any] = {}
         deadline = time.monotonic() + TIMEOUT_S
         while todo and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=1.0):
                 if message.error() is None and (beat := parse_beat(message.value())) is not None:
-                    worker, at, stopped, _ = beat
-                    if at >= last.get(worker, (0.0, False))[0]:
-                        last[worker] = (at, stopped)
+                    if beat.worker not in last or beat.at >= last[beat.worker].at:
+                        last[beat.worker] = beat
                 if message.error() is None and (message.offset() or 0) + 1 >= ends[message.partition()]:
                     todo.discard(message.partition())
         return last

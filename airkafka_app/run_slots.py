@@ -89,9 +89,18 @@ class RunSlots:
         self.line = SlotLine(total, patience)
         self._waiting: dict[int, asyncio.Future[None]] = {}
 
-    async def acquire(self, slots: int, priority: int) -> None:
+    def resize(self, total: int) -> None:
+        """``total`` slots from now on; running tasks keep theirs, so fewer take effect as they end."""
+        self.line.free += total - self.line.total
+        self.line.total = total
+        self._serve()
+
+    async def acquire(self, slots: int, priority: int) -> int:
+        """Wait for the task's slots; the slots taken, to give back: no more than there are, since
+        the total may have shrunk below a task's pool_slots since it was admitted."""
+        slots = min(slots, self.line.total)
         if self.line.take(slots):
-            return
+            return slots
         arrival = self.line.arrive(priority, slots)
         granted = self._waiting[arrival] = asyncio.get_running_loop().create_future()
         self._serve()
@@ -105,6 +114,7 @@ class RunSlots:
                 self.line.leave(arrival)
                 self._serve()  # the head may have been this one, holding up smaller ones
             raise
+        return slots
 
     def release(self, slots: int) -> None:
         self.line.give_back(slots)

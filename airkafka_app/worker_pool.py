@@ -88,6 +88,25 @@ class WorkerPool(Service):
     def running_count(self) -> int:
         return len(self._running)
 
+    @property
+    def concurrency(self) -> int:
+        return self._slots.line.total
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` tasks from now on (an operator's order, control.py); the
+        admission bound follows."""
+        tickets = (concurrency - self.concurrency) * ADMITTED_PER_SLOT
+        self._slots.resize(concurrency)
+        for _ in range(max(tickets, 0)):
+            self._admitted.release()
+        if tickets < 0:
+            asyncio.ensure_future(self._withhold(-tickets))
+
+    async def _withhold(self, tickets: int) -> None:
+        """Take admission tickets out of use for good, as runs give them back."""
+        for _ in range(tickets):
+            await self._admitted.acquire()
+
     def holds(self, task_id: str) -> bool:
         """True while the task is this worker's to run: admitted, or waiting for admission."""
         return (
@@ -220,7 +239,7 @@ class WorkerPool(Service):
                 # Its serial line waits behind it, so it waits here, as its followers do: without a ticket.
                 self._give_back_ticket(run)
                 await asyncio.sleep(wait)
-            await self._slots.acquire(command.pool_slots, command.priority_weight)
+            taken = await self._slots.acquire(command.pool_slots, command.priority_weight)
             try:
                 if self.draining:
                     return  # not started: the next owner finds it queued or up for retry
@@ -233,7 +252,7 @@ class WorkerPool(Service):
                     self._running.discard(command.id)
                     log_publisher.end(command, attempt)
             finally:
-                self._slots.release(command.pool_slots)
+                self._slots.release(taken)
             if not (outcome.state is State.FAILED and retry < command.retries):
                 run.record_transition(outcome.state, exit_code=outcome.exit_code, detail=outcome.detail)
                 return

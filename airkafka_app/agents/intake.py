@@ -28,7 +28,7 @@ from airkafka_app.contract.internal import Recover, Report, decode_internal
 from airkafka_app.contract.settings import settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import MAX_RECORD_BYTES, TaskRecord
-from airkafka_app.control import send_cancel
+from airkafka_app.control import control, send_cancel
 from airkafka_app.liveness import is_orphan
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import Runner, registry, runner_for
@@ -70,7 +70,7 @@ async def _cancel(queue: Queue, command: Command, event: EventT) -> None:
     if pool.cancel(target, reason):
         return
     waits_in_table = current.state is State.UP_FOR_RETRY and current.retry_at is not None
-    if current.worker not in (None, settings.worker_name) and not waits_in_table and not is_orphan(current):
+    if current.worker not in (None, settings.worker_name) and not waits_in_table and not is_orphan(current, queue.name):
         # That worker ends the run, and its end comes back as a report. Should the run be
         # recovered instead, the mark makes the recovery end it.
         queue.tasks.store(replace(current, cancel_requested_by=command.id), event)
@@ -143,7 +143,7 @@ async def _command(queue: Queue, event: EventT) -> None:
     command = with_worker_limits(command, settings)
     runner = runner_for(runners, command)
     previous = queue.tasks.load(command.id)
-    if previous is not None and is_orphan(previous) and not pool.holds(command.id):
+    if previous is not None and is_orphan(previous, queue.name) and not pool.holds(command.id):
         await _recover(queue, command, runner, previous, event)
         return
     source = f"{message.partition}:{message.offset}"
@@ -159,6 +159,11 @@ async def _command(queue: Queue, event: EventT) -> None:
         queue.tasks.save(record.to(State.CANCELLED, exit_code=None, detail=reason), event)
         log.info("task %s %s before it was read", command.id, reason)
         return
+    if (why := control.mode.why_waiting(queue.name)) is not None:
+        # Nobody holds it: the partition's owner runs it once it runs the queue's tasks again.
+        queue.tasks.save(replace(record, worker=None, detail=f"waiting: {why}"), event)
+        log.info("task %s waits: %s", command.id, why)
+        return
     await pool.submit(Run(command, runner, queue.tasks, queue.tasks.save(record, event), event))
 
 
@@ -168,7 +173,7 @@ async def _internal(queue: Queue, message: Report | Recover, event: EventT) -> N
         return
     command = message.command
     previous = queue.tasks.load(command.id)
-    if previous is None or not is_orphan(previous) or pool.holds(command.id):
+    if previous is None or not is_orphan(previous, queue.name) or pool.holds(command.id):
         return  # recovered already, or its worker is back
     try:
         runner = runner_for(runners, command)
@@ -208,7 +213,9 @@ async def _recover(queue: Queue, command: Command, runner: Runner, record: TaskR
         return
     if state is State.UP_FOR_RETRY:
         record = queue.tasks.save(record.to(state, exit_code=None, detail=lost), event)
-    if record.retry_at is None:
+    if record.worker is None:
+        log.info("task %s attempt %d waited, and runs now", record.id, record.attempt)
+    elif record.retry_at is None:
         log.warning("task %s attempt %d recovered: %s", record.id, record.attempt, lost)
     await pool.submit(Run(command, runner, queue.tasks, record, event))
 
@@ -220,6 +227,8 @@ def _intake(queue: Queue) -> Callable[[StreamT], Awaitable[None]]:
                 # The worker is stopping (shutdown.py): this message stays unacknowledged, for
                 # the partition's next owner.
                 await asyncio.Future()
+            if not control.caught_up.is_set():
+                await control.caught_up.wait()  # so that a maintenance or a pause holds from the start
             await accept(queue, event)
 
     return intake

@@ -1,5 +1,6 @@
 """A worker's heartbeat on the heartbeats topic: ``{"worker": <name>, "at": <unix time>, "url":
-<its web server>}``, with ``"stopped": true`` on the last one of a clean stop. Signed with the
+<its web server>}``, with ``"maintenance": <comment>`` while it is in maintenance, and
+``"stopped": true`` on the last one of a clean stop. Signed with the
 cluster key, the URL tells the other workers which web servers are members to ask. Faust-free:
 the Airflow CLI reads them too."""
 
@@ -17,10 +18,20 @@ class Beat(NamedTuple):
     at: float
     stopped: bool = False
     url: str | None = None
+    maintenance: str | None = None  # its comment, while the worker is in maintenance
 
 
-def encode_beat(worker: str, at: float, url: str | None = None, **fields: bool) -> bytes:
-    return json.dumps({"worker": worker, "at": at, **({"url": url} if url else {}), **fields}).encode()
+def encode_beat(
+    worker: str, at: float, url: str | None = None, maintenance: str | None = None, stopped: bool = False
+) -> bytes:
+    beat: dict = {"worker": worker, "at": at}
+    if url:
+        beat["url"] = url
+    if maintenance is not None:
+        beat["maintenance"] = maintenance
+    if stopped:
+        beat["stopped"] = True
+    return json.dumps(beat).encode()
 
 
 def parse_beat(value: bytes | None) -> Beat | None:
@@ -36,8 +47,11 @@ def parse_beat(value: bytes | None) -> Beat | None:
         and math.isfinite(at)
     ):
         return None
-    url = beat.get("url") if isinstance(beat.get("url"), str) and len(beat["url"]) <= 1024 else None
-    return Beat(worker, float(at), beat.get("stopped") is True, url)
+    url, comment = (
+        value if isinstance(value := beat.get(name), str) and len(value) <= 1024 else None
+        for name in ("url", "maintenance")
+    )
+    return Beat(worker, float(at), beat.get("stopped") is True, url, comment)
 
 
 # A worker shows (lost or stopped) this long after its last heartbeat, then is forgotten: its
@@ -45,18 +59,21 @@ def parse_beat(value: bytes | None) -> Beat | None:
 SHOWN_S = 3600.0
 
 
-def worker_status(silent_s: float, stopped: bool, lost_after_s: float) -> str:
-    """``online``, ``lost`` (silent past the bound) or ``stopped`` (its last heartbeat said so)."""
+def worker_status(silent_s: float, stopped: bool, lost_after_s: float, maintenance: bool = False) -> str:
+    """``online``, ``maintenance`` (online, taking no new work), ``lost`` (silent past the bound)
+    or ``stopped`` (its last heartbeat said so)."""
     if stopped:
         return "stopped"
-    return "online" if silent_s <= lost_after_s else "lost"
+    if silent_s > lost_after_s:
+        return "lost"
+    return "maintenance" if maintenance else "online"
 
 
-def roster(last: dict[str, tuple[float, bool]], now: float, lost_after_s: float) -> dict[str, tuple[str, float]]:
+def roster(last: dict[str, Beat], now: float, lost_after_s: float) -> dict[str, tuple[str, float]]:
     """Worker -> (status, seconds since its last heartbeat), for the workers heard in SHOWN_S;
-    ``last`` maps a worker to the time of its last heartbeat and whether that one said it stopped."""
+    ``last`` maps a worker to its last heartbeat."""
     return {
-        worker: (worker_status(now - at, stopped, lost_after_s), now - at)
-        for worker, (at, stopped) in sorted(last.items())
-        if now - at <= SHOWN_S
+        worker: (worker_status(now - beat.at, beat.stopped, lost_after_s, beat.maintenance is not None), now - beat.at)
+        for worker, beat in sorted(last.items())
+        if now - beat.at <= SHOWN_S
     }

@@ -43,6 +43,13 @@ async def seek_to_committed_or_beginning(
     return committed
 
 
+async def seek_to_start(consumer: AIOKafkaConsumer, tps: Collection[TopicPartition]) -> None:
+    """Seek to the oldest offsets kept, explicitly: ``seek_to_beginning`` lost, here, to the pending
+    reset of a new assignment to the end once ``end_offsets`` had been asked."""
+    for tp, start in (await consumer.beginning_offsets(list(tps))).items():
+        consumer.seek(tp, start)
+
+
 def committed_offset(consumer: Any, tp: TopicPartition) -> int | None:
     """The next offset of ``tp`` that Faust's ``consumer`` last committed or sought to, or None."""
     return consumer._committed_offset.get(TP(tp.topic, tp.partition))

@@ -21,8 +21,11 @@ def merge_workers(answers: dict[str, dict[str, Any]], roster: dict[str, tuple[st
             continue
         row = rows.setdefault(name, {"worker": name, "status": "online", "last_seen_s_ago": None})
         row.update(
-            url=url, running=answer.get("running"), partitions=answer.get("partitions"), tasks=answer.get("tasks")
+            {field: answer.get(field) for field in ("running", "partitions", "tasks", "concurrency", "maintenance")},
+            url=url,
         )
+        if row["status"] == "online" and answer.get("maintenance") is not None:
+            row["status"] = "maintenance"  # its own word, newer than its last heartbeat
     return sorted(rows.values(), key=lambda row: (row["worker"] is None, row["worker"] or row["url"]))
 
 

@@ -22,9 +22,13 @@ from faust.web import Request, Response, View
 from airkafka_app.application import app
 from airkafka_app.contract.airflow_tasks import IDENTITY
 from airkafka_app.contract.commands import CANCEL, FORCE, REPLAY_HEADER, Command, decode_command
+from airkafka_app.contract.orders import Cancel, Pause, encode_order, parse_order
+from airkafka_app.contract.printable import printable
 from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import redacted
+from airkafka_app.control import control, send_order
+from airkafka_app.liveness import heartbeats
 from airkafka_app.loop_lag import loop_lag
 from airkafka_app.queues import Queue, queues
 from airkafka_app.runners import enabled_kinds, shell_runner
@@ -206,6 +210,31 @@ class TaskReplay(View):
         return self.json({"replayed": task_id, "was": record.state.value}, status=202)
 
 
+@app.page("/control/")
+class Orders(View):
+    async def post(self, request: Request) -> Response:
+        """Send an operator's order to the workers (contract/orders.py), signed by this worker:
+        maintenance, a queue's pause or resume, a worker's concurrency. 202 once it is on the
+        control topic; each worker then logs what it has become, and ``/cluster/`` shows it."""
+        if refused := _refused_change(self, request, "control"):
+            return refused
+        order = parse_order(await request.read())
+        if order is None or isinstance(order, Cancel):
+            return self.json(
+                {
+                    "error": 'not an order: {"to": worker, "maintenance": comment | null}, '
+                    '{"to": "*", "pause" | "resume": queue} or {"to": worker, "concurrency": n}'
+                },
+                status=400,
+            )
+        if not isinstance(order, Pause) and order.to not in {settings.worker_name, *heartbeats.last_seen}:
+            return self.json({"error": f"no worker {order.to!r} heard from"}, status=404)
+        await send_order(order)
+        sent = json.loads(encode_order(order))
+        log.info("order sent from the web: %s", printable(json.dumps(sent)))
+        return self.json({"sent": sent}, status=202)
+
+
 def _queue_stats(queue: Queue) -> tuple[Counter[str], Counter[str]]:
     return queue.tasks.counts(), queue.counters.totals()
 
@@ -229,6 +258,9 @@ async def stats(web: View, request: Request) -> Response:
             "queues": per_queue,
             "running": pool.running_count,
             "partitions": _partitions(),
+            "concurrency": pool.concurrency,
+            "maintenance": control.mode.maintenance,
+            "paused": sorted(control.mode.paused),
         }
     )
 

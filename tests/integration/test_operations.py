@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from scripts.local_deployment import Deployment, shell, wait_for_split
+from tests.integration.test_cli import airkafka
 from tests.integration.test_faults import FAST_LOSS, assert_one_end_per_attempt, two_workers
 
 DEPLOY = {**FAST_LOSS, "AIRKAFKA_SHUTDOWN_GRACE_S": "4", "AIRKAFKA_CONCURRENCY": "8"}
@@ -276,5 +277,66 @@ def test_waiting_tasks_start_by_priority_and_hold_their_pool_slots(broker, tmp_p
         print(
             f"\nafter a two-slot task, started by priority: high, mid, then low {started['low'] - started['mid']:.1f}s later"
         )
+    finally:
+        worker.stop()
+
+
+def test_an_operator_changes_concurrency_maintenance_and_pauses_live(broker, tmp_path):
+    """Orders through any worker's POST /control/, from the CLI: a worker's concurrency, its
+    maintenance (new tasks wait, saying why; a cancel still ends one; it outlives a restart), and
+    a queue's pause, each lifted again."""
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    worker = deployment.worker("operated", AIRKAFKA_CONCURRENCY="1", AIRKAFKA_WEB_TOKEN="op-token").start()
+    worker.wait_ready()
+
+    def order(*args: str) -> None:
+        done = airkafka(worker, *args, "--worker-url", worker.url)
+        assert done.returncode == 0 and done.stdout.startswith("sent "), (done.stdout, done.stderr[-2000:])
+
+    def stats_until(check) -> dict:
+        deadline = time.monotonic() + 30
+        while not check(stats := worker.get("/stats/")[1]):
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.2)
+        return stats
+
+    def waits(task_id: str, why: str) -> None:
+        """Recorded, and it waits, saying why, a few seconds on."""
+        time.sleep(3)
+        record = worker.get(f"/tasks/{task_id}/")[1]
+        assert (record["state"], record["detail"]) == ("queued", f"waiting: {why}"), record
+
+    try:
+        refused = requests.post(f"{worker.url}/control/", json={"to": "operated", "concurrency": 3}, timeout=10)
+        assert refused.status_code == 401
+        order("concurrency", "operated", "3")
+        stats_until(lambda s: s["concurrency"] == 3)
+        deployment.send_commands(*(shell(f"wide{n}", "sleep", "3") for n in range(3)))
+        running_states(deployment, 3)
+        assert worker.get("/stats/")[1]["running"] == 3
+
+        order("maintenance", "operated", "--comment", "disk swap")
+        stats_until(lambda s: s["maintenance"] == "disk swap")
+        deployment.send_commands(shell("during", "true"), shell("dropped", "true"))
+        deployment.send_commands({"id": "stop-dropped", "kind": "cancel", "args": {"target": "dropped"}})
+        waits("during", "the worker is in maintenance: disk swap")
+        row = next(w for w in worker.get("/cluster/")[1]["workers"] if w["worker"] == "operated")
+        assert (row["status"], row["maintenance"]) == ("maintenance", "disk swap"), row
+        worker.stop()
+        worker.start().wait_ready()
+        stats_until(lambda s: s["maintenance"] == "disk swap")  # the order outlived the restart
+        waits("during", "the worker is in maintenance: disk swap")
+        order("maintenance", "operated", "--off")
+        ended = deployment.state_changes_until_terminal(["during", "dropped"], timeout=60)
+        assert ended["during"][-1]["state"] == "success", ended
+        assert [r["state"] for r in ended["dropped"]] == ["queued", "cancelled"], ended["dropped"]  # never ran
+
+        order("pause", "default")
+        stats_until(lambda s: s["paused"] == ["default"])
+        deployment.send_commands(shell("held", "true"))
+        waits("held", "queue default is paused")
+        order("pause", "default", "--resume")
+        assert deployment.state_changes_until_terminal(["held"])["held"][-1]["state"] == "success"
+        print("\nconcurrency 1 -> 3, maintenance through a restart, and a pause, each lifted: all as ordered")
     finally:
         worker.stop()

@@ -1,4 +1,4 @@
-from airkafka_app.contract.heartbeats import SHOWN_S, roster, worker_status
+from airkafka_app.contract.heartbeats import SHOWN_S, Beat, roster, worker_status
 from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 
 
@@ -6,16 +6,30 @@ def test_worker_status_by_silence_and_stop():
     assert worker_status(1.0, False, 6.0) == "online"
     assert worker_status(7.0, False, 6.0) == "lost"
     assert worker_status(1.0, True, 6.0) == "stopped"
+    assert worker_status(1.0, False, 6.0, maintenance=True) == "maintenance"
+    assert worker_status(7.0, False, 6.0, maintenance=True) == "lost"
 
 
 def test_roster_forgets_workers_silent_for_an_hour():
-    last = {"a": (1000.0, False), "b": (990.0, True), "old": (1000.0 - SHOWN_S - 1, False)}
-    assert roster(last, 1000.0, 6.0) == {"a": ("online", 0.0), "b": ("stopped", 10.0)}
+    last = {
+        "a": Beat("a", 1000.0),
+        "b": Beat("b", 990.0, stopped=True),
+        "m": Beat("m", 999.0, maintenance="disk swap"),
+        "old": Beat("old", 1000.0 - SHOWN_S - 1),
+    }
+    assert roster(last, 1000.0, 6.0) == {"a": ("online", 0.0), "b": ("stopped", 10.0), "m": ("maintenance", 1.0)}
 
 
 def test_workers_merge_heartbeats_with_answers():
     answers = {
-        "http://a:1": {"worker": "a", "running": 2, "partitions": {"default": [0, 1]}, "tasks": {"running": 2}},
+        "http://a:1": {
+            "worker": "a",
+            "running": 2,
+            "partitions": {"default": [0, 1]},
+            "tasks": {"running": 2},
+            "concurrency": 4,
+            "maintenance": None,
+        },
         "http://c:1": {"error": "ClientConnectorError: refused"},
     }
     rows = merge_workers(answers, {"a": ("online", 0.5), "b": ("lost", 30.0)})
@@ -28,10 +42,17 @@ def test_workers_merge_heartbeats_with_answers():
             "running": 2,
             "partitions": {"default": [0, 1]},
             "tasks": {"running": 2},
+            "concurrency": 4,
+            "maintenance": None,
         },
         {"worker": "b", "status": "lost", "last_seen_s_ago": 30.0},
         {"worker": None, "status": "unreachable", "url": "http://c:1", "error": "ClientConnectorError: refused"},
     ]
+
+
+def test_a_worker_in_maintenance_says_so_before_its_next_heartbeat():
+    rows = merge_workers({"http://a:1": {"worker": "a", "maintenance": "disk swap"}}, {"a": ("online", 0.5)})
+    assert (rows[0]["status"], rows[0]["maintenance"]) == ("maintenance", "disk swap")
 
 
 def test_a_member_not_yet_heard_is_online():

@@ -80,8 +80,9 @@ def test_a_malformed_heartbeat_is_none(value):
 
 
 def test_a_heartbeat_parses_with_its_stop_marker():
-    assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False, None)
-    assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True, None)
+    assert parse_beat(b'{"worker": "w", "at": 1.5}') == ("w", 1.5, False, None, None)
+    assert parse_beat(b'{"worker": "w", "at": 2, "stopped": true}') == ("w", 2.0, True, None, None)
+    assert parse_beat(b'{"worker": "w", "at": 2, "maintenance": "disk swap"}').maintenance == "disk swap"
     assert parse_beat(b'{"worker": "w", "at": 2, "url": "http://h:6066"}').url == "http://h:6066"
 
 
@@ -100,6 +101,6 @@ def test_a_run_whose_end_is_reported_is_no_orphan_of_its_own_worker(heartbeats, 
     running = running.__class__(**{**vars(running), "updated_at": time.time() - 60})
     monkeypatch.setattr(tasks, "awaiting_report", {})
     monkeypatch.setattr(liveness, "awaiting_report", tasks.awaiting_report)
-    assert liveness.is_orphan(running)  # silent past the bound, and nothing says otherwise
+    assert liveness.is_orphan(running, "default")  # silent past the bound, and nothing says otherwise
     tasks.note_report(running.to(State.SUCCESS, exit_code=0))
-    assert not liveness.is_orphan(running)
+    assert not liveness.is_orphan(running, "default")

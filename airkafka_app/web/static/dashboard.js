@@ -81,9 +81,10 @@ async function refreshCluster() {
     row.dataset.worker = w.worker || w.url;
     cell(row, w.worker || "(no answer)");
     cell(row, w.status, `status-${w.status}`);
+    cell(row, w.maintenance || "");
     cell(row, ago(w.last_seen_s_ago));
     cell(row, partitions(w.partitions));
-    cell(row, w.running);
+    cell(row, w.concurrency ? `${w.running} of ${w.concurrency}` : w.running);
     cell(row, w.error ? `${w.url}: ${w.error}` : w.url);
   });
   fill("queues", Object.entries(cluster.queues), (row, [name, counts]) => {
