@@ -3,7 +3,8 @@
 ``airflow airkafka workers`` lists the workers the heartbeats topic has heard from in the last
 hour, as each worker's sweep judges them: online, lost (silent past AIRKAFKA_WORKER_LOST_AFTER_S)
 or stopped (its last heartbeat said so). ``airflow airkafka tasks`` and ``task ID`` read a
-worker's cluster views.
+worker's cluster views; ``maintenance``, ``pause`` and ``concurrency`` have a worker send an
+operator's order to every worker (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def get_cli_commands() -> list[Any]:
     from airkafka_app.contract.settings import DEFAULT_QUEUE
 
     as_json = Arg(("--json",), help="One JSON object per line", action="store_true")
+    worker = Arg(("worker",), help="The worker's name, as the workers command lists it")
     queue = Arg(("--queue",), default=DEFAULT_QUEUE, help="The queue (default: %(default)s)")
     worker_url = Arg(
         ("--worker-url",),
@@ -60,13 +62,42 @@ def get_cli_commands() -> list[Any]:
                     func=lazy_load_command("airkafka_app.provider_cli.task"),
                     args=(Arg(("id",), help="The task id, as the tasks command lists it"), queue, worker_url),
                 ),
+                ActionCommand(
+                    name="maintenance",
+                    help="Put a worker in maintenance (it starts no new task), or take it out with --off",
+                    func=lazy_load_command("airkafka_app.provider_cli.maintenance"),
+                    args=(
+                        worker,
+                        Arg(("--comment",), default="maintenance", help="Why, as the workers list shows it"),
+                        Arg(("--off",), action="store_true", help="Take the worker out of maintenance"),
+                        worker_url,
+                    ),
+                ),
+                ActionCommand(
+                    name="pause",
+                    help="Stop every worker starting a queue's tasks, or go on with --resume",
+                    func=lazy_load_command("airkafka_app.provider_cli.pause"),
+                    args=(
+                        Arg(("queue",), help="The queue"),
+                        Arg(("--resume",), action="store_true", help="Start the queue's tasks again"),
+                        worker_url,
+                    ),
+                ),
+                ActionCommand(
+                    name="concurrency",
+                    help="Have a worker run up to N tasks at once from now on",
+                    func=lazy_load_command("airkafka_app.provider_cli.concurrency"),
+                    args=(worker, Arg(("count",), type=int, help="N"), worker_url),
+                ),
             ],
         )
     ]
 
 
-def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[str, Any]:
-    """A worker view's JSON answer; SystemExit with the view's error."""
+def read_view(
+    worker_url: str | None, path: str, query: dict[str, str], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A worker view's JSON answer, to a POST of ``body`` when given; SystemExit with the view's error."""
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -76,6 +107,7 @@ def read_view(worker_url: str | None, path: str, query: dict[str, str]) -> dict[
     base = worker_url or f"http://{settings.web_host}:{settings.web_port}"
     request = urllib.request.Request(
         f"{base}{path}?{urllib.parse.urlencode(query)}",
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {settings.web_token}"} if settings.web_token else {},
     )
     try:
@@ -163,3 +195,20 @@ def workers(args: argparse.Namespace) -> None:
         print(f"{printable(row['worker']):<40} {row['status']:<8} last heartbeat {row['last_seen_s_ago']:g}s ago")
     if not rows:
         print(f"no heartbeat on {settings.heartbeats_topic} in the last {SHOWN_S:g}s")
+
+
+def _order(args: argparse.Namespace, order: dict[str, Any]) -> None:
+    """Have a worker send the order to every worker (``POST /control/``, contract/orders.py)."""
+    print(f"sent {printable(json.dumps(read_view(args.worker_url, '/control/', {}, order)['sent']))}")
+
+
+def maintenance(args: argparse.Namespace) -> None:
+    _order(args, {"to": args.worker, "maintenance": None if args.off else args.comment})
+
+
+def pause(args: argparse.Namespace) -> None:
+    _order(args, {"to": "*", "resume" if args.resume else "pause": args.queue})
+
+
+def concurrency(args: argparse.Namespace) -> None:
+    _order(args, {"to": args.worker, "concurrency": args.count})

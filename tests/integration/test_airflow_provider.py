@@ -102,5 +102,16 @@ def test_airflow_airkafka_tasks_and_task_read_the_cluster_views(broker, tmp_path
             timeout=120,
         )
         assert refused.returncode != 0 and "HTTP 401" in refused.stderr
+        sent = run([str(AIRFLOW), "airkafka", "maintenance", "cli-views", "--comment", "kernel update"], env)
+        assert sent.startswith("sent "), sent
+        deadline = time.monotonic() + 30
+        while worker.get("/stats/", token="s3cret")[1]["maintenance"] != "kernel update":
+            assert time.monotonic() < deadline, worker.get("/stats/", token="s3cret")
+            time.sleep(0.2)
+        run([str(AIRFLOW), "airkafka", "pause", "default"], env)
+        run([str(AIRFLOW), "airkafka", "concurrency", "cli-views", "7"], env)
+        while (stats := worker.get("/stats/", token="s3cret")[1])["concurrency"] != 7 or stats["paused"] != ["default"]:
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.2)
     finally:
         worker.stop()
