@@ -107,6 +107,13 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         expect(earlier.locator("td").nth(6)).to_contain_text("boom")
 
         page.goto(a.url + "/")
+        page.once("dialog", lambda dialog: dialog.accept("disk swap"))
+        workers.filter(has_text="dash-a").get_by_role("button", name="Maintenance…").click()
+        expect(page.locator("#worker-action")).to_contain_text("dash-a in maintenance: sent")
+        expect(workers.filter(has_text="dash-a").locator("td").nth(1)).to_have_text("maintenance", timeout=20_000)
+        expect(workers.filter(has_text="dash-a").locator("td").nth(2)).to_have_text("disk swap")
+        workers.filter(has_text="dash-a").get_by_role("button", name="End maintenance").click()
+        expect(workers.filter(has_text="dash-a").locator("td").nth(1)).to_have_text("online", timeout=20_000)
         b.kill()
         expect(workers.filter(has_text="dash-b").locator("td").nth(1)).to_have_text("lost", timeout=30_000)
         expect(workers.filter(has_text="dash-a").locator("td").nth(1)).to_have_text("online")

@@ -13,9 +13,10 @@ function token() {
   return $("token").value.trim();
 }
 
-async function call(path, method = "GET") {
+async function call(path, method = "GET", sent = undefined) {
   const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
-  const response = await fetch(path, { method, headers });
+  if (sent !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: sent === undefined ? undefined : JSON.stringify(sent) });
   const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
@@ -86,6 +87,8 @@ async function refreshCluster() {
     cell(row, partitions(w.partitions));
     cell(row, w.concurrency ? `${w.running} of ${w.concurrency}` : w.running);
     cell(row, w.error ? `${w.url}: ${w.error}` : w.url);
+    const action = row.insertCell();
+    if (w.worker && w.status !== "lost" && w.status !== "stopped") action.appendChild(maintenanceButton(w));
   });
   fill("queues", Object.entries(cluster.queues), (row, [name, counts]) => {
     row.dataset.queue = name;
@@ -156,6 +159,27 @@ async function refreshTask(target) {
   });
   $("task-detail").textContent = t.detail || "";
   $("task-command").textContent = JSON.stringify(t.command, null, 2);
+}
+
+// An operator's order (POST /control/), sent by this worker to every worker.
+async function order(body, what) {
+  try {
+    await call("/control/", "POST", body);
+    $("worker-action").textContent = `${what}: sent`;
+  } catch (error) {
+    $("worker-action").textContent = `${what} refused: ${error.message}`;
+  }
+}
+
+function maintenanceButton(w) {
+  const button = document.createElement("button");
+  button.textContent = w.maintenance ? "End maintenance" : "Maintenance…";
+  button.addEventListener("click", () => {
+    if (w.maintenance) return order({ to: w.worker, maintenance: null }, `${w.worker} out of maintenance`);
+    const comment = window.prompt(`Put ${w.worker} in maintenance: it starts no new task. Why?`, "maintenance");
+    if (comment) order({ to: w.worker, maintenance: comment }, `${w.worker} in maintenance`);
+  });
+  return button;
 }
 
 async function act(action) {
