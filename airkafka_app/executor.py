@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from airkafka_app.contract import airflow_tasks
 from airkafka_app.contract.commands import CANCEL, MAX_POOL_SLOTS, MAX_PRIORITY, Command
 from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options, describe
-from airkafka_app.contract.settings import DEFAULT_QUEUE, settings
+from airkafka_app.contract.settings import DEFAULT_QUEUE, Settings, for_team, settings
 from airkafka_app.contract.states import State
 
 FLUSH_TIMEOUT_S = 30.0
@@ -57,8 +57,14 @@ class KafkaExecutor(BaseExecutor):
     # a callback (a missed deadline's, say) and a connection test.
     supports_callbacks = True
     supports_connection_test = True
+    # One executor per team, each with its team's topics, cluster and queues (docs/airflow.md).
+    supports_multi_team = True
 
     def start(self) -> None:
+        # A team's executor reads its team's [airkafka] options only; the global one, the settings.
+        self.settings: Settings = (
+            for_team(lambda key: self.conf.get("airkafka", key, fallback=None)) if self.team_name else settings
+        )
         self._last_error: KafkaError | None = None
         # Command id -> (state, detail, when read, proof) of ends read for tries not tracked yet.
         self._unclaimed: OrderedDict[str, tuple[str, str, float, str | None]] = OrderedDict()
@@ -70,26 +76,31 @@ class KafkaExecutor(BaseExecutor):
         # _ensure_topic, with the workers' partition count.
         self.producer = Producer(
             {
-                **confluent_producer_options(),
+                **confluent_producer_options(self.settings),
                 "linger.ms": 5,
                 "error_cb": self._remember_error,
-                "message.timeout.ms": int(settings.executor_delivery_timeout_s * 1000),
+                "message.timeout.ms": int(self.settings.executor_delivery_timeout_s * 1000),
                 "allow.auto.create.topics": False,
             }
         )
         self._check_connection()
-        self.admin = AdminClient(confluent_options())
-        for topic in (settings.state_changes_topic, settings.dead_letters_topic):
+        self.admin = AdminClient(confluent_options(self.settings))
+        for topic in (self.settings.state_changes_topic, self.settings.dead_letters_topic):
             self._ensure_topic(topic, copartitioned=False)
-        for queue in settings.queues:  # others as their first task comes
-            self._ensure_topic(settings.commands_topic_for(queue))
+        for queue in self.settings.queues:  # others as their first task comes
+            self._ensure_topic(self.settings.commands_topic_for(queue))
         # A group per scheduler: a restarted scheduler resumes where it stopped, and a second
         # scheduler does not take half the partitions, and so half the results, from the first.
         self.consumer = Consumer(
-            {**confluent_options(), "group.id": settings.executor_consumer_group, "enable.auto.commit": True}
+            {
+                **confluent_options(self.settings),
+                "group.id": self.settings.executor_consumer_group,
+                "enable.auto.commit": True,
+            }
         )
         self.consumer.subscribe(
-            [settings.state_changes_topic, settings.dead_letters_topic], on_assign=self._from_committed_or_lookback
+            [self.settings.state_changes_topic, self.settings.dead_letters_topic],
+            on_assign=self._from_committed_or_lookback,
         )
 
     def _remember_error(self, error: KafkaError) -> None:
@@ -103,7 +114,7 @@ class KafkaExecutor(BaseExecutor):
             self.producer.poll(0)  # serves error_cb, which holds the reason, such as a SASL authentication error
             reason = self._last_error.str() if self._last_error else str(exc)
             raise KafkaException(
-                f"KafkaExecutor cannot use Kafka at {settings.broker} {describe()}: {reason}"
+                f"KafkaExecutor cannot use Kafka at {self.settings.broker} {describe(self.settings)}: {reason}"
             ) from None
 
     def _from_committed_or_lookback(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -111,7 +122,7 @@ class KafkaExecutor(BaseExecutor):
         not from the topic's start: a new scheduler host needs the ends of tries it adopts."""
         try:
             committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
-            since = int((time.time() - settings.executor_lookback_s) * 1000)
+            since = int((time.time() - self.settings.executor_lookback_s) * 1000)
             fresh = [TopicPartition(p.topic, p.partition, since) for p in committed if p.offset < 0]
             found = {
                 (p.topic, p.partition): p.offset
@@ -134,8 +145,8 @@ class KafkaExecutor(BaseExecutor):
             return
         new = NewTopic(
             topic,
-            num_partitions=settings.partitions,
-            replication_factor=settings.replication,
+            num_partitions=self.settings.partitions,
+            replication_factor=self.settings.replication,
             config={"max.message.bytes": "1048588"},
         )
         refused = None
@@ -153,13 +164,15 @@ class KafkaExecutor(BaseExecutor):
                     f"topic {topic!r} not visible {CONNECT_TIMEOUT_S:g}s after its creation"
                 )
             time.sleep(0.05)
-        if copartitioned and found != settings.partitions:
-            raise ValueError(f"topic {topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is {settings.partitions}")
+        if copartitioned and found != self.settings.partitions:
+            raise ValueError(
+                f"topic {topic!r} has {found} partitions but AIRKAFKA_PARTITIONS is {self.settings.partitions}"
+            )
         self._topics.add(topic)
 
     def _topic(self, queue: str | None) -> str:
         """The commands topic of the queue, served by the workers listing it in AIRKAFKA_QUEUES."""
-        topic = settings.commands_topic_for(queue or DEFAULT_QUEUE)
+        topic = self.settings.commands_topic_for(queue or DEFAULT_QUEUE)
         self._ensure_topic(topic)
         return topic
 
@@ -242,7 +255,7 @@ class KafkaExecutor(BaseExecutor):
             for message in messages:
                 if message.error():
                     self.log.warning("read error: %s", message.error())
-                elif message.topic() == settings.dead_letters_topic:
+                elif message.topic() == self.settings.dead_letters_topic:
                     self._dead_letter(message)
                 else:
                     self._state_change(message)

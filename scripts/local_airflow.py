@@ -78,16 +78,19 @@ class LocalAirflow:
             "AIRFLOW__API__SECRET_KEY": self.env["AIRFLOW__API__SECRET_KEY"],
         }
 
-    def start(self, dag_id: str, timeout: float = 180.0) -> LocalAirflow:
+    def start(self, dag_id: str, timeout: float = 180.0, teams: tuple[str, ...] = ()) -> LocalAirflow:
+        """Migrate the database, create ``teams`` (multi-team mode), start the components, and wait
+        until ``dag_id`` is parsed."""
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({USERNAME: PASSWORD}))
-        subprocess.run(
-            [str(VENV / "bin" / "airflow"), "db", "migrate"],
-            env=self.env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        for args in (["db", "migrate"], *(["teams", "create", team] for team in teams)):
+            subprocess.run(
+                [str(VENV / "bin" / "airflow"), *args],
+                env=self.env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
         for component in COMPONENTS:
             self.processes.append(self._launch(component))
         deadline = time.monotonic() + timeout

@@ -13,23 +13,32 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from airkafka_app.contract.defaults import DEFAULTS
 
+# A team's executor reads its options from this, its team's conf, and nothing else (``for_team``).
+_team_options: ContextVar[Callable[[str], str | None] | None] = ContextVar("airkafka_team_options", default=None)
+
 
 def _airflow_option(name: str) -> str | None:
+    key = name.removeprefix("AIRKAFKA_").lower()
+    if (team := _team_options.get()) is not None:
+        return team(key)
     # Loaded only in Airflow's interpreter, where Airflow has built its conf before the executor.
     conf = getattr(sys.modules.get("airflow.configuration"), "conf", None)
     if conf is None:
         return None
-    return conf.get("airkafka", name.removeprefix("AIRKAFKA_").lower(), fallback=None)
+    return conf.get("airkafka", key, fallback=None)
 
 
 def _env(name: str, computed_default: str | None = None) -> str:
-    """The variable, else Airflow's option, else its default (``defaults.py``, or computed here)."""
-    if (value := os.environ.get(name)) is not None:
+    """The variable, else Airflow's option, else its default (``defaults.py``, or computed here).
+    A team's executor skips the variables, which every team of a scheduler shares."""
+    if _team_options.get() is None and (value := os.environ.get(name)) is not None:
         return value
     option = _airflow_option(name)
     if option is not None:
@@ -40,6 +49,8 @@ def _env(name: str, computed_default: str | None = None) -> str:
 def _secret(name: str) -> str:
     """The variable, or else the content of the file ``<name>_FILE`` names (the Docker and
     Kubernetes convention), without its final newline, or else Airflow's option."""
+    if _team_options.get() is not None:
+        return (_airflow_option(name) or "").removesuffix("\n")
     if value := os.environ.get(name, ""):
         return value
     if path := os.environ.get(f"{name}_FILE", ""):
@@ -211,6 +222,17 @@ class Settings:
     def bootstrap_servers(self) -> list[str]:
         """``kafka://a:9092;kafka://b:9092`` (Faust's form) as plain ``host:port`` entries."""
         return [url.strip().removeprefix("kafka://") for url in self.broker.split(";") if url.strip()]
+
+
+def for_team(options: Callable[[str], str | None]) -> Settings:
+    """A team's settings (Airflow 3's multi-team mode): each option as ``options`` gives it, by its
+    name in ``[airkafka]`` (from the team's ``AIRFLOW__<TEAM>___AIRKAFKA__<NAME>`` variables or
+    ``[<team>=airkafka]`` section), else its default; never from the ``AIRKAFKA_*`` variables."""
+    token = _team_options.set(options)
+    try:
+        return Settings()
+    finally:
+        _team_options.reset(token)
 
 
 settings = Settings()
