@@ -87,7 +87,7 @@ class RunSlots:
 
     def __init__(self, total: int, patience: int) -> None:
         self.line = SlotLine(total, patience)
-        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._waiting: dict[int, tuple[asyncio.Future[None], int]] = {}  # arrival -> (its grant, its slots)
 
     def resize(self, total: int) -> None:
         """``total`` slots from now on; running tasks keep theirs, so fewer take effect as they end."""
@@ -102,7 +102,8 @@ class RunSlots:
         if self.line.take(slots):
             return slots
         arrival = self.line.arrive(priority, slots)
-        granted = self._waiting[arrival] = asyncio.get_running_loop().create_future()
+        granted = asyncio.get_running_loop().create_future()
+        self._waiting[arrival] = (granted, slots)
         self._serve()
         try:
             await granted
@@ -122,4 +123,10 @@ class RunSlots:
 
     def _serve(self) -> None:
         while (arrival := self.line.next()) is not None:
-            self._waiting.pop(arrival).set_result(None)
+            granted, slots = self._waiting.pop(arrival)
+            if granted.cancelled():
+                # Its task is being cancelled (a drain cancels them all at once) and has not yet
+                # left the line: the slots go back.
+                self.line.give_back(slots)
+            else:
+                granted.set_result(None)

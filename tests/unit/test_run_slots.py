@@ -88,3 +88,21 @@ def test_a_cancelled_wait_takes_no_slot_and_lets_the_next_one_go():
         assert slots.line.free == 2
 
     asyncio.run(scenario())
+
+
+def test_slots_freed_while_waiters_are_being_cancelled_go_back():
+    """A drain cancels every run at once: a running one gives its slot back before the waiting
+    ones have handled their cancellation."""
+
+    async def scenario():
+        slots = RunSlots(total=1, patience=100)
+        await slots.acquire(1, 0)
+        waiters = [asyncio.ensure_future(slots.acquire(1, 0)) for _ in range(3)]
+        await asyncio.sleep(0)
+        for waiter in waiters:
+            waiter.cancel()  # their grants are cancelled now; their tasks run later
+        slots.release(1)
+        await asyncio.gather(*waiters, return_exceptions=True)
+        assert slots.line.free == 1 and len(slots.line) == 0
+
+    asyncio.run(scenario())
