@@ -177,7 +177,9 @@ async def _replay_one(
             raise RuntimeError(f"{args['worker_url']} answered {response.status} for task {command.id!r}")
         state = (await response.json())["state"] if response.status == 200 else None
     refused = (message.partition, message.offset) in args["refused"] and command.id not in args["ids"]
-    outcome = replay_decision(state, only_failed=args["only_failed"], force=args["force"], refused=refused)
+    outcome = replay_decision(
+        state, only_failed=args["only_failed"], force=args["force"], refused=refused, kind=command.kind
+    )
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
         await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from airkafka_app.contract.airflow_tasks import KIND as AIRFLOW_KIND
 from airkafka_app.contract.commands import (
     MAX_RETRY_DELAY_S,
     REPLAY_HEADER,
@@ -75,12 +76,20 @@ def backoff(retry: int, retry_delay_s: float | None, default_delay_s: float) -> 
     return min(base * 2.0 ** min(retry - 1, 64), MAX_RETRY_DELAY_S)
 
 
-def replay_decision(state: str | None, *, only_failed: bool, force: bool, refused: bool = False) -> str:
+AIRFLOW_REPLAY = "skipped: an Airflow task: clear it in Airflow, which owns its state and sends it again"
+
+
+def replay_decision(
+    state: str | None, *, only_failed: bool, force: bool, refused: bool = False, kind: str | None = None
+) -> str:
     """What a replay does with a task in ``state`` (None: not in the table), whose message a
     worker may have ``refused`` (dead-lettered): a replay never sends such a message again,
-    unless the operator named its task."""
+    unless the operator named its task. An ``airflow`` command is never replayed: its try's state
+    is Airflow's, and a try run again behind Airflow's back would leave the two disagreeing."""
     if refused:
         return "skipped: refused (dead letter)"
+    if kind == AIRFLOW_KIND:
+        return AIRFLOW_REPLAY
     if state in IN_FLIGHT:
         return "skipped: in progress"
     if state == "success" and not force:

@@ -200,7 +200,8 @@ class TaskReplay(View):
         if record is None:
             return self.json({"error": f"unknown task {task_id!r}"}, status=404)
         force = request.query.get("force") == "1"
-        if (why := replay_decision(record.state.value, only_failed=False, force=force)) != "replayed":
+        kind = record.command.get("kind")
+        if (why := replay_decision(record.state.value, only_failed=False, force=force, kind=kind)) != "replayed":
             return self.json({"error": f"not replayed: {why.removeprefix('skipped: ')}"}, status=409)
         command = decode_command(None, json.dumps(record.command).encode())
         await queue.commands.send(

@@ -7,6 +7,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from scripts.local_deployment import FAUST, shell
+from tests.integration.test_airflow_executor import airflow_command
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,13 @@ def test_replay_never_sends_a_refused_command_again_unless_its_task_is_named(dep
 
     named = replay(deployment, worker, "--dry-run", "--id", "r-refused")
     assert "would replay 'r-refused'" in named and "would replay 'r-fine'" not in named
+
+
+def test_replay_leaves_an_airflow_try_to_airflow(deployment, worker):
+    """An Airflow try's state is Airflow's: replayed behind its back, a try Airflow had seen
+    succeed was run again, refused by Airflow, and listed failed here."""
+    try_command = airflow_command("replayed_dag", "t", "run-1", "executor-id")
+    deployment.send_commands(try_command)  # this worker has no Airflow: a dead letter
+    deployment.read(deployment.dead_letters, lambda r: any(x["value"]["key"] == try_command["id"] for x in r))
+    planned = replay(deployment, worker, "--dry-run", "--force", "--id", try_command["id"])
+    assert "clear it in Airflow" in planned and f"would replay '{try_command['id']}'" not in planned

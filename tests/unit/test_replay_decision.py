@@ -1,6 +1,6 @@
 import pytest
 
-from airkafka_app.task_rules import replay_decision
+from airkafka_app.task_rules import AIRFLOW_REPLAY, replay_decision
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,10 @@ def test_what_a_replay_does_with_each_state(state, only_failed, force, outcome):
 @pytest.mark.parametrize("force", [False, True])
 def test_a_refused_message_is_never_replayed_whatever_the_flags(force):
     assert replay_decision(None, only_failed=False, force=force, refused=True) == "skipped: refused (dead letter)"
+
+
+@pytest.mark.parametrize("state", [None, "failed", "success", "running"])
+def test_an_airflow_try_is_never_replayed_whatever_its_state_or_the_flags(state):
+    for force in (False, True):
+        assert replay_decision(state, only_failed=False, force=force, kind="airflow") == AIRFLOW_REPLAY
+    assert replay_decision(state, only_failed=False, force=False, kind="shell") != AIRFLOW_REPLAY
