@@ -22,6 +22,7 @@ def __getattr__(name: str) -> Any:
     import airkafka_app.shutdown  # noqa: F401
     import airkafka_app.web.cluster  # noqa: F401
     import airkafka_app.web.dashboard  # noqa: F401
+    import airkafka_app.web.dead_letters  # noqa: F401
     import airkafka_app.web.views  # noqa: F401
     from airkafka_app.application import app
 

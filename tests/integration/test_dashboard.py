@@ -76,6 +76,7 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
             shell("d-bad", "sh", "-c", "echo boom >&2; exit 3"),
             shell("d-long", "sleep", "300"),
             shell(HOSTILE_ID, "true"),
+            shell("d-refused", "rm", "-rf", "/tmp/nothing"),  # not on the allowlist: a dead letter
         )
         expect(feed_state(page, "d-ok")).to_have_text("success", timeout=30_000)
         failed = page.locator('#failed tr[data-task="d-bad"]')
@@ -84,6 +85,9 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         hostile = page.locator("#feed tbody tr").filter(has_text=HOSTILE_ID)
         expect(hostile.locator("td").nth(2)).to_have_text("success", timeout=30_000)
         assert page.locator("#feed img").count() == 0 and page.title() == "AirKafka"
+        letter = page.locator("#dead-letters tbody tr").filter(has_text="d-refused")
+        expect(letter).to_contain_text("AIRKAFKA_SHELL_ALLOW", timeout=30_000)
+        expect(letter.locator("td").nth(4)).to_contain_text('"argv"')
 
         page.locator('#feed tr[data-task="d-long"] a').click()
         expect(task_state(page)).to_have_text("running", timeout=30_000)

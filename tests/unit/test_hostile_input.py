@@ -115,3 +115,15 @@ def test_deep_and_huge_inputs_are_refused_not_raised():
         b'{"id": "\\ud800", "kind": "shell", "args": {}}',
     ):
         assert accepted(None, value) is None
+
+
+def test_a_dead_letter_is_listed_with_its_reason_and_a_safe_start_of_its_value():
+    from airkafka_app.contract.dead_letters import SHOWN_VALUE_CHARS, dead_letter, encode_dead_letter, listing
+
+    big = b'{"x": "' + b"a" * 100_000 + b'"}'
+    shown = listing(encode_dead_letter(dead_letter("too big", "cmds", 1, 7, b"k1", big)), 1_000_000)
+    assert shown["reason"] == "too big" and shown["key"] == "k1" and shown["source"] == "cmds:1@7"
+    assert shown["size"] == len(big) and shown["truncated"] and len(shown["value"]) == SHOWN_VALUE_CHARS
+    binary = listing(encode_dead_letter(dead_letter("not UTF-8", "cmds", 0, 1, None, b"\xff\xfe")), 0)
+    assert binary["value"].startswith("(base64) ") and binary["size"] == 2 and not binary["truncated"]
+    assert listing(b"not json", 0) is None and listing(b'{"no": "error"}', 0) is None

@@ -130,6 +130,22 @@ async function refreshFeed() {
   });
 }
 
+// Each refresh reads the dead-letters topic's tail: every few seconds, not every second.
+const DEAD_LETTERS_EVERY = 5;
+let ticks = 0;
+
+async function refreshDeadLetters() {
+  const answer = await call("/dead-letters/?limit=20");
+  fill("dead-letters", answer.dead_letters, (row, d) => {
+    cell(row, time(d.at));
+    cell(row, d.key);
+    cell(row, d.reason, "detail");
+    cell(row, d.size);
+    cell(row, d.truncated ? `${d.value}…` : d.value, "detail");
+    cell(row, d.source);
+  });
+}
+
 function route() {
   const match = location.hash.match(/^#\/task\/([^/]+)\/(.+)$/);
   return match ? { queue: decodeURIComponent(match[1]), id: decodeURIComponent(match[2]) } : null;
@@ -199,7 +215,7 @@ async function tick() {
   $("task-page").hidden = !target;
   try {
     if (target) await refreshTask(target);
-    else await Promise.all([refreshCluster(), refreshFeed()]);
+    else await Promise.all([refreshCluster(), refreshFeed(), ticks++ % DEAD_LETTERS_EVERY ? null : refreshDeadLetters()]);
     $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("status").className = "";
   } catch (error) {

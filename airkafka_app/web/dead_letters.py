@@ -1,0 +1,56 @@
+"""``/dead-letters/``: the newest dead letters of the whole cluster, with their reasons. Every
+worker writes them to one topic, so any worker answers for all; each request reads the topic's
+tail without a group."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.web import Request, Response, View
+
+from airkafka_app.application import app
+from airkafka_app.contract.dead_letters import listing
+from airkafka_app.contract.kafka_connection import aiokafka_options
+from airkafka_app.contract.settings import settings
+from airkafka_app.kafka.admin import partition_count
+from airkafka_app.web.views import MAX_LIMIT, refused_read
+
+
+async def newest(limit: int) -> list[dict]:
+    """The ``limit`` newest dead letters, newest first."""
+    tps = [
+        TopicPartition(settings.dead_letters_topic, p)
+        for p in range(await partition_count(settings.dead_letters_topic) or 0)
+    ]
+    if not tps:
+        return []
+    consumer = AIOKafkaConsumer(**aiokafka_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        for tp in tps:  # the newest ``limit`` of every partition hold the newest ``limit`` of all
+            consumer.seek(tp, max(starts[tp], ends[tp] - limit))
+        found = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                found += [
+                    shown for message in messages if (shown := listing(message.value, message.timestamp)) is not None
+                ]
+        return sorted(found, key=lambda letter: letter["at"], reverse=True)[:limit]
+    finally:
+        await consumer.stop()
+
+
+@app.page("/dead-letters/")
+async def dead_letters(web: View, request: Request) -> Response:
+    """The newest ``limit`` (default 50) dead letters over the cluster, newest first: when, the
+    refused message's key and place, the reason, its size, and the start of its value."""
+    if refused := refused_read(web, request):
+        return refused
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
+    return web.json({"dead_letters": await newest(limit)})
