@@ -22,7 +22,7 @@ from airkafka_app.contract.states import State
 from airkafka_app.liveness import heartbeats
 from airkafka_app.web import peers
 from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
-from airkafka_app.web.views import MAX_LIMIT, refused_read
+from airkafka_app.web.views import LIMIT_ERROR, limit_of, refused_read
 
 
 def member_urls() -> list[str]:
@@ -66,12 +66,8 @@ async def cluster_tasks(web: View, request: Request) -> Response:
     ``state``, ``worker`` and the Airflow fields as ``/tasks/`` picks them; one page, newest change first."""
     if refused := refused_read(web, request):
         return refused
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
+    if (limit := limit_of(request, 50)) is None:
+        return web.json({"error": LIMIT_ERROR}, status=400)
     query = {"queue": request.query.get("queue", DEFAULT_QUEUE), "limit": str(limit)}
     query.update({name: request.query[name] for name in ("state", *IDENTITY) if name in request.query})
     answers = await ask_members("/tasks/", query)

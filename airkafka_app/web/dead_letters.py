@@ -12,7 +12,7 @@ from airkafka_app.contract.dead_letters import listing
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.settings import settings
 from airkafka_app.kafka.admin import partition_count
-from airkafka_app.web.views import MAX_LIMIT, refused_read
+from airkafka_app.web.views import LIMIT_ERROR, limit_of, refused_read
 
 
 async def newest(limit: int) -> list[dict]:
@@ -47,10 +47,6 @@ async def dead_letters(web: View, request: Request) -> Response:
     refused message's key and place, the reason, its size, and the start of its value."""
     if refused := refused_read(web, request):
         return refused
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
+    if (limit := limit_of(request, 50)) is None:
+        return web.json({"error": LIMIT_ERROR}, status=400)
     return web.json({"dead_letters": await newest(limit)})

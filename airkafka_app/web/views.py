@@ -58,6 +58,18 @@ def refused_read(web: View, request: Request) -> Response | None:
     return None
 
 
+def limit_of(request: Request, default: int) -> int | None:
+    """The ``limit`` a listing asks for, or None when it is no integer from 1 to MAX_LIMIT."""
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        return None
+    return limit if 1 <= limit <= MAX_LIMIT else None
+
+
+LIMIT_ERROR = f"limit must be an integer from 1 to {MAX_LIMIT}"
+
+
 def _queue(request: Request) -> Queue | None:
     return queues.get(request.query.get("queue", DEFAULT_QUEUE))
 
@@ -145,15 +157,12 @@ async def task_list(web: View, request: Request) -> Response:
     state = request.query.get("state")
     if state is not None and state not in State._value2member_map_:
         return web.json({"error": f"unknown state {state!r}"}, status=400)
+    if (limit := limit_of(request, 100)) is None:
+        return web.json({"error": LIMIT_ERROR}, status=400)
     try:
-        limit = int(request.query.get("limit", "100"))
         after = _after(request.query["cursor"]) if "cursor" in request.query else None
     except ValueError:
-        return web.json(
-            {"error": f"limit must be an integer from 1 to {MAX_LIMIT}, and cursor a page's next"}, status=400
-        )
-    if not 1 <= limit <= MAX_LIMIT:
-        return web.json({"error": f"limit must be an integer from 1 to {MAX_LIMIT}"}, status=400)
+        return web.json({"error": "cursor must be the next of a page"}, status=400)
     states = [State(state)] if state else list(State)
     match = _airflow_filter(request)
     found, stopped_at = await queue.tasks.newest(states, after, limit + 1, match)
