@@ -97,6 +97,13 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         page.locator("#cancel").click()
         expect(page.locator("#action-result")).to_contain_text("cancel sent")
         expect(task_state(page)).to_have_text("cancelled", timeout=30_000)
+        expect(page.locator("#cancel")).to_be_disabled()  # nothing left to cancel
+
+        page.goto(a.url + "/#/task/default/d-ok")
+        expect(task_state(page)).to_have_text("success", timeout=10_000)
+        page.once("dialog", lambda dialog: dialog.dismiss())  # asked before a forced replay
+        page.locator("#replay").click()
+        expect(page.locator("#action-result")).to_have_text("replay not sent")
 
         page.goto(a.url + "/#/task/default/d-bad")
         expect(task_state(page)).to_have_text("failed", timeout=10_000)

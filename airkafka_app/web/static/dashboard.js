@@ -8,6 +8,8 @@ const ENDED = ["success", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
 const ended = {}; // queue -> [[time, tasks ended so far]] over the rate window
 let workersSeen = [];
+let shown = null; // the task on its page, as last read
+const IN_FLIGHT = ["queued", "running", "up_for_retry"];
 
 function token() {
   return $("token").value.trim();
@@ -175,6 +177,13 @@ async function refreshTask(target) {
   });
   $("task-detail").textContent = t.detail || "";
   $("task-command").textContent = JSON.stringify(t.command, null, 2);
+  // Each button only where it can act: a cancel while the task is in flight, a replay once it
+  // has ended, never for an Airflow try, whose state is Airflow's.
+  shown = t;
+  const airflow = t.command && t.command.kind === "airflow";
+  $("cancel").disabled = !IN_FLIGHT.includes(t.state);
+  $("replay").disabled = IN_FLIGHT.includes(t.state) || airflow;
+  $("replay").title = airflow ? "An Airflow try: clear it in Airflow, which runs it again" : "";
 }
 
 // An operator's order (POST /control/), sent by this worker to every worker.
@@ -200,7 +209,14 @@ function maintenanceButton(w) {
 
 async function act(action) {
   const target = route();
-  const force = action === "replay" ? "&force=1" : "";
+  let force = "";
+  if (action === "replay" && shown && shown.state === "success") {
+    if (!window.confirm(`${shown.id} succeeded. Run it again anyway?`)) {
+      $("action-result").textContent = "replay not sent";
+      return;
+    }
+    force = "&force=1";
+  }
   try {
     const answer = await call(`/tasks/${encodeURIComponent(target.id)}/${action}/?queue=${encodeURIComponent(target.queue)}${force}`, "POST");
     $("action-result").textContent = `${action} sent: ${JSON.stringify(answer)}`;
