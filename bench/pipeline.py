@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options  # noqa: E402
+from airkafka_app.contract.settings import Settings  # noqa: E402
 from scripts.local_deployment import Deployment, WorkerProcess, shell  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
@@ -51,9 +52,15 @@ class Bench:
         self._stop = threading.Event()
         # The executor's client options, as users get them (Nagle off among them).
         broker = {"bootstrap.servers": deployment.bootstrap}
-        self.producer = Producer({**confluent_producer_options(), **broker, "linger.ms": 0})
+        settings = Settings()
+        self.producer = Producer({**confluent_producer_options(settings), **broker, "linger.ms": 0})
         self.consumer = Consumer(
-            {**confluent_options(), **broker, "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+            {
+                **confluent_options(settings),
+                **broker,
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
         )
         # Explicit end offsets: OFFSET_END would be resolved only when the fetcher starts, after
         # the first commands may have ended, and their records would be skipped.

@@ -1,6 +1,6 @@
 """The command envelope on the commands topic: decoding and validation (Faust-free).
 
-Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.runners``). Every byte
+Kind-specific ``args`` are checked by the kind's runner (``airkafka_app.worker.runners``). Every byte
 may be hostile: decoding either returns a Command or raises InvalidCommand, whatever the input.
 """
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from airkafka_app.contract.settings import Settings, settings
+from airkafka_app.contract.settings import Settings
 
 
-def uses_sasl(config: Settings = settings) -> bool:
+def uses_sasl(config: Settings) -> bool:
     return config.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
 
-def uses_ssl(config: Settings = settings) -> bool:
+def uses_ssl(config: Settings) -> bool:
     return config.security_protocol in ("SSL", "SASL_SSL")
 
 
-def ssl_context(config: Settings = settings) -> ssl.SSLContext | None:
+def ssl_context(config: Settings) -> ssl.SSLContext | None:
     """The context the Python clients use; None without SSL. The system CAs when no CA file is given."""
     if not uses_ssl(config):
         return None
@@ -30,7 +30,7 @@ def ssl_context(config: Settings = settings) -> ssl.SSLContext | None:
     return context
 
 
-def aiokafka_options(config: Settings = settings) -> dict[str, Any]:
+def aiokafka_options(config: Settings) -> dict[str, Any]:
     """Keyword arguments for any aiokafka client."""
     options: dict[str, Any] = {
         "bootstrap_servers": config.bootstrap_servers,
@@ -46,7 +46,7 @@ def aiokafka_options(config: Settings = settings) -> dict[str, Any]:
     return options
 
 
-def confluent_options(config: Settings = settings) -> dict[str, Any]:
+def confluent_options(config: Settings) -> dict[str, Any]:
     """librdkafka properties, as in a Confluent Cloud client config.
 
     Nagle is off, as the Java clients and asyncio (and so aiokafka) have it: with librdkafka's
@@ -77,14 +77,14 @@ def confluent_options(config: Settings = settings) -> dict[str, Any]:
     return options
 
 
-def confluent_producer_options(config: Settings = settings) -> dict[str, Any]:
+def confluent_producer_options(config: Settings) -> dict[str, Any]:
     """librdkafka properties of a producer of commands. librdkafka's default partitioner hashes
     keys with CRC32; the Java clients, aiokafka and Faust use murmur2, and a command must land on
     the partition whose worker holds its task's record (and routes its views and recoveries)."""
     return {**confluent_options(config), "partitioner": "murmur2_random", "enable.idempotence": True}
 
 
-def describe(config: Settings = settings) -> str:
+def describe(config: Settings) -> str:
     """How the clients connect, for messages: never the password."""
     how = f"over {config.security_protocol}"
     return f"{how} as {config.sasl_username!r} with {config.sasl_mechanism}" if uses_sasl(config) else how

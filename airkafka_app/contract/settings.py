@@ -1,4 +1,5 @@
-"""Every setting AirKafka reads, in one place, from the environment.
+"""Every setting AirKafka reads, in one place, from the environment, when ``Settings()`` is built:
+importing this module reads nothing. The worker's assembly builds it once (``worker/assembly.py``).
 
 Faust-free: the executor side imports this too. docs/configuration.md's
 table documents each variable and its default. In Airflow's interpreter (the executor), a
@@ -219,6 +220,16 @@ class Settings:
         return self.executor_group or f"{self.app_id}-executor-{socket.gethostname()}"
 
     @property
+    def web_auth_headers(self) -> dict[str, str]:
+        """What a client of the workers' web views sends: the operator's token, if any."""
+        return {"Authorization": f"Bearer {self.web_token}"} if self.web_token else {}
+
+    @property
+    def worker_url(self) -> str:
+        """The web views of the worker these settings describe, as clients default to."""
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @property
     def bootstrap_servers(self) -> list[str]:
         """``kafka://a:9092;kafka://b:9092`` (Faust's form) as plain ``host:port`` entries."""
         return [url.strip().removeprefix("kafka://") for url in self.broker.split(";") if url.strip()]
@@ -233,6 +244,3 @@ def for_team(options: Callable[[str], str | None]) -> Settings:
         return Settings()
     finally:
         _team_options.reset(token)
-
-
-settings = Settings()

@@ -51,7 +51,7 @@ class TaskRecord:
     # The task's earlier attempts, as ``summary()`` gives them: what a dashboard shows of its past.
     earlier: Sequence[dict[str, Any]] = ()
     # When an ``up_for_retry`` task's next attempt is due (wall clock); None: at once. The task
-    # waits in the table, not in a worker's memory (worker_pool.py).
+    # waits in the table, not in a worker's memory (worker/pool.py).
     retry_at: float | None = None
 
     @classmethod

@@ -220,7 +220,9 @@ def test_a_tries_log_outlives_its_worker(airflow_stack, broker, tmp_path):
         worker.stop()
     shutil.rmtree(home)  # its log files, as a host that is gone
     airflow.kill("api-server")
-    airflow.restart("api-server", AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS="airkafka_app.airflow_logs.LOGGING_CONFIG")
+    airflow.restart(
+        "api-server", AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS="airkafka_app.airflow.log_handler.LOGGING_CONFIG"
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -242,7 +244,7 @@ def test_a_tries_log_outlives_its_worker(airflow_stack, broker, tmp_path):
 REVOKE = """
 import sys
 from airflow.models.taskinstancekey import TaskInstanceKey
-from airkafka_app.executor import KafkaExecutor
+from airkafka_app.airflow.executor import KafkaExecutor
 
 class TaskInstance:  # revoke_task reads only the key and the queue
     key = TaskInstanceKey("revoke_dag", "revoke_task", "run-1", 1, -1)
@@ -295,7 +297,7 @@ def test_revoke_task_cancels_the_try_on_its_worker(broker, tmp_path):
 SYNC = """
 import json, sys, time
 from airflow.models.taskinstancekey import TaskInstanceKey
-from airkafka_app.executor import KafkaExecutor
+from airkafka_app.airflow.executor import KafkaExecutor
 
 run_id, reader = sys.argv[1:]
 
@@ -367,8 +369,9 @@ PLACE_KEYS = """
 import sys
 from confluent_kafka import Producer
 from airkafka_app.contract.kafka_connection import confluent_producer_options
+from airkafka_app.contract.settings import Settings
 
-producer = Producer(confluent_producer_options())
+producer = Producer(confluent_producer_options(Settings()))
 for n in range(200):
     producer.produce(sys.argv[1], key=f"task-{n}".encode(), value=b"{}")
 assert producer.flush(30) == 0
@@ -405,7 +408,7 @@ import json, sys, time, uuid
 from airflow.executors.workloads import BundleInfo, ExecuteTask
 from airflow.executors.workloads.task import TaskInstanceDTO
 from airflow.models.taskinstancekey import TaskInstanceKey
-from airkafka_app.executor import KafkaExecutor
+from airkafka_app.airflow.executor import KafkaExecutor
 
 def workload(task_id, queue="default"):
     ti = TaskInstanceDTO.model_construct(id=uuid.uuid4(), dag_id="ops_dag", task_id=task_id, run_id="run-1",

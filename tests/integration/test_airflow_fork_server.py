@@ -3,7 +3,7 @@ reason in the task's output, and the server goes on."""
 
 import asyncio
 
-from airkafka_app.runners.airflow import AirflowRunner
+from airkafka_app.worker.runners.airflow import AirflowRunner
 from scripts.local_airflow import PYTHON as AIRFLOW_PYTHON
 
 

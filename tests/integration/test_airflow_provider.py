@@ -32,7 +32,7 @@ def test_airflow_lists_the_provider_and_shows_its_section_with_the_defaults(tmp_
 
 def test_the_executor_reads_airflow_conf_and_an_airkafka_variable_wins(tmp_path):
     code = (
-        "import airflow.configuration\nfrom airkafka_app.contract.settings import settings\n"
+        "import airflow.configuration\nfrom airkafka_app.contract.settings import Settings\nsettings = Settings()\n"
         "print(settings.partitions, settings.queues, repr(settings.sasl_password))"
     )
     env = airflow_env(

@@ -3,7 +3,7 @@
 import json
 from datetime import datetime
 
-from airkafka_app.runners.trigger_dag import dag_run_id
+from airkafka_app.worker.runners.trigger_dag import dag_run_id
 from scripts.local_deployment import Deployment
 
 DAG_ID = "airkafka_triggered"

@@ -60,7 +60,7 @@ def test_the_worker_replay_and_the_executor_authenticate(sasl_broker, tmp_path, 
     sync_through_the_executor(airflow_side, executor_env)
 
 
-EXECUTOR_START = "from airkafka_app.executor import KafkaExecutor; KafkaExecutor().start()"
+EXECUTOR_START = "from airkafka_app.airflow.executor import KafkaExecutor; KafkaExecutor().start()"
 
 
 def test_wrong_credentials_stop_each_client_with_one_clear_error(sasl_broker, tmp_path):

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from airkafka_app.kafka.transport import Transport, seek_to_committed_or_beginning
+from airkafka_app.worker.kafka.transport import Transport, seek_to_committed_or_beginning
 
 
 async def _scenario(bootstrap: str) -> dict[str, int]:

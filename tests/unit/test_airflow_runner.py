@@ -5,7 +5,7 @@ import time
 
 from airkafka_app.contract.commands import Command
 from airkafka_app.contract.states import State
-from airkafka_app.runners.airflow import AirflowRunner, FinalState, token_expiry
+from airkafka_app.worker.runners.airflow import AirflowRunner, FinalState, token_expiry
 
 
 def workload(exp: float) -> str:

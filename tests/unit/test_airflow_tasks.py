@@ -7,7 +7,7 @@ import pytest
 from airkafka_app.contract.airflow_tasks import PROOF, check_id, command_id, proof, workload_command, workload_id
 from airkafka_app.contract.commands import Command, InvalidCommand
 from airkafka_app.contract.task_record import TaskRecord
-from airkafka_app.runners.airflow import AirflowRunner
+from airkafka_app.worker.runners.airflow import AirflowRunner
 
 TI = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1}
 ID = command_id("d", "t", "r", -1, 1)

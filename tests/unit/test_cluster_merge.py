@@ -1,5 +1,5 @@
 from airkafka_app.contract.heartbeats import SHOWN_S, Beat, roster, worker_status
-from airkafka_app.web.cluster_merge import merge_queues, merge_tasks, merge_workers
+from airkafka_app.worker.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 
 
 def test_worker_status_by_silence_and_stop():

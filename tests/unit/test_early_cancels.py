@@ -1,8 +1,8 @@
 from types import SimpleNamespace
 
-from airkafka_app.early_cancels import EarlyCancels
-from airkafka_app.serial_lines import SerialLines
-from airkafka_app.task_rules import read_before
+from airkafka_app.worker.core.early_cancels import EarlyCancels
+from airkafka_app.worker.core.serial_lines import SerialLines
+from airkafka_app.worker.core.task_rules import read_before
 
 
 def test_a_command_read_before_its_noted_cancel_is_cancelled_once():

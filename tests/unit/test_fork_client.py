@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from airkafka_app.runners import airflow_fork_server
-from airkafka_app.runners.airflow import AirflowRunner
-from airkafka_app.runners.fork_client import RUN_PATH, ForkServer, ForkServerLost
-from airkafka_app.runners.shell import ShellRunner
+from airkafka_app.worker.runners import airflow_fork_server
+from airkafka_app.worker.runners.airflow import AirflowRunner
+from airkafka_app.worker.runners.fork_client import RUN_PATH, ForkServer, ForkServerLost
+from airkafka_app.worker.runners.shell import ShellRunner
 from tests.processes import wait_for
 
 # The server's loop as Airflow's interpreter runs it, with each payload run by `sh -c`.

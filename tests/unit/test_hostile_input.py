@@ -14,9 +14,9 @@ from airkafka_app.contract.commands import Command, InvalidCommand, decode_comma
 from airkafka_app.contract.dead_letters import MAX_VALUE_BYTES, dead_letter, encode_dead_letter
 from airkafka_app.contract.internal import decode_internal
 from airkafka_app.contract.task_record import TaskRecord
-from airkafka_app.runners.airflow import AirflowRunner
-from airkafka_app.runners.shell import ShellRunner
-from airkafka_app.runners.trigger_dag import AirflowApi, TriggerDagRunner
+from airkafka_app.worker.runners.airflow import AirflowRunner
+from airkafka_app.worker.runners.shell import ShellRunner
+from airkafka_app.worker.runners.trigger_dag import AirflowApi, TriggerDagRunner
 
 RUNNERS = {
     "shell": ShellRunner(allow={"true", "sh"}, env_allow={"APP_*", "PATH"}),

@@ -28,10 +28,10 @@ AIRFLOW_SIDE = [
     "airkafka_app",
     "airkafka_app.contract",
     *CONTRACT,
-    "airkafka_app.provider",
-    "airkafka_app.provider_cli",
+    "airkafka_app.airflow.provider",
+    "airkafka_app.airflow.cli",
     "airkafka_app.console",
-    "airkafka_app.web.cluster_merge",
+    "airkafka_app.worker.web.cluster_merge",
 ]
 BLOCKED = ("faust", "mode", "aiokafka")
 PROBE = """
@@ -58,7 +58,7 @@ def test_what_airflow_imports_imports_without_faust(module):
 
 
 def test_the_probe_fails_on_a_faust_module():
-    done = probe("airkafka_app.topics")
+    done = probe("airkafka_app.worker.topics")
     assert done.returncode != 0 and "import of faust halted" in done.stderr
 
 
@@ -67,16 +67,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _run_time_nodes(tree: ast.AST):
+    """The nodes of a module, but for those under ``if TYPE_CHECKING:``: imports for annotations
+    load nothing at run time."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _run_time_nodes(node)
+
+
 def imports(prefix: str = "airkafka_app") -> dict[str, set[str]]:
     """Module -> the modules it imports whose names start with ``prefix``, wherever in its body."""
     found: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _run_time_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
-                # `from airkafka_app import topics` imports a module; `from x.y import name` imports x.y.
+                # `from airkafka_app.worker import topics` imports a module; `from x.y import name` imports x.y.
                 names |= {
                     f"{node.module}.{alias.name}"
                     if (PACKAGE.parent / node.module.replace(".", "/") / f"{alias.name}.py").exists()
@@ -88,9 +98,12 @@ def imports(prefix: str = "airkafka_app") -> dict[str, set[str]]:
 
 
 def part(module: str) -> str:
-    """A subpackage, or a module of the package's top level."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else module
+    """A part of the tree: ``contract``, ``airflow``, one of the worker's subpackages or
+    top-level modules (``worker.pool``, ``worker.tables``), or a module of the package's top level."""
+    parts = module.split(".")[1:]
+    if parts[:1] == ["worker"] and len(parts) > 1:
+        return f"worker.{parts[1]}"
+    return parts[0] if parts else module
 
 
 def offenders(rule) -> list[tuple[str, str]]:
@@ -99,13 +112,16 @@ def offenders(rule) -> list[tuple[str, str]]:
 
 def test_the_rules_see_the_imports():
     graph = imports()
-    assert "airkafka_app.contract.settings" in graph["airkafka_app.worker_pool"]
-    assert "airkafka_app.topics" in graph["airkafka_app.queues"]  # `from airkafka_app import topics`
-    assert "airkafka_app.tables.tasks" in graph["airkafka_app.worker_pool"]
+    assert "airkafka_app.contract.settings" in graph["airkafka_app.worker.control"]
+    # `from airkafka_app.worker import task_metrics` imports a module
+    assert "airkafka_app.worker.task_metrics" in graph["airkafka_app.worker.intake"]
+    assert "airkafka_app.worker.tables.tasks" in graph["airkafka_app.worker.pool"]
+    # imports for annotations only are left out
+    assert "airkafka_app.worker.queues" not in graph["airkafka_app.worker.liveness"]
 
 
 def test_the_airflow_side_reads_no_faust_module_even_lazily():
-    side = {*AIRFLOW_SIDE, "airkafka_app.executor", "airkafka_app.airflow_logs"}
+    side = {*AIRFLOW_SIDE, "airkafka_app.airflow.executor", "airkafka_app.airflow.log_handler"}
     everything = imports("")
     assert sorted((m, n) for m in side for n in everything[m] if n.split(".")[0] in BLOCKED) == []
     assert sorted((m, n) for m in side for n in imports()[m] if n not in side and m != "airkafka_app") == []
@@ -115,26 +131,36 @@ def test_the_contract_imports_only_the_contract():
     assert offenders(lambda m, n: part(m) == "contract" and part(n) != "contract") == []
 
 
-def test_the_kafka_plumbing_imports_only_the_contract():
-    assert offenders(lambda m, n: part(m) == "kafka" and part(n) not in ("contract", "kafka")) == []
+def test_the_airflow_side_imports_only_itself_and_the_contract():
+    assert offenders(lambda m, n: part(m) == "airflow" and part(n) not in ("airflow", "contract")) == []
+
+
+def test_the_decisions_and_the_kafka_plumbing_import_only_the_contract():
+    for inner in ("worker.core", "worker.kafka"):
+        assert offenders(lambda m, n, inner=inner: part(m) == inner and part(n) not in ("contract", inner)) == []
 
 
 def test_nothing_reaches_back_up_the_flow():
-    upstream = {"agents", "worker_pool", "web", "cli", "replay"}
-    assert (
-        offenders(lambda m, n: part(m) in ("tables", "runners") and part(n) in upstream | {"tables"} - {part(m)}) == []
-    )
-    assert offenders(lambda m, n: part(n) == "agents" and m != "airkafka_app" and part(m) != "agents") == []
-    assert offenders(lambda m, n: part(n) == "web" and m != "airkafka_app" and part(m) != "web") == []
+    upstream = {"worker.intake", "worker.pool", "worker.web", "worker.cli", "worker.replay", "worker.assembly"}
+    below = ("worker.tables", "worker.runners")
+    assert offenders(lambda m, n: part(m) in below and part(n) in upstream | set(below) - {part(m)}) == []
+    # Only the assembly wires the agents and the web side in.
+    for wired in ("worker.intake", "worker.web"):
+        assert offenders(lambda m, n, w=wired: part(n) == w and part(m) not in (w, "worker.assembly")) == []
 
 
 def test_the_parts_import_each_other_without_a_cycle():
     graph: dict[str, set[str]] = defaultdict(set)
     for module, names in imports().items():
-        if module == "airkafka_app":  # the registration of everything, on first use of `app`
+        if module == "airkafka_app":  # the app, built on first use of `app`
             continue
         graph[part(module)] |= {part(name) for name in names if part(name) not in (part(module), "airkafka_app")}
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as cycle:
         pytest.fail(f"import cycle between the package's parts: {cycle.args[1]}")
+
+
+def test_a_handful_of_modules_sit_at_the_top():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "console.py", "executor.py"]

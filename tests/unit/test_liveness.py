@@ -1,17 +1,21 @@
 import pytest
 
-from airkafka_app import liveness
 from airkafka_app.contract.heartbeats import parse_beat
 from airkafka_app.contract.settings import Settings
+from airkafka_app.worker import liveness
 
 
 @pytest.fixture
-def heartbeats(monkeypatch):
+def settings(monkeypatch):
     monkeypatch.setenv("AIRKAFKA_WORKER_NAME", "me")
     monkeypatch.setenv("AIRKAFKA_HEARTBEAT_S", "1")
     monkeypatch.setenv("AIRKAFKA_WORKER_LOST_AFTER_S", "10")
-    monkeypatch.setattr(liveness, "settings", Settings())
-    beats = liveness.Heartbeats()
+    return Settings()
+
+
+@pytest.fixture
+def heartbeats(settings):
+    beats = liveness.Heartbeats(settings)
     beats.caught_up.set()
     return beats
 
@@ -86,21 +90,24 @@ def test_a_heartbeat_parses_with_its_stop_marker():
     assert parse_beat(b'{"worker": "w", "at": 2, "url": "http://h:6066"}').url == "http://h:6066"
 
 
-def test_a_run_whose_end_is_reported_is_no_orphan_of_its_own_worker(heartbeats, monkeypatch):
+def test_a_run_whose_end_is_reported_is_no_orphan_of_its_own_worker(settings, heartbeats):
     """A run that ended while its partition moved sent its end as a report: until the report is
     stored, the table still shows its start, and this worker, the owner again, must not take
     that for a task it lost."""
     import time
+    from types import SimpleNamespace
 
+    from airkafka_app.contract.orders import Mode
     from airkafka_app.contract.states import State
     from airkafka_app.contract.task_record import TaskRecord
-    from airkafka_app.tables import tasks
+    from airkafka_app.worker.tables.tasks import AwaitingReports
 
     command = {"id": "r1", "kind": "shell", "args": {"argv": ["true"]}, "retries": 0}
     running = TaskRecord.new_attempt(command, None, "me").to(State.RUNNING)
     running = running.__class__(**{**vars(running), "updated_at": time.time() - 60})
-    monkeypatch.setattr(tasks, "awaiting_report", {})
-    monkeypatch.setattr(liveness, "awaiting_report", tasks.awaiting_report)
-    assert liveness.is_orphan(running, "default")  # silent past the bound, and nothing says otherwise
-    tasks.note_report(running.to(State.SUCCESS, exit_code=0))
-    assert not liveness.is_orphan(running, "default")
+    awaiting = AwaitingReports()
+    control = SimpleNamespace(mode=Mode(concurrency=1))
+    judge = liveness.Liveness(settings, None, None, heartbeats, control, None, {}, awaiting)
+    assert judge.is_orphan(running, "default")  # silent past the bound, and nothing says otherwise
+    awaiting.note(running.to(State.SUCCESS, exit_code=0))
+    assert not judge.is_orphan(running, "default")

@@ -1,4 +1,4 @@
-from airkafka_app.runners.process import MAX_LINE_BYTES, OutputTail
+from airkafka_app.worker.runners.process import MAX_LINE_BYTES, OutputTail
 
 
 def test_a_line_split_across_reads_is_one_line():

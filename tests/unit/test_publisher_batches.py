@@ -1,4 +1,4 @@
-from airkafka_app.tables.publisher import take_batch
+from airkafka_app.worker.tables.publisher import take_batch
 
 
 def records(n: int, start: int = 0) -> dict:

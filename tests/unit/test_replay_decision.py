@@ -1,6 +1,6 @@
 import pytest
 
-from airkafka_app.task_rules import AIRFLOW_REPLAY, replay_decision
+from airkafka_app.worker.core.task_rules import AIRFLOW_REPLAY, replay_decision
 
 
 @pytest.mark.parametrize(

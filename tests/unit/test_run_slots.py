@@ -3,7 +3,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airkafka_app.run_slots import RunSlots, SlotLine
+from airkafka_app.worker.core.run_slots import RunSlots, SlotLine
 
 
 def test_the_highest_priority_goes_first_and_arrival_order_among_equals():

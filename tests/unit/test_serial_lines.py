@@ -1,4 +1,4 @@
-from airkafka_app.serial_lines import SerialLines
+from airkafka_app.worker.core.serial_lines import SerialLines
 
 
 def test_tasks_of_a_key_run_one_after_another_in_order():

@@ -6,9 +6,9 @@ import pytest
 
 from airkafka_app.contract.commands import Command, InvalidCommand
 from airkafka_app.contract.states import State
-from airkafka_app.runners import runner_for
-from airkafka_app.runners.process import TAIL_BYTES
-from airkafka_app.runners.shell import ShellRunner
+from airkafka_app.worker.runners import runner_for
+from airkafka_app.worker.runners.process import TAIL_BYTES
+from airkafka_app.worker.runners.shell import ShellRunner
 from tests.processes import is_running
 
 RUNNER = ShellRunner(allow={"true", "sh", "sleep"})
@@ -127,7 +127,7 @@ def test_a_disabled_runner_refuses_every_command_and_says_why():
     runner = ShellRunner(allow=())
     assert runner.disabled == "AIRKAFKA_SHELL_ALLOW is empty"
     with pytest.raises(InvalidCommand, match="shell runner is disabled on worker .*: AIRKAFKA_SHELL_ALLOW is empty"):
-        runner_for({"shell": runner}, Command(id="t", kind="shell", args={"argv": ["true"]}))
+        runner_for({"shell": runner}, Command(id="t", kind="shell", args={"argv": ["true"]}), "worker w1")
 
 
 def test_unknown_kind_is_refused():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from airkafka_app.runners.shell import ShellRunner
+from airkafka_app.worker.runners.shell import ShellRunner
 from tests.processes import is_running, wait_for
 
 BOUND_S = 20.0

@@ -8,8 +8,8 @@ import json
 from rocksdict import Options, Rdict
 
 from airkafka_app.contract.states import State
-from airkafka_app.tables import task_index
-from airkafka_app.tables.task_index import Entry, TaskIndex
+from airkafka_app.worker.tables import task_index
+from airkafka_app.worker.tables.task_index import Entry, TaskIndex
 
 
 def record(key: str, state: State, at: float) -> bytes:

@@ -10,7 +10,7 @@ from airkafka_app.contract.commands import MAX_RETRY_DELAY_S, Command, InvalidCo
 from airkafka_app.contract.settings import Settings
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
-from airkafka_app.task_rules import (
+from airkafka_app.worker.core.task_rules import (
     backoff,
     is_stale,
     recovery,

@@ -3,8 +3,8 @@
 import pytest
 
 from airkafka_app.contract.commands import Command, InvalidCommand
-from airkafka_app.runners import runner_for
-from airkafka_app.runners.trigger_dag import AirflowApi, TriggerDagRunner
+from airkafka_app.worker.runners import runner_for
+from airkafka_app.worker.runners.trigger_dag import AirflowApi, TriggerDagRunner
 
 API = AirflowApi("http://127.0.0.1:1", "", "", 1)
 

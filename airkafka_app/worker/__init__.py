@@ -1,0 +1,1 @@
+"""The worker: a Faust app, assembled from settings by ``assembly.build``."""

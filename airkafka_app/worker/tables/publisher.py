@@ -1,0 +1,158 @@
+"""Publishes the task tables' writes to Kafka in batches, one batch in flight at a time.
+
+A batch sends each written key's latest record to its table's changelog, then every state
+change in the order the transitions happened. While one batch is in flight, the next one
+gathers: a task that starts and ends meanwhile costs one changelog record instead of two or
+three, and produce requests grow with the load instead of multiplying with it. With nothing
+in flight, a write goes out at the end of the loop's current step.
+
+As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
+before it commits offsets or gives up partitions, and that flush first sends what is gathered
+and waits until the broker has acknowledged it (``kafka.transport.Producer.before_flush``). So
+an offset is committed only after the records of the tasks its commands started. Faust's own
+flush is not enough for that: it returns once its buffer has not moved for 0.1 s, with
+messages still in it.
+
+A batch goes to aiokafka whole (``Producer.send_batches``), past Faust's per-message path, so
+the publisher does what Faust does for each changelog record it sends: it keeps the last
+acknowledged offset of each changelog partition in the store, where recovery starts reading.
+aiokafka retries a batch for as long as the producer's request timeout (20 minutes with Faust's
+default), so a batch that still fails has met an error that sending again would not cure. Its
+tasks are logged; the table keeps their records, and views show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from collections import defaultdict
+
+import faust
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+MAX_LOGGED_IDS = 20
+# Records and state changes per batch: building one holds the event loop, record by record.
+MAX_BATCH = 2000
+
+# (table, key) -> (partition, record): a key's latest record only; None deletes it.
+Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
+# (key, state change), in transition order.
+Changes = list[tuple[bytes, bytes]]
+
+
+def take_batch(records: Records, changes: Changes, limit: int) -> tuple[Records, Changes]:
+    """Remove and return the next batch of at most ``limit`` records and changes: the changelog
+    records first, then the state changes in transition order. A burst, such as retention's
+    tombstones, is cut, and taken in place, so that each batch holds the event loop for its own
+    size, not for what is left of the burst."""
+    batch = dict(itertools.islice(records.items(), limit))
+    for key in batch:
+        del records[key]
+    room = limit - len(batch)
+    batch_changes = changes[:room]
+    del changes[:room]
+    return batch, batch_changes
+
+
+class TablePublisher:
+    def __init__(self, app: faust.App, state_changes_topic: str) -> None:
+        self._app = app
+        self._topic = state_changes_topic
+        self._records: Records = {}
+        self._changes: Changes = []
+        self._in_flight: asyncio.Task | None = None
+        self._sending: tuple[Records, Changes] = ({}, [])
+        self._scheduled = False
+        # When the batch in flight was handed over (loop time), and where it goes.
+        self.in_flight_since: float | None = None
+        self.in_flight_partitions: list[TP] = []
+
+    def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes | None) -> None:
+        """Gather a record written to a table, or a tombstone (None), for its changelog in the next batch."""
+        self._records[(table, key)] = (partition, record)
+        self._schedule()
+
+    def add_change(self, key: bytes, change: bytes) -> None:
+        """Gather a state change for the next batch."""
+        self._changes.append((key, change))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._in_flight is None and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand what is gathered to the producer, up to MAX_BATCH at a time: the changelog
+        records, then the state changes."""
+        self._scheduled = False
+        if not (self._records or self._changes) or self._in_flight is not None:
+            return
+        records, changes = take_batch(self._records, self._changes, MAX_BATCH)
+        self._sending = records, changes
+        self.in_flight_since = asyncio.get_running_loop().time()
+        self._in_flight = asyncio.ensure_future(self._send(records, changes))
+        self._in_flight.add_done_callback(lambda sent: self._landed(sent, records, changes))
+
+    async def flush_and_wait(self) -> None:
+        """Send what is gathered, and wait until the broker has acknowledged the batches that
+        carry it: the one in flight, then as many as what is gathered fills. Not the batches
+        after those, which hold what is written meanwhile: under load, a commit waiting for
+        them would wait as long as tasks keep ending."""
+        gathered = len(self._records) + len(self._changes)
+        batches = (self._in_flight is not None) + math.ceil(gathered / MAX_BATCH)
+        self.flush()
+        for _ in range(batches):
+            if self._in_flight is None:
+                return
+            # Shielded: a cancelled flush must not cancel the batch. Its done callback has
+            # handed over the next batch by the time this wakes.
+            await asyncio.shield(self._in_flight)
+
+    def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
+        """The records (table name, record) and state changes not yet acknowledged, oldest first."""
+        records = {**self._sending[0], **self._records}
+        return (
+            [(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
+            [*self._sending[1], *self._changes],
+        )
+
+    async def _send(self, records: Records, changes: Changes) -> None:
+        batches: dict[TP, list[tuple[bytes, bytes]]] = defaultdict(list)
+        changelogs = {}
+        for (table, key), (partition, record) in records.items():
+            tp = TP(table.changelog_topic_name, partition)
+            batches[tp].append((key, record))
+            changelogs[tp] = table
+        topic, producer = self._topic, self._app.producer
+        await producer.partitions_for(topic)  # key_partition needs the topic's metadata
+        partitions: dict[bytes, int] = {}
+        for key, change in changes:
+            if (partition := partitions.get(key)) is None:
+                partition = partitions[key] = producer.key_partition(topic, key).partition
+            batches[TP(topic, partition)].append((key, change))
+        self.in_flight_partitions = sorted(batches)
+        last = await producer.send_batches(batches)
+        for tp, table in changelogs.items():
+            table.data.set_persisted_offset(tp, last[tp])
+
+    def _landed(self, sent: asyncio.Task, records: Records, changes: Changes) -> None:
+        self._in_flight = None
+        self._sending = ({}, [])
+        self.in_flight_since = None
+        self.in_flight_partitions = []
+        if not sent.cancelled() and (error := sent.exception()) is not None:
+            ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _ in changes]))
+            log.error(
+                "table publisher: %d records and %d state changes not sent, of tasks %s%s: %r",
+                len(records),
+                len(changes),
+                ", ".join(ids[:MAX_LOGGED_IDS]),
+                " and more" if len(ids) > MAX_LOGGED_IDS else "",
+                error,
+            )
+        self.flush()
