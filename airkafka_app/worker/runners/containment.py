@@ -330,8 +330,9 @@ class Subreaper:
     def kill_tree(self, task_pid: int | None, running: set[int]) -> int:
         """Kill the task's session, its descendants, and adopted orphans from no running task's
         session (with no task: every descendant of this process); again until none is left, since
-        a process may fork while this runs. How many."""
-        me, killed = os.getpid(), 0
+        a process may fork while this runs. How many: a killed process that is still seen on the
+        next pass, not yet dead or reaped, is counted once."""
+        me, killed = os.getpid(), set[int]()
         for _ in range(100):
             processes = _processes()
             children: dict[int, list[int]] = {}
@@ -351,13 +352,13 @@ class Subreaper:
                     roots.extend(children.get(pid, []))
             targets.discard(task_pid)  # its own process is the caller's to end and reap
             if not targets:
-                return killed
+                return len(killed)
             for pid in targets:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            killed += len(targets)
+            killed |= targets
             self.reap_adopted(running)
-        return killed
+        return len(killed)
 
     @staticmethod
     def reap_adopted(running: set[int]) -> None:
