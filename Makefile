@@ -51,11 +51,11 @@ demo: $(VENV)/installed kafka
 # Lint and the fast tier first: they fail in seconds, before the broker and Airflow start.
 # Two processes, each file on one of them with its own broker; the slowest tests are listed at the end.
 test: lint unit $(AIRFLOW_VENV)/installed kafka chromium
-	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -n 2 --dist loadfile --durations=15 tests/integration
+	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
 
 # The tests that need neither a broker nor Airflow.
 unit: $(VENV)/installed
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n 2 tests/unit
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The AirKafka demo: a local broker and one worker, five commands, and the resulting table.
 
-Run it with ``make demo``. It starts everything it needs and stops it again.
+Run it with ``make demo``. It starts everything it needs and stops it again; on a terminal, it
+keeps the worker up, with its dashboard, until Enter or Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -52,6 +54,15 @@ def main() -> None:
         deployment.state_changes_until_terminal([c["id"] for _, c in DEMO if c["id"] != "demo-refused"])
         letters = deployment.read(deployment.dead_letters, lambda r: len(r) >= 2)
         show(console, worker, letters)
+        if sys.stdin.isatty():
+            console.print(
+                f"\n[bold]The dashboard:[/] {worker.url}/  (the workers, the tasks with their states and "
+                "attempts, the failed ones with their reasons, and the dead letters)\n"
+                f"Or the command line: .venv/bin/airkafka tasks --worker-url {worker.url}\n"
+                "Press Enter or Ctrl-C to stop the worker and the broker."
+            )
+            with contextlib.suppress(KeyboardInterrupt, EOFError):
+                input()
     finally:
         worker.stop()
         broker.stop()

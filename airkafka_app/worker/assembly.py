@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from faust.cli.base import cli as faust_command_line
 from mode import ServiceT
 from prometheus_client import CollectorRegistry
 
 from airkafka_app.contract.settings import Settings
-from airkafka_app.worker import cli, intake, replay
+from airkafka_app.worker import intake
 from airkafka_app.worker.application import App, create_app
 from airkafka_app.worker.cancel_lookout import CancelLookout
 from airkafka_app.worker.control import Control
@@ -30,6 +31,7 @@ from airkafka_app.worker.ops.stall_watchdog import StallWatchdog
 from airkafka_app.worker.parts import Parts
 from airkafka_app.worker.pool import WorkerPool
 from airkafka_app.worker.queues import Queue
+from airkafka_app.worker.replay import replay
 from airkafka_app.worker.runners import registry
 from airkafka_app.worker.tables.counters import CounterTable
 from airkafka_app.worker.tables.publisher import TablePublisher
@@ -51,8 +53,8 @@ def build(settings: Settings) -> App:
     for web in (views, cluster, dead_letters, dashboard):
         web.install(app)
     metrics.install(parts, parts.metrics_registry)
-    cli.install(app)
-    replay.install(app)
+    # `faust -A airkafka_app replay`, as it was before `airkafka replay`.
+    faust_command_line.add_command(replay)
     return app
 
 

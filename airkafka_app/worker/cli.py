@@ -1,7 +1,8 @@
-"""The commands an operator runs against a cluster, on Faust's command line (console.py):
-``submit``, ``tasks``, ``task`` and ``logs``, and the live changes ``maintenance``, ``pause`` and
-``concurrency``. Faust's global options come first: ``airkafka --json tasks``
-prints JSON.
+"""The ``airkafka`` command line (console.py): the operator's commands, which read the settings
+(``AIRKAFKA_*``) and talk to Kafka and the workers' web views, and build no worker; ``airkafka
+worker`` runs one. ``submit``, ``tasks``, ``task``, ``logs``, ``workers``, ``dead-letters``,
+``replay`` (replay.py), and the live changes ``maintenance``, ``pause`` and ``concurrency``.
+``airkafka --json ...`` prints JSON.
 """
 
 from __future__ import annotations
@@ -15,23 +16,40 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faust.cli import AppCommand, argument, option
 from yarl import URL
 
 from airkafka_app.contract.commands import InvalidCommand, decode_command
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.printable import printable
-from airkafka_app.contract.settings import DEFAULT_QUEUE, Settings
+from airkafka_app.contract.settings import Settings
 from airkafka_app.contract.task_logs import LogAssembly, partition_of
-from airkafka_app.worker.application import App
-from airkafka_app.worker.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
+from airkafka_app.worker.kafka.admin import (
+    KafkaRefused,
+    KafkaUnreachable,
+    check_connection,
+    partition_count,
+)
 from airkafka_app.worker.kafka.clients import group_less_consumer
+from airkafka_app.worker.replay import replay
+from airkafka_app.worker.terminal import QUEUE, WORKER_URL, Terminal, run_async, url_of
 
 TERMINAL = ("success", "failed", "cancelled")
 # `logs --follow`: how often it asks whether the task has ended, and how long it waits then.
 FOLLOW_POLL_S = 1.0
 FOLLOW_GRACE_S = 1.0
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rather than lines for people.")
+@click.pass_context
+def airkafka(ctx: click.Context, as_json: bool) -> None:
+    """AirKafka's command line: an operator's commands against a cluster, and 'worker' to run one.
+
+    Settings come from the AIRKAFKA_* variables (docs/configuration.md).
+    """
+    ctx.obj = Terminal(as_json)
 
 
 def exit_code(change: dict[str, Any]) -> int:
@@ -87,15 +105,34 @@ async def _outcome(consumer: AIOKafkaConsumer, dead_letters_topic: str, task_id:
                 sent.partition,
                 sent.offset,
             ):
-                return {"id": task_id, "state": "dead_letter", "detail": value.get("error")}
+                return {
+                    "id": task_id,
+                    "state": "dead_letter",
+                    "detail": value.get("error"),
+                }
         elif value.get("id") == task_id and value.get("state") in TERMINAL:
             return value
     raise RuntimeError("the consumer stopped")
 
 
-async def submit(self: AppCommand, **args: Any) -> None:
-    """Send a shell command of ARGV, or with ARGV ``-`` a JSON command read from stdin."""
-    settings = self.app.settings
+@airkafka.command()
+@click.argument("argv", nargs=-1)
+@click.option("--id", "task_id", default=None, help="The task id (default: a new one).")
+@QUEUE
+@click.option("--serial-key", default=None, help="Run after the earlier tasks with this key.")
+@click.option("--retries", type=int, default=0, help="Attempts after the first that fail.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Seconds before the run is killed.",
+)
+@click.option("--wait", is_flag=True, help="Wait for the task's end and exit with its code.")
+@run_async
+async def submit(terminal: Terminal, **args: Any) -> None:
+    """Send a shell command of ARGV, or with ARGV - a JSON command read from stdin."""
+    settings = terminal.settings
     value = _command(args)
     try:
         command = decode_command(None, value)
@@ -113,9 +150,16 @@ async def submit(self: AppCommand, **args: Any) -> None:
     finally:
         await producer.stop()
     if watch is None:
-        self.say(
-            self.dumps({"id": command.id, "topic": topic, "partition": sent.partition, "offset": sent.offset})
-            if self.json
+        terminal.say(
+            terminal.dumps(
+                {
+                    "id": command.id,
+                    "topic": topic,
+                    "partition": sent.partition,
+                    "offset": sent.offset,
+                }
+            )
+            if terminal.json
             else f"sent {printable(command.id)} to {topic}[{sent.partition}]@{sent.offset}"
         )
         return
@@ -123,9 +167,9 @@ async def submit(self: AppCommand, **args: Any) -> None:
         change = await _outcome(watch, settings.dead_letters_topic, command.id, sent)
     finally:
         await watch.stop()
-    self.say(
-        self.dumps(change)
-        if self.json
+    terminal.say(
+        terminal.dumps(change)
+        if terminal.json
         else f"{printable(command.id)} {change['state']}"
         + (f": {printable(change['detail'], lines=True)}" if change.get("detail") else "")
     )
@@ -148,26 +192,45 @@ async def _get(settings: Settings, url: str, path: str, query: dict[str, str]) -
     return answer
 
 
-async def tasks(self: AppCommand, **args: Any) -> None:
-    """The newest tasks over the whole cluster."""
+@airkafka.command()
+@QUEUE
+@click.option("--state", default=None, help="Only tasks in this state.")
+@click.option("--worker", default=None, help="Only tasks of this worker.")
+@click.option("--limit", type=int, default=50, help="How many, newest first.")
+@WORKER_URL
+@run_async
+async def tasks(terminal: Terminal, **args: Any) -> None:
+    """The newest tasks over the whole cluster, one line each; 'task ID' shows one whole."""
     query = {"queue": args["queue"], "limit": str(args["limit"])}
     query.update({name: args[name] for name in ("state", "worker") if args[name]})
-    answer = await _get(self.app.settings, args["worker_url"], "/cluster/tasks/", query)
-    rows = [
-        [printable(t.get("id")), t.get("state"), t.get("attempt"), printable(t.get("worker")), t.get("exit_code")]
-        + [printable(t.get("detail") or "", lines=True)]
-        for t in answer["tasks"]
-    ]
-    self.say(self.tabulate(rows, headers=["id", "state", "attempt", "worker", "exit_code", "detail"], title="tasks"))
+    answer = await _get(terminal.settings, url_of(terminal, args), "/cluster/tasks/", query)
+    columns = ["id", "state", "attempt", "worker", "exit_code", "detail"]
+    rows = [{column: task.get(column) for column in columns} for task in answer["tasks"]]
+    terminal.listing(
+        rows,
+        columns,
+        empty=f"no {args['state'] or ''} tasks in queue {args['queue']}".replace("  ", " "),
+    )
     for url, error in answer.get("errors", {}).items():
-        self.say(f"not answered by {printable(url)}: {printable(error)}", err=True)
+        terminal.say(f"not answered by {printable(url)}: {printable(error)}", err=True)
 
 
-async def task(self: AppCommand, task_id: str, **args: Any) -> None:
+@airkafka.command()
+@click.argument("task_id")
+@QUEUE
+@click.option("--key", default=None, help="Its serial key, if it has one.")
+@WORKER_URL
+@run_async
+async def task(terminal: Terminal, task_id: str, **args: Any) -> None:
     """A task's record, from the worker that owns it."""
     query = {"queue": args["queue"], **({"key": args["key"]} if args["key"] else {})}
-    record = await _get(self.app.settings, args["worker_url"], f"/tasks/{quote(task_id, safe='')}/", query)
-    self.say(json.dumps(record, indent=None if self.json else 2))
+    record = await _get(
+        terminal.settings,
+        url_of(terminal, args),
+        f"/tasks/{quote(task_id, safe='')}/",
+        query,
+    )
+    terminal.say(json.dumps(record, indent=None if terminal.json else 2))
 
 
 async def _ended(settings: Settings, url: str, task_id: str, queue: str) -> bool:
@@ -179,10 +242,23 @@ async def _ended(settings: Settings, url: str, task_id: str, queue: str) -> bool
     return record.get("state") in TERMINAL
 
 
-async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
+@airkafka.command()
+@click.argument("task_id")
+@click.option("--follow", is_flag=True, help="Go on printing while the task runs, until it ends.")
+@click.option(
+    "--since",
+    "since_s",
+    type=float,
+    default=86400.0,
+    help="How far back its output may start, in seconds.",
+)
+@QUEUE
+@WORKER_URL
+@run_async
+async def logs(terminal: Terminal, task_id: str, **args: Any) -> None:
     """A task's output, from the logs topic (contract/task_logs.py); an Airflow try's log is under
     its log path."""
-    settings = self.app.settings
+    settings = terminal.settings
     topic = settings.logs_topic
     if not (partitions := await partition_count(settings, topic)):
         raise SystemExit(f"logs: no topic {topic}")
@@ -198,7 +274,7 @@ async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
             consumer.seek(tp, start.offset)
         log, printed, ended = LogAssembly(task_id), 0, not args["follow"]
         while True:
-            if not ended and (log.complete or await _ended(settings, args["worker_url"], task_id, args["queue"])):
+            if not ended and (log.complete or await _ended(settings, url_of(terminal, args), task_id, args["queue"])):
                 ended = True
                 await asyncio.sleep(FOLLOW_GRACE_S)  # its last records may still be on their way
             end = (await consumer.end_offsets([tp]))[tp]
@@ -207,7 +283,7 @@ async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
                     log.add(message.key, message.value)
             lines = log.lines()
             for line in lines[printed:]:
-                self.say(printable(line))
+                terminal.say(printable(line))
             printed = len(lines)
             if ended:
                 return
@@ -216,9 +292,9 @@ async def logs(self: AppCommand, task_id: str, **args: Any) -> None:
         await consumer.stop()
 
 
-async def _order(self: AppCommand, url: str, order: dict[str, Any]) -> None:
+async def _order(terminal: Terminal, url: str, order: dict[str, Any]) -> None:
     """Have the worker at ``url`` send the order (``POST /control/``, with AIRKAFKA_WEB_TOKEN)."""
-    headers = self.app.settings.web_auth_headers
+    headers = terminal.settings.web_auth_headers
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=headers) as http:
         try:
             async with http.post(f"{url}/control/", json=order) as response:
@@ -227,67 +303,117 @@ async def _order(self: AppCommand, url: str, order: dict[str, Any]) -> None:
             raise SystemExit(f"{url}: {type(exc).__name__}: {exc}") from None
     if response.status != 202:
         raise SystemExit(f"{url}/control/: HTTP {response.status}: {printable(answer.get('error', answer))}")
-    self.say(self.dumps(answer["sent"]) if self.json else f"sent {printable(json.dumps(answer['sent']))}")
+    terminal.say(terminal.dumps(answer["sent"]) if terminal.json else f"sent {printable(json.dumps(answer['sent']))}")
 
 
-async def maintenance(self: AppCommand, worker: str, **args: Any) -> None:
+@airkafka.command()
+@click.argument("worker")
+@click.option(
+    "--comment",
+    default="maintenance",
+    help="Why, as the dashboard and the heartbeats show it.",
+)
+@click.option("--off", is_flag=True, help="Take the worker out of maintenance.")
+@WORKER_URL
+@run_async
+async def maintenance(terminal: Terminal, worker: str, **args: Any) -> None:
     """Put WORKER in maintenance: it takes no new work and lets its runs finish."""
-    await _order(self, args["worker_url"], {"to": worker, "maintenance": None if args["off"] else args["comment"]})
+    await _order(
+        terminal,
+        url_of(terminal, args),
+        {"to": worker, "maintenance": None if args["off"] else args["comment"]},
+    )
 
 
-async def pause(self: AppCommand, queue: str, **args: Any) -> None:
+@airkafka.command()
+@click.argument("queue")
+@click.option("--resume", is_flag=True, help="Take the queue's commands again.")
+@WORKER_URL
+@run_async
+async def pause(terminal: Terminal, queue: str, **args: Any) -> None:
     """Stop every worker taking QUEUE's new commands; they wait in Kafka."""
-    await _order(self, args["worker_url"], {"to": "*", "resume" if args["resume"] else "pause": queue})
+    await _order(
+        terminal,
+        url_of(terminal, args),
+        {"to": "*", "resume" if args["resume"] else "pause": queue},
+    )
 
 
-async def concurrency(self: AppCommand, worker: str, count: int, **args: Any) -> None:
+@airkafka.command()
+@click.argument("worker")
+@click.argument("count", type=int)
+@WORKER_URL
+@run_async
+async def concurrency(terminal: Terminal, worker: str, count: int, **args: Any) -> None:
     """Have WORKER run up to COUNT tasks at once from now on."""
-    await _order(self, args["worker_url"], {"to": worker, "concurrency": count})
+    await _order(terminal, url_of(terminal, args), {"to": worker, "concurrency": count})
 
 
-def install(app: App) -> None:
-    """The operator's commands, on the app's command line."""
-    settings = app.settings
-    worker_url_option = option("--worker-url", default=settings.worker_url, help="Any worker's web views.")
-    queue_option = option("--queue", default=DEFAULT_QUEUE, help="The task's queue.")
-    app.command(
-        argument("argv", nargs=-1),
-        option("--id", "task_id", default=None, help="The task id (default: a new one)."),
-        queue_option,
-        option("--serial-key", default=None, help="Run after the earlier tasks with this key."),
-        option("--retries", type=int, default=0, help="Attempts after the first that fail."),
-        option("--timeout", "timeout_s", type=float, default=None, help="Seconds before the run is killed."),
-        option("--wait", is_flag=True, help="Wait for the task's end and exit with its code."),
-    )(submit)
-    app.command(
-        queue_option,
-        option("--state", default=None, help="Only tasks in this state."),
-        option("--worker", default=None, help="Only tasks of this worker."),
-        option("--limit", type=int, default=50, help="How many, newest first."),
-        worker_url_option,
-    )(tasks)
-    app.command(
-        argument("task_id"),
-        queue_option,
-        option("--key", default=None, help="Its serial key, if it has one."),
-        worker_url_option,
-    )(task)
-    app.command(
-        argument("task_id"),
-        option("--follow", is_flag=True, help="Go on printing while the task runs, until it ends."),
-        option(
-            "--since", "since_s", type=float, default=86400.0, help="How far back its output may start, in seconds."
-        ),
-        queue_option,
-        worker_url_option,
-    )(logs)
-    app.command(
-        argument("worker"),
-        option("--comment", default="maintenance", help="Why, as the dashboard and the heartbeats show it."),
-        option("--off", is_flag=True, help="Take the worker out of maintenance."),
-        worker_url_option,
-    )(maintenance)
-    app.command(
-        argument("queue"), option("--resume", is_flag=True, help="Take the queue's commands again."), worker_url_option
-    )(pause)
-    app.command(argument("worker"), argument("count", type=int), worker_url_option)(concurrency)
+@airkafka.command()
+@WORKER_URL
+@run_async
+async def workers(terminal: Terminal, **args: Any) -> None:
+    """The workers, as their heartbeats tell: online, in maintenance, lost or stopped."""
+    answer = await _get(terminal.settings, url_of(terminal, args), "/cluster/", {})
+    columns = [
+        "worker",
+        "status",
+        "last_seen_s_ago",
+        "running",
+        "concurrency",
+        "maintenance",
+        "url",
+    ]
+    rows = [{column: row.get(column) for column in columns} for row in answer["workers"]]
+    terminal.listing(rows, columns, empty="no worker heard from")
+
+
+@airkafka.command(name="dead-letters")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many, newest first.")
+@WORKER_URL
+@run_async
+async def dead_letters(terminal: Terminal, **args: Any) -> None:
+    """The newest dead letters of the cluster, with their reasons."""
+    answer = await _get(
+        terminal.settings,
+        url_of(terminal, args),
+        "/dead-letters/",
+        {"limit": str(args["limit"])},
+    )
+    letters = answer["dead_letters"]
+    if not terminal.json:
+        letters = [
+            {
+                **letter,
+                "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(letter["at"])),
+            }
+            for letter in letters
+        ]
+    terminal.listing(letters, ["at", "source", "key", "size", "reason"], empty="no dead letters")
+
+
+airkafka.add_command(replay)
+
+# What Faust's command line parses itself, options and all.
+FAUST_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@airkafka.command(context_settings=FAUST_ARGS, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    """Run a worker (faust -A airkafka_app worker); 'worker --help' lists its options."""
+    _faust("worker", *args)
+
+
+@airkafka.command(context_settings=FAUST_ARGS, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def faust(args: tuple[str, ...]) -> None:
+    """Faust's own command line for this app ('faust --help')."""
+    _faust(*args)
+
+
+def _faust(*argv: str) -> None:
+    from airkafka_app import app  # the worker, built from the settings
+
+    sys.argv = ["airkafka", *argv]
+    app.main()

@@ -1,4 +1,4 @@
-"""``faust -A airkafka_app replay``: reprocess a range of the commands topic.
+"""``airkafka replay``: reprocess a range of the commands topic.
 
 Each command in the range is re-published unless its task is in progress, or successful
 (without --force), or a worker refused its message (it is in the dead letters; --id sends it
@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faust.cli import AppCommand, option
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -32,10 +32,15 @@ from airkafka_app.contract.commands import (
 from airkafka_app.contract.kafka_connection import aiokafka_options
 from airkafka_app.contract.printable import printable
 from airkafka_app.contract.settings import DEFAULT_QUEUE, Settings
-from airkafka_app.worker.application import App
 from airkafka_app.worker.core.task_rules import replay_decision
-from airkafka_app.worker.kafka.admin import KafkaRefused, KafkaUnreachable, check_connection, partition_count
+from airkafka_app.worker.kafka.admin import (
+    KafkaRefused,
+    KafkaUnreachable,
+    check_connection,
+    partition_count,
+)
 from airkafka_app.worker.kafka.clients import group_less_consumer
+from airkafka_app.worker.terminal import WORKER_URL, Terminal, run_async
 
 
 def _epoch_ms(text: str) -> int:
@@ -64,9 +69,34 @@ async def _range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], args: di
     return start, end
 
 
-async def replay(self: AppCommand, **args: Any) -> None:
+@click.command()
+@click.option("--queue", default=DEFAULT_QUEUE, help="The queue whose commands topic to replay.")
+@click.option("--from-offset", type=int, default=None, help="First offset to replay.")
+@click.option("--to-offset", type=int, default=None, help="Last offset to replay (inclusive).")
+@click.option(
+    "--partition",
+    "partitions",
+    type=int,
+    multiple=True,
+    help="Only this partition (repeatable).",
+)
+@click.option("--since", default=None, help="First message time: ISO 8601 or epoch seconds.")
+@click.option("--until", default=None, help="Last message time: ISO 8601 or epoch seconds.")
+@click.option("--only-failed", is_flag=True, help="Replay only failed or cancelled tasks.")
+@click.option("--force", is_flag=True, help="Replay successful tasks too.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; change nothing.")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    help="Only this task (repeatable); its message is replayed even if a worker refused it.",
+)
+@WORKER_URL
+@run_async
+async def replay(terminal: Terminal, **args: Any) -> None:
     """Reprocess a range of the commands topic."""
-    settings = self.app.settings
+    settings = terminal.settings
+    args["worker_url"] = args["worker_url"] or settings.worker_url
     console = Console()
     try:
         await check_connection(settings)
@@ -116,7 +146,10 @@ async def replay(self: AppCommand, **args: Any) -> None:
     summary.add_column("outcome")
     summary.add_column("messages", justify="right")
     for outcome, count in sorted(counts.items()):
-        summary.add_row(outcome if not args["dry_run"] else outcome.replace("replayed", "would replay"), str(count))
+        summary.add_row(
+            outcome if not args["dry_run"] else outcome.replace("replayed", "would replay"),
+            str(count),
+        )
     console.print(summary)
 
 
@@ -140,7 +173,11 @@ async def _refused(settings: Settings, consumer: AIOKafkaConsumer, topic: str) -
 
 
 async def _replay_one(
-    message, http: aiohttp.ClientSession, producer: AIOKafkaProducer, args: dict, seen: set[str]
+    message,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    args: dict,
+    seen: set[str],
 ) -> tuple[str, str | None]:
     """What became of one message, and its task id when it holds a command."""
     try:
@@ -162,32 +199,18 @@ async def _replay_one(
         state = (await response.json())["state"] if response.status == 200 else None
     refused = (message.partition, message.offset) in args["refused"] and command.id not in args["ids"]
     outcome = replay_decision(
-        state, only_failed=args["only_failed"], force=args["force"], refused=refused, kind=command.kind
+        state,
+        only_failed=args["only_failed"],
+        force=args["force"],
+        refused=refused,
+        kind=command.kind,
     )
     if outcome == "replayed" and not args["dry_run"]:
         headers = [(REPLAY_HEADER, FORCE)] if state == "success" else []
-        await producer.send(message.topic, message.value, key=command.routing_key.encode(), headers=headers)
+        await producer.send(
+            message.topic,
+            message.value,
+            key=command.routing_key.encode(),
+            headers=headers,
+        )
     return outcome, command.id
-
-
-def install(app: App) -> None:
-    """The operator's commands, on the app's command line."""
-    settings = app.settings
-    app.command(
-        option("--queue", default=DEFAULT_QUEUE, help="The queue whose commands topic to replay."),
-        option("--from-offset", type=int, default=None, help="First offset to replay."),
-        option("--to-offset", type=int, default=None, help="Last offset to replay (inclusive)."),
-        option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable)."),
-        option("--since", default=None, help="First message time: ISO 8601 or epoch seconds."),
-        option("--until", default=None, help="Last message time: ISO 8601 or epoch seconds."),
-        option("--only-failed", is_flag=True, help="Replay only failed or cancelled tasks."),
-        option("--force", is_flag=True, help="Replay successful tasks too."),
-        option("--dry-run", is_flag=True, help="List what would be replayed; change nothing."),
-        option(
-            "--id",
-            "ids",
-            multiple=True,
-            help="Only this task (repeatable); its message is replayed even if a worker refused it.",
-        ),
-        option("--worker-url", default=settings.worker_url, help="Any worker's web views."),
-    )(replay)

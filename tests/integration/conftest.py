@@ -9,6 +9,15 @@ from scripts.local_kafka import start_broker
 DAGS = Path(__file__).parent / "dags"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def short_shutdown_grace():
+    """Every test stops its workers at its end, most with tasks still running: they are handed back
+    after 2 s rather than the default 20. A test of draining sets its own grace."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRKAFKA_SHUTDOWN_GRACE_S", "2")
+        yield
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     broker = start_broker(tmp_path_factory.mktemp("kafka"))

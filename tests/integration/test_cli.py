@@ -1,5 +1,5 @@
 """The ``airkafka`` console script on a real worker: submit (and wait for the end, exiting with the
-task's code), tasks, task and logs."""
+task's code), tasks, task, logs, workers and dead-letters."""
 
 import json
 import subprocess
@@ -48,6 +48,16 @@ def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, 
         assert [(t["id"], t["exit_code"]) for t in json.loads(listed.stdout)] == [("c-bad", 3)], listed.stderr
         everything = airkafka(worker, "tasks", *url)
         assert all(name in everything.stdout for name in ("c-bad", "c-ok", "c-stdin"))
+        # One line per task, under a line of headers, whatever its detail holds.
+        assert len(everything.stdout.splitlines()) == 1 + len(
+            json.loads(airkafka(worker, "--json", "tasks", *url).stdout)
+        )
+        none = airkafka(worker, "tasks", "--state", "running", *url)
+        assert none.returncode == 0 and none.stdout == "no running tasks in queue default\n", none.stdout
+        workers = airkafka(worker, "--json", "workers", *url)
+        assert [(w["worker"], w["status"]) for w in json.loads(workers.stdout)] == [("cli", "online")], workers.stderr
+        letters = airkafka(worker, "dead-letters", *url)
+        assert letters.returncode == 0 and "AIRKAFKA_SHELL_ALLOW" in letters.stdout, letters.stderr[-2000:]
         shown = airkafka(worker, "task", "c-ok", *url)
         assert json.loads(shown.stdout)["state"] == "success"
         unknown = airkafka(worker, "task", "nope", *url)

@@ -184,7 +184,7 @@ def test_a_task_longer_than_the_session_and_poll_intervals_runs_once_without_reb
     env = {**FAST_LOSS, "AIRKAFKA_SESSION_TIMEOUT_S": "6", "AIRKAFKA_MAX_POLL_INTERVAL_S": "15"}
     with two_workers(deployment, env) as (first, second):
         assignments = settled_assignments(first, second, quiet_s=12)
-        deployment.send_commands(shell("long", "sleep", "25"), *(shell(f"short{i}", "true") for i in range(20)))
+        deployment.send_commands(shell("long", "sleep", "18"), *(shell(f"short{i}", "true") for i in range(20)))
         changes = deployment.state_changes_until_terminal(["long", *(f"short{i}" for i in range(20))], timeout=120)
         assert [c["state"] for c in changes["long"]] == ["queued", "running", "success"]
         assert final_states(changes) == {"success": 21}

@@ -9,6 +9,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from scripts.local_deployment import FAUST, shell
 from tests.integration.test_airflow_executor import airflow_command
 
+AIRKAFKA = FAUST.parent / "airkafka"
+
 
 @pytest.fixture(scope="module")
 def worker(deployment):
@@ -19,7 +21,7 @@ def worker(deployment):
 
 def replay(deployment, worker, *flags: str, **env: str) -> str:
     result = subprocess.run(
-        [str(FAUST), "-A", "airkafka_app", "replay", "--worker-url", worker.url, *flags],
+        [str(AIRKAFKA), "replay", "--worker-url", worker.url, *flags],
         env=deployment.env(**env),
         capture_output=True,
         text=True,
