@@ -48,9 +48,11 @@ kafka: $(VENV)/installed
 demo: $(VENV)/installed kafka
 	$(PY) scripts/demo.py
 
-# Lint and the fast tier first: they fail in seconds, before the broker and Airflow start.
-# Two processes, each file on one of them with its own broker; the slowest tests are listed at the end.
-test: lint unit $(AIRFLOW_VENV)/installed kafka chromium
+# Lint and the fast tier first, while Airflow's venv is installed: they fail in a minute, before the
+# broker and Airflow start. Then three processes, each file on one of them with its own broker;
+# the slowest tests are listed at the end.
+test: $(VENV)/installed
+	$(MAKE) --no-print-directory -j 3 lint unit $(AIRFLOW_VENV)/installed kafka chromium
 	AIRKAFKA_AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
 
 # The tests that need neither a broker nor Airflow.

@@ -10,7 +10,6 @@ state of its own that a restart could lose.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from airflow.utils.state import TaskInstanceState
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from airkafka_app.airflow import ends
 from airkafka_app.contract import airflow_tasks
 from airkafka_app.contract.commands import CANCEL, MAX_POOL_SLOTS, MAX_PRIORITY, Command
 from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options, describe
@@ -266,23 +266,20 @@ class KafkaExecutor(BaseExecutor):
 
     def _state_change(self, message: Message) -> None:
         try:
-            change = json.loads(message.value() or b"null")  # a tombstone fails below
-            task_id, state, detail = change["id"], State(change["state"]), str(change.get("detail") or "")
+            end = ends.end_of(message.value())
         except (TypeError, ValueError, KeyError) as exc:  # a tombstone, or anything but a state change
             self.log.warning("state change %d@%d skipped: %r", message.partition(), message.offset(), exc)
             return
-        if not state.is_terminal or change.get("kind") != airflow_tasks.KIND:
+        if end is None:
             return
-        airflow = change.get("airflow")
-        proved = airflow.get(airflow_tasks.PROOF) if isinstance(airflow, dict) else None
-        if (sent := self._in_flight(task_id)) is not None:
-            if proved is None or proved != sent.proof:
-                self.log.warning("state change %s of %s skipped: not from the command sent for it", state, sent.key)
+        if (sent := self._in_flight(end.command_id)) is not None:
+            if not ends.proved(end.proof, sent.proof):
+                self.log.warning("state change %s of %s skipped: not from the command sent for it", end.state, sent.key)
                 return
-            self._report(task_id, state, detail)
-        elif task_id.startswith(airflow_tasks.PREFIX):
-            self._unclaimed[task_id] = (state.value, detail, time.monotonic(), proved)
-            self._unclaimed.move_to_end(task_id)
+            self._report(end.command_id, end.state, end.detail)
+        elif end.command_id.startswith(airflow_tasks.PREFIX):
+            self._unclaimed[end.command_id] = (end.state.value, end.detail, time.monotonic(), end.proof)
+            self._unclaimed.move_to_end(end.command_id)
             while len(self._unclaimed) > UNCLAIMED_MAX or (
                 self._unclaimed and next(iter(self._unclaimed.values()))[2] < time.monotonic() - UNCLAIMED_TTL_S
             ):
@@ -294,35 +291,27 @@ class KafkaExecutor(BaseExecutor):
         if (sent := self._in_flight(command_id)) is None:
             return
         try:
-            letter = json.loads(message.value() or b"null")
-            if "value_length" in letter:  # cut short: what was refused cannot be told
-                self.log.warning(
-                    "dead letter %d@%d for %s skipped: its value was cut",
-                    message.partition(),
-                    message.offset(),
-                    sent.key,
-                )
-                return
-            refused = json.loads(letter["value"])
-            args = refused.get("args") if refused.get("kind") == airflow_tasks.KIND else None  # not a cancel of it
-            proved = airflow_tasks.proof(args.get("external_executor_id")) if isinstance(args, dict) else None
-            if proved is not None and proved == sent.proof:
-                del self._sent[command_id]
-                self.change_state(sent.key, sent.failure, info=f"refused by AirKafka: {letter['error']}")
+            refusal = ends.refusal_of(message.value())
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             self.log.warning("dead letter %d@%d skipped: %r", message.partition(), message.offset(), exc)
+            return
+        if refusal.cut:
+            self.log.warning(
+                "dead letter %d@%d for %s skipped: its value was cut", message.partition(), message.offset(), sent.key
+            )
+        elif ends.proved(refusal.proof, sent.proof):
+            del self._sent[command_id]
+            self.change_state(sent.key, sent.failure, info=f"refused by AirKafka: {refusal.error}")
 
     def _report(self, command_id: str, state: State, detail: str) -> None:
         sent = self._sent.pop(command_id)
-        if state is State.SUCCESS:
-            self.change_state(sent.key, sent.success, info=detail)
-        elif state is State.FAILED or not sent.is_try:
-            self.change_state(sent.key, sent.failure, info=detail)
-        else:
-            # A try cancelled: a revoke, or a redelivered try that already runs elsewhere
-            # (TaskAlreadyRunningError). Failing it would fail a live try. If the try really
-            # died, Airflow's task heartbeat check fails it.
-            self.running.discard(sent.key)
+        match ends.verdict(state, sent.is_try):
+            case ends.Verdict.SUCCESS:
+                self.change_state(sent.key, sent.success, info=detail)
+            case ends.Verdict.FAILURE:
+                self.change_state(sent.key, sent.failure, info=detail)
+            case ends.Verdict.RELEASE:
+                self.running.discard(sent.key)
 
     def revoke_task(self, *, ti: Any) -> None:
         """Cancel the try on its worker, waiting or running. Never raises, as the scheduler expects."""
@@ -358,7 +347,7 @@ class KafkaExecutor(BaseExecutor):
             self._sent[command_id] = _Sent(ti.key, proof, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, True)
             self.running.add(ti.key)
             ended = self._unclaimed.pop(command_id, None)
-            if ended is not None and ended[3] is not None and ended[3] == proof:
+            if ended is not None and ends.proved(ended[3], proof):
                 self._report(command_id, State(ended[0]), ended[1])
         return not_adopted
 

@@ -30,6 +30,7 @@ AIRFLOW_SIDE = [
     *CONTRACT,
     "airkafka_app.airflow.provider",
     "airkafka_app.airflow.cli",
+    "airkafka_app.airflow.ends",
     "airkafka_app.console",
     "airkafka_app.worker.web.cluster_merge",
 ]
