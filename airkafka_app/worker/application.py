@@ -29,7 +29,7 @@ from airkafka_app.worker.runners import shell_runner
 from airkafka_app.worker.runners.environment import scrub
 
 if TYPE_CHECKING:
-    from airkafka_app.worker.assembly import Parts
+    from airkafka_app.worker.parts import Parts
 
 log = logging.getLogger(__name__)
 

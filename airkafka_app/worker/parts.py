@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import faust
     from prometheus_client import CollectorRegistry
 
     from airkafka_app.contract.settings import Settings
-    from airkafka_app.worker.application import App
     from airkafka_app.worker.cancel_lookout import CancelLookout
     from airkafka_app.worker.control import Control
     from airkafka_app.worker.liveness import Heartbeats, Liveness
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 @dataclass
 class Parts:
     settings: Settings
-    app: App
+    app: faust.App  # the worker's App (application.py), which holds these parts in turn
     topics: Topics
     metrics: TaskMetrics
     metrics_registry: CollectorRegistry
