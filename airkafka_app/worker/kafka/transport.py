@@ -1,4 +1,6 @@
-"""Faust's aiokafka transport, with three fixes, a flush hook, ``partitions_for`` and ``send_batches``.
+"""Faust's aiokafka transport, with three fixes, a flush hook, ``partitions_for`` and ``send_batches``;
+and the one place that reaches into Faust's and aiokafka's private parts (``partition_store``,
+``committed_offset``).
 
 The producer is idempotent. Without it, a batch that a stopping broker had written but answered
 with an error was retried and written twice: a duplicated state change, seen in the
@@ -48,6 +50,12 @@ async def seek_to_start(consumer: AIOKafkaConsumer, tps: Collection[TopicPartiti
     reset of a new assignment to the end once ``end_offsets`` had been asked."""
     for tp, start in (await consumer.beginning_offsets(list(tps))).items():
         consumer.seek(tp, start)
+
+
+def partition_store(table: Any, partition: int) -> Any:
+    """The RocksDB of one partition of a Faust table: reads and deletes by key, past the table's
+    per-event routing, for the index, listings and retention."""
+    return table.data._db_for_partition(partition)
 
 
 def committed_offset(consumer: Any, tp: TopicPartition) -> int | None:

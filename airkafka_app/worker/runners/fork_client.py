@@ -16,7 +16,7 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
 from airkafka_app.worker.runners.airflow_fork_server import MAX_MESSAGE_BYTES
 from airkafka_app.worker.runners.process import Exit, Finished, exit_of, kill_group, supervise
@@ -53,8 +53,13 @@ class _Child:
             self.exited.set_exception(ForkServerLost(reason))
 
 
-# (request id, message, its fd, sent). A kill has no id, no fd and nobody waiting.
-_Entry = tuple[int | None, bytes, int | None, asyncio.Future[None] | None]
+class _Outgoing(NamedTuple):
+    """A message for the server. A kill has no request id, no fd and nobody waiting."""
+
+    request_id: int | None
+    message: bytes
+    fd: int | None
+    sent: asyncio.Future[None] | None
 
 
 class _Connection:
@@ -72,7 +77,7 @@ class _Connection:
         self._sock = sock
         self._ids = count()
         self._children: dict[int, _Child] = {}
-        self._outbox: deque[_Entry] = deque()
+        self._outbox: deque[_Outgoing] = deque()
         self.lost = False
         self._loop.add_reader(sock, self._receive)
 
@@ -88,12 +93,12 @@ class _Connection:
         if len(message) > MAX_MESSAGE_BYTES:
             raise OSError(f"a request of {len(message)} bytes is over the fork server's {MAX_MESSAGE_BYTES}")
         child = self._children[request_id] = _Child(self._loop, lambda: self._kill(request_id))
-        entry = (request_id, message, output_fd, self._loop.create_future())
+        entry = _Outgoing(request_id, message, output_fd, self._loop.create_future())
         self._post(entry)
+        sent = entry.sent
         try:
-            await entry[3]
+            await sent
         except asyncio.CancelledError:
-            sent = entry[3]
             if entry in self._outbox:
                 self._outbox.remove(entry)  # its fd is about to be closed
             if not sent.done() or sent.exception() is not None:
@@ -109,9 +114,9 @@ class _Connection:
 
     def _kill(self, request_id: int) -> None:
         if not self.lost:
-            self._post((None, json.dumps({"kill": request_id}).encode(), None, None))
+            self._post(_Outgoing(None, json.dumps({"kill": request_id}).encode(), None, None))
 
-    def _post(self, entry: _Entry) -> None:
+    def _post(self, entry: _Outgoing) -> None:
         self._outbox.append(entry)
         if len(self._outbox) == 1:
             self._send_outbox()

@@ -30,6 +30,7 @@ from airkafka_app.contract.settings import per_queue
 from airkafka_app.contract.states import IN_FLIGHT, TERMINAL, State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.worker.kafka.signed import signed
+from airkafka_app.worker.kafka.transport import partition_store
 from airkafka_app.worker.tables.publisher import TablePublisher
 from airkafka_app.worker.tables.task_index import SLICE_S, Entry, TaskIndex
 from airkafka_app.worker.task_metrics import TaskMetrics
@@ -71,7 +72,7 @@ class IndexedTable(faust.Table):
             if tp.topic == self.changelog_topic_name and tp.partition in self._to_index:
                 self._to_index.discard(tp.partition)
                 began = asyncio.get_running_loop().time()
-                count = await self.index.rebuild(tp.partition, self.data._db_for_partition(tp.partition))
+                count = await self.index.rebuild(tp.partition, partition_store(self, tp.partition))
                 log.info(
                     "table %s partition %d indexed: %d records in %.1fs",
                     self.name,
@@ -167,7 +168,7 @@ class TaskTable:
         found = []
         entries = self.index.newest(self.partitions(), states, after)
         for read, entry in enumerate(entries if match else itertools.islice(entries, limit), 1):
-            if (data := self.table.data._db_for_partition(entry.partition).get(entry.key)) is not None:
+            if (data := partition_store(self.table, entry.partition).get(entry.key)) is not None:
                 record = json.loads(data)
                 if match is None or match(record):
                     found.append((entry, record))
@@ -248,7 +249,7 @@ class TaskTable:
         loop = asyncio.get_running_loop()
         deleted = 0
         for partition in self.partitions():
-            db = self.table.data._db_for_partition(partition)
+            db = partition_store(self.table, partition)
             for state in TERMINAL:
                 finished, after = False, None
                 while not finished:
