@@ -3,6 +3,7 @@
 
     git worktree add /tmp/before HEAD~1
     .venv/bin/python bench/ab.py /tmp/before .    # each: a tree holding airkafka_app/
+    .venv/bin/python bench/ab.py . . --env-b F_LOOP=uvloop    # one tree, a setting changed
 
 Runs of this machine drift by 15 % within minutes, more than most changes are worth. So both
 workers run at once, each with its own topics and client: the throughput bursts alternate, their
@@ -34,17 +35,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--tasks", type=int, default=5000, help="tasks per throughput burst")
     parser.add_argument("--probes", type=int, default=600, help="sequential tasks per version, in all")
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE", help="for the second worker")
     args = parser.parse_args()
-    names = [str(tree.resolve()) for tree in args.trees]
+    trees = [str(tree.resolve()) for tree in args.trees]
+    env_b = dict(setting.split("=", 1) for setting in args.env_b)
+    names = [f"A {trees[0]}", f"B {trees[1]}" + "".join(f" {k}={v}" for k, v in env_b.items())]
     workdir = ROOT / ".cache" / "bench" / f"ab-{uuid.uuid4().hex[:8]}"
     broker = start_broker(workdir / "kafka")
     sides: dict[str, Bench] = {}
     try:
         for n, name in enumerate(names):
             deployment = Deployment(broker.bootstrap, workdir, partitions=8)
-            worker = deployment.worker(
-                f"worker{n}", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY="32", PYTHONPATH=name
-            )
+            env = {"AIRKAFKA_SHELL_ALLOW": "true", "AIRKAFKA_CONCURRENCY": "32", "PYTHONPATH": trees[n]}
+            worker = deployment.worker(f"worker{n}", **env, **(env_b if n else {}))
             worker.start().wait_ready()
             sides[name] = Bench(deployment, worker)
         for bench in sides.values():  # the broker's JIT, and each worker's connections

@@ -7,6 +7,27 @@ from scripts.local_deployment import Deployment
 from scripts.local_kafka import start_broker
 
 DAGS = Path(__file__).parent / "dags"
+# The slowest files first (most seconds first, as --durations shows them): pytest-xdist hands each
+# file to the next free process in collection order, and a long file handed out last would leave
+# the other processes idle at the end.
+SLOWEST_FIRST = (
+    "test_operations.py",
+    "test_airflow_executor.py",
+    "test_faults.py",
+    "test_dispatcher.py",
+    "test_kafka_security.py",
+    "test_airflow_teams.py",
+    "test_restart_and_scale.py",
+    "test_quickstart.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -119,7 +119,7 @@ def test_a_broker_restart_loses_nothing_and_the_worker_recovers_by_itself(tmp_pa
             wait_for_running(deployment, 20)
             broker.stop()
             down = time.monotonic()
-            time.sleep(10)
+            time.sleep(5)
             broker.start()
             up = time.monotonic()
             changes = deployment.state_changes_until_terminal(ids, timeout=180)
