@@ -268,10 +268,3 @@ class TaskTable:
                     if self._app.rebalancing or self._app.should_stop or partition not in self.partitions():
                         return deleted
         return deleted
-
-    def transition(self, task_id: str, state: State, event: EventT, **changes: Any) -> TaskRecord:
-        """Move a stored task to ``state``, from its current record in the table."""
-        current = self.load(task_id)
-        if current is None:
-            raise KeyError(task_id)
-        return self.save(current.to(state, **changes), event)
