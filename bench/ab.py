@@ -4,6 +4,7 @@
     git worktree add /tmp/before HEAD~1
     .venv/bin/python bench/ab.py /tmp/before .    # each: a tree holding airkafka_app/
     .venv/bin/python bench/ab.py . . --env-b F_LOOP=uvloop    # one tree, a setting changed
+    .venv/bin/python bench/ab.py bare .    # bench/bare_loop.py against this tree
 
 Runs of this machine drift by 15 % within minutes, more than most changes are worth. So both
 workers run at once, each with its own topics and client: the throughput bursts alternate, their
@@ -23,21 +24,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import CPU_PARTS, ROOT, Bench, cpu_line, cpu_now, percentile  # noqa: E402
+from pipeline import CPU_PARTS, ROOT, BareLoop, Bench, cpu_line, cpu_now, percentile  # noqa: E402
 
 from scripts.local_deployment import Deployment  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
+BARE = "bare"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("trees", nargs=2, type=Path, help="two trees, each holding airkafka_app/")
+    parser.add_argument(
+        "trees", nargs=2, type=Path, help="two trees, each holding airkafka_app/, or `bare` for the bare loop"
+    )
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--tasks", type=int, default=5000, help="tasks per throughput burst")
     parser.add_argument("--probes", type=int, default=600, help="sequential tasks per version, in all")
     parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE", help="for the second worker")
     args = parser.parse_args()
-    trees = [str(tree.resolve()) for tree in args.trees]
+    trees = [str(tree if str(tree) == BARE else tree.resolve()) for tree in args.trees]
     env_b = dict(setting.split("=", 1) for setting in args.env_b)
     names = [f"A {trees[0]}", f"B {trees[1]}" + "".join(f" {k}={v}" for k, v in env_b.items())]
     workdir = ROOT / ".cache" / "bench" / f"ab-{uuid.uuid4().hex[:8]}"
@@ -45,7 +50,10 @@ def main() -> None:
     sides: dict[str, Bench] = {}
     try:
         for n, name in enumerate(names):
-            deployment = Deployment(broker.bootstrap, workdir, partitions=8)
+            deployment = Deployment(broker.bootstrap, workdir / str(n), partitions=8)
+            if trees[n] == BARE:
+                sides[name] = Bench(deployment, BareLoop(deployment, 32).start())
+                continue
             env = {"AIRKAFKA_SHELL_ALLOW": "true", "AIRKAFKA_CONCURRENCY": "32", "PYTHONPATH": trees[n]}
             worker = deployment.worker(f"worker{n}", **env, **(env_b if n else {}))
             worker.start().wait_ready()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""AirKafka beside Celery and beside the machine's spawn limit, in one run: `make bench`.
+"""AirKafka beside Celery, beside a bare aiokafka loop (bench/bare_loop.py) and beside the
+machine's spawn limit, in one run: `make bench`.
 
 Each figure is the median of --repeat runs. The ratios are the figures to quote: they hold on
 a noisy machine, where absolute times do not. A benchmark, not a test: it asserts nothing.
@@ -21,9 +22,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import ROOT, arguments, cpu_line, percentile, run_airkafka  # noqa: E402
+from pipeline import ROOT, arguments, cpu_line, percentile, run_pipeline  # noqa: E402
 from spawn_limit import spawn_rate  # noqa: E402
 
+CHART = ROOT / "docs" / "benchmark.png"
 CELERY_PYTHON = Path(os.environ.get("AIRKAFKA_CELERY_VENV", ROOT / ".venv-celery")) / "bin" / "python"
 
 
@@ -62,7 +64,8 @@ def main() -> None:
     median = statistics.median
     spawn = [asyncio.run(spawn_rate(args.tasks, args.concurrency)) for _ in range(args.repeat)]
     celery = run_celery(args.tasks, args.sequential, args.repeat)
-    ours = run_airkafka(args)
+    bare = run_pipeline(args, bare=True)
+    ours = run_pipeline(args)
 
     def runs(values: list[float], digits: int) -> str:
         return ", ".join(f"{v:.{digits}f}" for v in values)
@@ -74,6 +77,7 @@ def main() -> None:
         "",
         f"AirKafka (1 worker, concurrency {args.concurrency})",
         f"Celery {celery['version']} + Redis (2 prefork)",
+        "bare aiokafka loop",
         "spawn limit (asyncio)",
     ):
         table.add_column(column)
@@ -81,6 +85,7 @@ def main() -> None:
         "throughput, tasks/s",
         f"{median(ours['throughputs']):.0f} ({runs(ours['throughputs'], 0)})",
         f"{median(celery['throughputs']):.0f} ({runs(celery['throughputs'], 0)})",
+        f"{median(bare['throughputs']):.0f} ({runs(bare['throughputs'], 0)})",
         f"{median(spawn):.0f} ({runs(spawn, 0)})",
     )
     for name in ("p50s", "p99s"):
@@ -88,25 +93,64 @@ def main() -> None:
             f"latency {name[:-1]}, ms",
             f"{median(ours[name]):.1f} ({runs(ours[name], 1)})",
             f"{median(celery[name]):.1f} ({runs(celery[name], 1)})",
+            f"{median(bare[name]):.1f} ({runs(bare[name], 1)})",
             "",
         )
     table.add_row(
         "peak RSS, MB",
         f"{ours['rss_mb']:.0f} (the worker; its spawn server {ours['server_rss_mb']:.0f})",
         f"{celery['rss_mb']:.0f} (worker and its 2 children)",
+        f"{bare['rss_mb']:.0f}",
         "",
     )
     console = Console()
     console.print(table)
-    console.print(f"AirKafka CPU ms per task: {cpu_line(ours['cpu_ms_median'])}")
-    console.print(
-        f"AirKafka / Celery throughput: {median(ours['throughputs']) / median(celery['throughputs']):.2f}x (target 3x)"
-    )
-    console.print(f"AirKafka / spawn limit:       {median(ours['throughputs']) / median(spawn):.0%} (target 80%)")
-    console.print(
-        f"AirKafka / Celery p50:        {median(ours['p50s']) / median(celery['p50s']):.2f} (target <= 1); "
-        f"p99: {median(ours['p99s']) / median(celery['p99s']):.2f} (target <= 2)"
-    )
+    console.print(f"AirKafka CPU ms per task:  {cpu_line(ours['cpu_ms_median'])}")
+    console.print(f"bare loop CPU ms per task: {cpu_line(bare['cpu_ms_median'])}")
+    for line in ratios(ours, celery, bare, median(spawn)):
+        console.print(line)
+    draw({"AirKafka": ours, f"Celery {celery['version']}": celery, "bare aiokafka loop": bare}, CHART)
+    console.print(f"chart: {CHART.relative_to(ROOT)}")
+
+
+def draw(figures: dict[str, dict], path: Path) -> None:
+    """Throughput and latency (p50, p99) side by side, as a PNG for docs/benchmark.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file only
+    from matplotlib import pyplot
+
+    median = statistics.median
+    names = list(figures)
+    fig, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100)
+    left.bar(names, [median(f["throughputs"]) for f in figures.values()], color=["#2a6f97", "#999999", "#bbbbbb"])
+    left.set_title("throughput, `true` tasks/s (higher is better)")
+    width = 0.38
+    for n, (name, shade) in enumerate((("p50s", "#2a6f97"), ("p99s", "#89c2d9"))):
+        spots = [i + (n - 0.5) * width for i in range(len(names))]
+        right.bar(spots, [median(f[name]) for f in figures.values()], width, label=name[:-1], color=shade)
+    right.set_xticks(range(len(names)), names)
+    right.set_title("latency, ms, one task at a time (lower is better)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    pyplot.close(fig)
+
+
+def ratios(ours: dict, celery: dict, bare: dict, spawn: float) -> list[str]:
+    """The figures to quote, each with its goal (issue 23 for the bare loop's)."""
+    median = statistics.median
+    cpu, bare_cpu = ours["cpu_ms_median"], bare["cpu_ms_median"]
+    return [
+        f"AirKafka / Celery throughput:    {median(ours['throughputs']) / median(celery['throughputs']):.2f}x",
+        f"AirKafka / bare loop throughput: {median(ours['throughputs']) / median(bare['throughputs']):.0%} (goal >= 85%)",
+        f"AirKafka / spawn limit:          {median(ours['throughputs']) / spawn:.0%}",
+        f"AirKafka / bare loop p50:        {median(ours['p50s']) / median(bare['p50s']):.2f} (goal <= 1.2)",
+        f"AirKafka / Celery p50:           {median(ours['p50s']) / median(celery['p50s']):.2f}; "
+        f"p99: {median(ours['p99s']) / median(celery['p99s']):.2f} (goal <= 1.5)",
+        f"AirKafka / bare loop CPU per task: worker {cpu['worker'] / bare_cpu['worker']:.1f}x, "
+        f"broker {cpu['broker'] / bare_cpu['broker']:.1f}x (goals <= 2)",
+    ]
 
 
 if __name__ == "__main__":

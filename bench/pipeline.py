@@ -42,7 +42,7 @@ CPU_PARTS = ("worker", "its tasks", "broker", "bench client")
 class Bench:
     """A producer of commands and a reader of state changes that notes when each task ended."""
 
-    def __init__(self, deployment: Deployment, worker: WorkerProcess) -> None:
+    def __init__(self, deployment: Deployment, worker: WorkerProcess | BareLoop) -> None:
         self.deployment = deployment
         self.worker = worker
         self.ended: dict[str, float] = {}
@@ -232,23 +232,59 @@ def _profile(pid: int, output: Path) -> subprocess.Popen:
     )
 
 
-def run_airkafka(args: argparse.Namespace) -> dict:
-    """A fresh broker and one worker: the figures of ``measure``, medians of the CPU, and peak RSS (MB)."""
+class BareLoop:
+    """``bench/bare_loop.py`` as a process, in place of a worker."""
+
+    def __init__(self, deployment: Deployment, concurrency: int) -> None:
+        self.deployment = deployment
+        self.concurrency = concurrency
+        self.logfile = deployment.root / "bare-loop.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> BareLoop:
+        self.deployment.root.mkdir(parents=True, exist_ok=True)
+        d = self.deployment
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare_loop.py"), d.bootstrap, d.commands, d.state_changes]
+            + [str(d.partitions), str(self.concurrency)],
+            stdout=subprocess.PIPE,
+            stderr=open(self.logfile, "wb"),  # noqa: SIM115 - the child holds it
+        )
+        if self.process.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"the bare loop did not start:\n{self.log()}")
+        return self
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def run_pipeline(args: argparse.Namespace, bare: bool = False) -> dict:
+    """A fresh broker and one worker (or the bare loop): the figures of ``measure``, medians of the
+    CPU, and peak RSS (MB)."""
     workdir = ROOT / ".cache" / "bench" / uuid.uuid4().hex[:8]
     broker = start_broker(workdir / "kafka")
     deployment = Deployment(broker.bootstrap, workdir, partitions=args.partitions)
-    worker = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(args.concurrency))
+    if bare:
+        runner: BareLoop | WorkerProcess = BareLoop(deployment, args.concurrency)
+    else:
+        runner = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(args.concurrency))
     try:
-        worker.start().wait_ready()
-        bench = Bench(deployment, worker)
+        runner.start()
+        if not bare:
+            runner.wait_ready()
+        bench = Bench(deployment, runner)
         try:
             figures = measure(bench, broker.process.pid, args)
         finally:
             bench.close()
-        figures["rss_mb"] = peak_rss_mb(worker.process.pid)
-        figures["server_rss_mb"] = sum(peak_rss_mb(pid) for pid in _children_of(worker.process.pid))
+        figures["rss_mb"] = peak_rss_mb(runner.process.pid)
+        figures["server_rss_mb"] = sum(peak_rss_mb(pid) for pid in _children_of(runner.process.pid))
     finally:
-        worker.stop()
+        runner.stop()
         broker.stop()
     figures["cpu_ms_median"] = {
         part: statistics.median(run[i] for run in figures["cpu_ms"]) for i, part in enumerate(CPU_PARTS)
@@ -271,6 +307,7 @@ def arguments(description: str) -> argparse.Namespace:
         help="py-spy profile of the worker over the measured runs: speedscope JSON, or "
         "collapsed stacks for a .txt name",
     )
+    parser.add_argument("--bare", action="store_true", help="measure bench/bare_loop.py instead of a worker")
     return parser.parse_args()
 
 
@@ -280,10 +317,10 @@ def cpu_line(cpu_ms: dict[str, float]) -> str:
 
 def main() -> None:
     args = arguments(__doc__)
-    figures = run_airkafka(args)
+    figures = run_pipeline(args, bare=args.bare)
     throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
     print(
-        f"AirKafka pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions"
+        f"{'the bare loop' if args.bare else 'AirKafka'} pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions"
     )
     print(
         f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
