@@ -21,6 +21,9 @@ class State(str, Enum):
 TERMINAL = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
 # Accepted and not ended: some worker owes this task a run.
 IN_FLIGHT = frozenset({State.QUEUED, State.RUNNING, State.UP_FOR_RETRY})
+# States whose state change may be left out when the task's next transition is published with it:
+# a reader is promised every other state, in order (docs/contract.md).
+PASSING = frozenset({State.QUEUED, State.RUNNING})
 
 # A resubmitted failed or cancelled task starts over as a new attempt; a successful one only
 # through a forced replay. A waiting task fails without running when it cannot be run.

@@ -1,4 +1,4 @@
-from airkafka_app.worker.tables.publisher import take_batch
+from airkafka_app.worker.tables.publisher import leave_out_passing, take_batch
 
 
 def records(n: int, start: int = 0) -> dict:
@@ -6,7 +6,7 @@ def records(n: int, start: int = 0) -> dict:
 
 
 def changes(n: int) -> list:
-    return [(b"c%d" % i, b"s%d" % i) for i in range(n)]
+    return [(b"c%d" % i, b"s%d" % i, False) for i in range(n)]
 
 
 def test_what_fits_goes_in_one_batch():
@@ -32,3 +32,44 @@ def test_every_item_leaves_in_exactly_one_batch_in_the_order_gathered():
         sent_records.update(batch_records)
         sent_changes += batch_changes
     assert list(sent_records.items()) == list(records(2345).items()) and sent_changes == changes(777)
+
+
+def test_a_passing_change_is_left_out_only_when_a_later_change_of_its_key_is_in_the_batch():
+    gathered = [
+        (b"a", b"a queued", True),
+        (b"b", b"b queued", True),
+        (b"a", b"a running", True),
+        (b"c", b"c up_for_retry", False),
+        (b"a", b"a success", False),
+        (b"c", b"c running", True),
+        (b"b", b"b running", True),
+    ]
+    assert leave_out_passing(gathered) == [
+        (b"c", b"c up_for_retry", False),
+        (b"a", b"a success", False),
+        (b"c", b"c running", True),
+        (b"b", b"b running", True),
+    ]
+
+
+def test_what_is_not_passing_always_goes_out_in_order():
+    gathered = [(b"a", b"a up_for_retry", False), (b"a", b"a failed", False), (b"a", b"a cancelled", False)]
+    assert leave_out_passing(gathered) == gathered
+
+
+def test_a_batch_leaves_out_passing_changes_followed_within_it_not_across_batches():
+    gathered = {}, [(b"a", b"a queued", True), (b"a", b"a running", True), (b"a", b"a success", False)]
+    assert take_batch(*gathered, 2) == ({}, [(b"a", b"a running", True)])
+    assert take_batch(*gathered, 2) == ({}, [(b"a", b"a success", False)])
+
+
+def test_what_tests_accept_of_published_transitions():
+    from tests.transitions import published_as
+
+    full = ["queued", "running", "success"]
+    assert published_as(full, full) and published_as(["success"], full) and published_as(["queued", "success"], full)
+    assert not published_as(["queued", "running"], full)  # the end is never left out
+    assert not published_as(["running", "queued", "success"], full)  # nor the order changed
+    retried = [("running", 1), ("up_for_retry", 1), ("running", 2), ("success", 2)]
+    assert published_as([("up_for_retry", 1), ("success", 2)], retried)
+    assert not published_as([("running", 1), ("success", 2)], retried)

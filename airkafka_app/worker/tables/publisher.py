@@ -1,10 +1,12 @@
 """Publishes the task tables' writes to Kafka in batches, one batch in flight at a time.
 
-A batch sends each written key's latest record to its table's changelog, then every state
-change in the order the transitions happened. While one batch is in flight, the next one
+A batch sends each written key's latest record to its table's changelog, then the state
+changes in the order the transitions happened. While one batch is in flight, the next one
 gathers: a task that starts and ends meanwhile costs one changelog record instead of two or
-three, and produce requests grow with the load instead of multiplying with it. With nothing
-in flight, a write goes out at the end of the loop's current step.
+three, and one state change instead of three, since a passing state (``queued``, ``running``)
+followed in the same batch by a later change of its task is left out (docs/contract.md). Produce
+requests grow with the load instead of multiplying with it. With nothing in flight, a write goes
+out at the end of the loop's current step.
 
 As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
 before it commits offsets or gives up partitions, and that flush first sends what is gathered
@@ -37,11 +39,13 @@ log = logging.getLogger(__name__)
 MAX_LOGGED_IDS = 20
 # Records and state changes per batch: building one holds the event loop, record by record.
 MAX_BATCH = 2000
+# Keys whose partition is remembered, at most: about 10 MB.
+MAX_KEYS = 50_000
 
 # (table, key) -> (partition, record): a key's latest record only; None deletes it.
 Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
-# (key, state change), in transition order.
-Changes = list[tuple[bytes, bytes]]
+# (key, state change, passing), in transition order; a passing one may be left out (``leave_out_passing``).
+Changes = list[tuple[bytes, bytes, bool]]
 
 
 def take_batch(records: Records, changes: Changes, limit: int) -> tuple[Records, Changes]:
@@ -55,7 +59,20 @@ def take_batch(records: Records, changes: Changes, limit: int) -> tuple[Records,
     room = limit - len(batch)
     batch_changes = changes[:room]
     del changes[:room]
-    return batch, batch_changes
+    return batch, leave_out_passing(batch_changes)
+
+
+def leave_out_passing(changes: Changes) -> Changes:
+    """The changes without each passing one that a later change of its key follows: a reader
+    that sees the later one has lost nothing it was promised."""
+    later: set[bytes] = set()
+    kept = []
+    for key, change, passing in reversed(changes):
+        if not (passing and key in later):
+            kept.append((key, change, passing))
+        later.add(key)
+    kept.reverse()
+    return kept
 
 
 class TablePublisher:
@@ -67,6 +84,10 @@ class TablePublisher:
         self._in_flight: asyncio.Task | None = None
         self._sending: tuple[Records, Changes] = ({}, [])
         self._scheduled = False
+        # Key -> its partition of the state-changes topic: aiokafka's hash is pure Python, and each
+        # of a task's transitions would compute it again.
+        self._partitions: dict[bytes, int] = {}
+        self._partition_count = 0
         # When the batch in flight was handed over (loop time), and where it goes.
         self.in_flight_since: float | None = None
         self.in_flight_partitions: list[TP] = []
@@ -76,9 +97,10 @@ class TablePublisher:
         self._records[(table, key)] = (partition, record)
         self._schedule()
 
-    def add_change(self, key: bytes, change: bytes) -> None:
-        """Gather a state change for the next batch."""
-        self._changes.append((key, change))
+    def add_change(self, key: bytes, change: bytes, passing: bool = False) -> None:
+        """Gather a state change for the next batch; a ``passing`` one is left out when a later
+        change of the same key goes in the same batch."""
+        self._changes.append((key, change, passing))
         self._schedule()
 
     def _schedule(self) -> None:
@@ -113,12 +135,12 @@ class TablePublisher:
             # handed over the next batch by the time this wakes.
             await asyncio.shield(self._in_flight)
 
-    def unsent(self) -> tuple[list[tuple[str, bytes]], Changes]:
-        """The records (table name, record) and state changes not yet acknowledged, oldest first."""
+    def unsent(self) -> tuple[list[tuple[str, bytes]], list[tuple[bytes, bytes]]]:
+        """The records (table name, record) and state changes (key, change) not yet acknowledged, oldest first."""
         records = {**self._sending[0], **self._records}
         return (
             [(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
-            [*self._sending[1], *self._changes],
+            [(key, change) for key, change, _ in (*self._sending[1], *self._changes)],
         )
 
     async def _send(self, records: Records, changes: Changes) -> None:
@@ -129,9 +151,12 @@ class TablePublisher:
             batches[tp].append((key, record))
             changelogs[tp] = table
         topic, producer = self._topic, self._app.producer
-        await producer.partitions_for(topic)  # key_partition needs the topic's metadata
-        partitions: dict[bytes, int] = {}
-        for key, change in changes:
+        # key_partition needs the topic's metadata; a task's partition holds while its count does.
+        if len(await producer.partitions_for(topic)) != self._partition_count or len(self._partitions) > MAX_KEYS:
+            self._partitions.clear()
+            self._partition_count = len(await producer.partitions_for(topic))
+        partitions = self._partitions
+        for key, change, _ in changes:
             if (partition := partitions.get(key)) is None:
                 partition = partitions[key] = producer.key_partition(topic, key).partition
             batches[TP(topic, partition)].append((key, change))
@@ -146,7 +171,7 @@ class TablePublisher:
         self.in_flight_since = None
         self.in_flight_partitions = []
         if not sent.cancelled() and (error := sent.exception()) is not None:
-            ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _ in changes]))
+            ids = list(dict.fromkeys([key.decode() for _, key in records] + [key.decode() for key, _, _ in changes]))
             log.error(
                 "table publisher: %d records and %d state changes not sent, of tasks %s%s: %r",
                 len(records),

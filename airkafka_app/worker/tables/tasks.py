@@ -27,10 +27,11 @@ from faust.types import TP, EventT
 from airkafka_app.contract.commands import Command
 from airkafka_app.contract.internal import encode_recover, encode_report
 from airkafka_app.contract.settings import per_queue
-from airkafka_app.contract.states import IN_FLIGHT, TERMINAL, State
+from airkafka_app.contract.states import IN_FLIGHT, PASSING, TERMINAL, State
 from airkafka_app.contract.task_record import TaskRecord
 from airkafka_app.worker.kafka.signed import signed
 from airkafka_app.worker.kafka.transport import partition_store
+from airkafka_app.worker.tables import codec
 from airkafka_app.worker.tables.publisher import TablePublisher
 from airkafka_app.worker.tables.task_index import SLICE_S, Entry, TaskIndex
 from airkafka_app.worker.task_metrics import TaskMetrics
@@ -124,8 +125,8 @@ class TaskTable:
         self.index = TaskIndex(Path(data_dir) / "index" / name)
         # bytes keys: table_route hashes the key as the changelog serializes it, and raw
         # bytes hash exactly as the producers' keys do (a JSON str key would carry quotes).
-        # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike,
-        # by the standard library: Faust's codec encodes each write twice, and slower.
+        # Values are JSON bytes too, encoded once here for RocksDB and the changelog alike
+        # (codec.py): Faust's codec encodes each write twice, and slower.
         self.table = app.tables.add(
             IndexedTable(
                 app,
@@ -207,7 +208,8 @@ class TaskTable:
             )
         else:
             self.store(record, event)
-        self._publisher.add_change(key, json.dumps(record.state_change(self.queue)).encode())
+        change = codec.dumps(record.state_change(self.queue))
+        self._publisher.add_change(key, change, passing=record.state in PASSING)
         self._metrics.observe(self.queue, record)
         # Failures, retries and cancels are what an operator acts on; routine transitions
         # stay at DEBUG, since at a thousand tasks a second they would drown the log.
@@ -220,7 +222,7 @@ class TaskTable:
     def store(self, record: TaskRecord, event: EventT) -> None:
         """Write the record to the event's partition: RocksDB at once, the changelog in the publisher's next batch."""
         key = record.id.encode()
-        value = json.dumps(record.to_json()).encode()
+        value = codec.dumps(record.to_json())
         self.awaiting_report.settled_by(record)
         self.table.data[key] = value
         self.index.note(event.message.partition, key, record.state, record.updated_at)
