@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ LOG_CONFIG = ROOT / "kafka" / "log4j2.properties"
 CACHE = Path(os.environ.get("AIRKAFKA_KAFKA_CACHE", ROOT / ".cache" / "kafka"))
 HEAP = os.environ.get("AIRKAFKA_KAFKA_HEAP", "-Xms256m -Xmx768m")
 READY_LINE = "Kafka Server started"
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def fetch() -> Path:
@@ -36,7 +38,7 @@ def fetch() -> Path:
     done = CACHE / f"done-{POM.stat().st_mtime_ns}"
     if not done.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        maven = subprocess.run(
             [
                 "mvn",
                 "-q",
@@ -47,9 +49,12 @@ def fetch() -> Path:
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={libs}",
             ],
-            check=True,
-            stdout=sys.stderr,
+            capture_output=True,
+            text=True,
         )
+        # Debian's Maven 3.8 writes colour resets even in batch mode with colours off.
+        sys.stderr.write(ANSI_CODE.sub("", maven.stdout + maven.stderr))
+        maven.check_returncode()
         done.touch()
     return libs
 

@@ -129,6 +129,8 @@ def tasks(args: argparse.Namespace) -> None:
         **{name: str(getattr(args, name)) for name in ("state", *IDENTITY) if getattr(args, name) is not None},
     }
     answer = read_view(args.worker_url, "/cluster/tasks/", query)
+    if not answer["tasks"] and not args.json:
+        print(f"no {args.state or ''} tasks in queue {args.queue}".replace("  ", " "))
     for task in answer["tasks"]:
         airflow = task.get("airflow") or {}
         if args.json:

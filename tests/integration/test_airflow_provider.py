@@ -91,6 +91,8 @@ def test_airflow_airkafka_tasks_and_task_read_the_cluster_views(broker, tmp_path
             if line.startswith("{")
         ]
         assert [(r["id"], r["exit_code"]) for r in rows] == [("cli-bad", 4)]
+        none = run([str(AIRFLOW), "airkafka", "tasks", "--state", "running"], env)
+        assert "no running tasks in queue default" in none, none
         shown = run([str(AIRFLOW), "airkafka", "task", "cli-ok"], env)
         record = json.loads(shown[shown.index("{") :])
         assert record["state"] == "success" and record["worker"] == "cli-views"
