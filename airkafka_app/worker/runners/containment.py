@@ -33,6 +33,7 @@ MODES = ("auto", "cgroup", "subreaper")
 # The controllers of a task's limits.
 CONTROLLERS = ("memory", "pids", "cpu")
 PR_SET_CHILD_SUBREAPER = 36
+MOUNTINFO = Path("/proc/self/mountinfo")
 # Processes the spawning process adds to a group while it spawns in it: itself.
 SPAWNER_PIDS = 1
 
@@ -65,21 +66,43 @@ def _own_cgroups() -> dict[str, str]:
 
 def _mounts() -> dict[str, Path]:
     """Hierarchy ('' for v2, else its controllers as /proc/self/cgroup names them) -> mount point."""
-    found: dict[str, Path] = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    return {hierarchy: point for hierarchy, (point, _) in _mount_options(MOUNTINFO.read_text()).items()}
+
+
+def _mount_options(mountinfo: str) -> dict[str, tuple[Path, set[str]]]:
+    """Hierarchy ('' for v2, else its controllers) -> mount point and super options."""
+    found: dict[str, tuple[Path, set[str]]] = {}
+    for line in mountinfo.splitlines():
         fields = line.split()
         sep = fields.index("-")
         fstype, options, root = fields[sep + 1], fields[sep + 3], fields[3]
         if root != "/":
             continue
         if fstype == "cgroup2":
-            found.setdefault("", Path(fields[4]))
+            found.setdefault("", (Path(fields[4]), set(options.split(","))))
         elif fstype == "cgroup":
             # Super options: rw or ro, the controllers, flags; a named hierarchy as name=...
             names = [o for o in options.split(",") if o not in ("rw", "ro") and ("=" not in o or o.startswith("name="))]
             if names:
-                found.setdefault(",".join(names), Path(fields[4]))
+                found.setdefault(",".join(names), (Path(fields[4]), set(options.split(","))))
     return found
+
+
+def slow_migrations(mountinfo: str | None = None) -> str | None:
+    """Why moving a process into a cgroup may take milliseconds, or None.
+
+    A move takes the kernel's cgroup threadgroup lock for writing, which waits for an RCU grace
+    period when no move happened in the last few milliseconds: the first task after an idle
+    spell then starts 5 to 25 ms late (p99 27 ms against 3.4, measured in docs/benchmark.md).
+    The cgroup2 mount option ``favordynmods`` (Linux 6.0+) keeps the lock ready for writers.
+    """
+    mount = _mount_options(MOUNTINFO.read_text() if mountinfo is None else mountinfo).get("")
+    if mount is None or "favordynmods" in mount[1]:
+        return None
+    return (
+        f"cgroup2 at {mount[0]} is mounted without favordynmods: a task that starts after an idle spell "
+        f"can wait 5 to 25 ms to enter its cgroup (mount -o remount,favordynmods {mount[0]}, Linux 6.0+)"
+    )
 
 
 class _Hierarchies:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from airkafka_app.contract.commands import Command, InvalidCommand, shown
 from airkafka_app.contract.states import State
 from airkafka_app.worker.runners import Outcome, Output
+from airkafka_app.worker.runners.containment import Cgroups, slow_migrations
 from airkafka_app.worker.runners.environment import check_env, check_text
 from airkafka_app.worker.runners.fork_client import ForkServer, ForkServerLost
 from airkafka_app.worker.runners.process import with_tail
@@ -102,8 +103,11 @@ class ShellRunner:
 
     def start_up_warnings(self) -> list[str]:
         """What an operator should hear of the allowlist as the worker starts: entries that name
-        no program here, and programs that run whatever program their arguments name."""
+        no program here, and programs that run whatever program their arguments name; and of
+        cgroups that make a task wait to start."""
         warnings = []
+        if (self.containment or "").startswith(Cgroups.mode) and (slow := slow_migrations()) is not None:
+            warnings.append(slow)
         if os.geteuid() == 0 and not self.user:
             warnings.append(
                 "the worker runs as root and AIRKAFKA_TASK_USER is empty: tasks run as root too, and can read "
