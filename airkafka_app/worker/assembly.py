@@ -22,7 +22,7 @@ from airkafka_app.worker.cancel_lookout import CancelLookout
 from airkafka_app.worker.control import Control
 from airkafka_app.worker.liveness import Heartbeats, Liveness
 from airkafka_app.worker.log_publisher import LogPublisher
-from airkafka_app.worker.ops import metrics, retention
+from airkafka_app.worker.ops import kafka_noise, metrics, retention
 from airkafka_app.worker.ops.heap import freeze_startup_heap
 from airkafka_app.worker.ops.log_server import LogServer
 from airkafka_app.worker.ops.loop_lag import LoopLag
@@ -53,6 +53,7 @@ def build(settings: Settings) -> App:
     for web in (views, cluster, dead_letters, dashboard):
         web.install(app)
     metrics.install(parts, parts.metrics_registry)
+    kafka_noise.install(parts.metrics_registry)
     # `faust -A airkafka_app replay`, as it was before `airkafka replay`.
     faust_command_line.add_command(replay)
     return app
