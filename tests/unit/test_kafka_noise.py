@@ -20,6 +20,9 @@ def test_aiokafkas_transient_messages_are_known_and_others_are_not():
     assert kind_of("Marking the coordinator dead (node 1)for group g.") == "coordinator"
     assert kind_of('Unable connect to "127.0.0.1:9092": [Errno 111] Connect call failed') == "connection"
     assert kind_of("Failed fetch messages from 1: NodeNotReadyError") == "fetch"
+    assert kind_of("Unable connect to node with id 1: [Errno 111] Connect call failed") == "connection"
+    assert kind_of("Heartbeat send request failed: NodeNotReadyError: Attempt to send") == "connection"
+    assert kind_of("Unable to update metadata from [1]") == "metadata"
     assert kind_of("Topic app-__assignor-__leader not found in cluster metadata") == "metadata"
     assert kind_of("Unexpected error in sender routine") is None
 

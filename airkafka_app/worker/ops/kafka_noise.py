@@ -20,21 +20,24 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
-# aiokafka's messages for conditions its retries outlast, by kind.
+# aiokafka's messages for conditions its retries outlast, by kind, the first that matches.
 KINDS = {
     "coordinator": re.compile(
         r"Group Coordinator Request failed|Marking the coordinator dead|Coordinator .*not available"
     ),
-    "connection": re.compile(r"Unable connect to"),
     "fetch": re.compile(r"Failed fetch messages"),
     "metadata": re.compile(r"Unable to update metadata|Unable to request metadata|not found in cluster metadata"),
+    # Last: the other kinds' messages may name a connection error too.
+    "connection": re.compile(r"Unable connect to|NodeNotReadyError|KafkaConnectionError"),
 }
+# aiokafka's client logs as "aiokafka"; a logger's filter sees only what is logged to it by name.
 LOGGERS = (
-    "aiokafka.client",
+    "aiokafka",
     "aiokafka.cluster",
     "aiokafka.conn",
     "aiokafka.consumer.group_coordinator",
     "aiokafka.consumer.fetcher",
+    "aiokafka.producer.sender",
 )
 EVERY_S = 60.0
 
