@@ -4,8 +4,11 @@ A batch sends each written key's latest record to its table's changelog, then th
 changes in the order the transitions happened. While one batch is in flight, the next one
 gathers: a task that starts and ends meanwhile costs one changelog record instead of two or
 three, and one state change instead of three, since a passing state (``queued``, ``running``)
-followed in the same batch by a later change of its task is left out (docs/contract.md). Produce
-requests grow with the load instead of multiplying with it. With nothing in flight, a write goes
+followed in the same batch by a later change of its task is left out (docs/contract.md). A
+``queued`` record waits for the task's next record, or for the next commit, whichever comes
+first: under load a task waits for a run slot longer than a batch takes, and its ``running``
+record makes the ``queued`` one moot. Produce requests grow with the load instead of
+multiplying with it. With nothing in flight, a write goes
 out at the end of the loop's current step.
 
 As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
@@ -80,6 +83,9 @@ class TablePublisher:
         self._app = app
         self._topic = state_changes_topic
         self._records: Records = {}
+        # Records of tasks that have not started (``queued``), held back until the task's next
+        # write replaces them or a commit needs them: ``add_record(..., hold=True)``.
+        self._held: Records = {}
         self._changes: Changes = []
         self._in_flight: asyncio.Task | None = None
         self._sending: tuple[Records, Changes] = ({}, [])
@@ -92,8 +98,18 @@ class TablePublisher:
         self.in_flight_since: float | None = None
         self.in_flight_partitions: list[TP] = []
 
-    def add_record(self, table: faust.Table, partition: int, key: bytes, record: bytes | None) -> None:
-        """Gather a record written to a table, or a tombstone (None), for its changelog in the next batch."""
+    def add_record(
+        self, table: faust.Table, partition: int, key: bytes, record: bytes | None, hold: bool = False
+    ) -> None:
+        """Gather a record written to a table, or a tombstone (None), for its changelog in the next
+        batch; or, with ``hold``, until the key's next record or the next commit, whichever comes
+        first. Only a record that a redelivered command would write again may be held: its
+        command's offset is committed only after the flush that sends it."""
+        if hold:
+            self._records.pop((table, key), None)
+            self._held[(table, key)] = (partition, record)
+            return
+        self._held.pop((table, key), None)
         self._records[(table, key)] = (partition, record)
         self._schedule()
 
@@ -125,6 +141,8 @@ class TablePublisher:
         carry it: the one in flight, then as many as what is gathered fills. Not the batches
         after those, which hold what is written meanwhile: under load, a commit waiting for
         them would wait as long as tasks keep ending."""
+        self._records.update(self._held)
+        self._held.clear()
         gathered = len(self._records) + len(self._changes)
         batches = (self._in_flight is not None) + math.ceil(gathered / MAX_BATCH)
         self.flush()
@@ -137,7 +155,7 @@ class TablePublisher:
 
     def unsent(self) -> tuple[list[tuple[str, bytes]], list[tuple[bytes, bytes]]]:
         """The records (table name, record) and state changes (key, change) not yet acknowledged, oldest first."""
-        records = {**self._sending[0], **self._records}
+        records = {**self._sending[0], **self._held, **self._records}
         return (
             [(table.name, record) for (table, _), (_, record) in records.items() if record is not None],
             [(key, change) for key, change, _ in (*self._sending[1], *self._changes)],

@@ -226,7 +226,9 @@ class TaskTable:
         self.awaiting_report.settled_by(record)
         self.table.data[key] = value
         self.index.note(event.message.partition, key, record.state, record.updated_at)
-        self._publisher.add_record(self.table, event.message.partition, key, value)
+        # A task not started yet is queued again by its redelivered command: its changelog record
+        # may wait for the task's next one, which makes it moot (publisher.py).
+        self._publisher.add_record(self.table, event.message.partition, key, value, hold=record.state is State.QUEUED)
 
     def report(self, record: TaskRecord) -> dict[str, Any]:
         """The send of ``record`` as a report to its partition's owner, signed."""
