@@ -68,9 +68,9 @@ def main() -> None:
             order = names if round_ % 2 == 0 else names[::-1]
             for name in order:
                 bench = sides[name]
-                before = cpu_now(bench.worker.process.pid, broker.process.pid)
+                before = cpu_now([bench.workers[0].process.pid], broker.process.pid)
                 throughputs[name].append(bench.throughput(args.tasks))
-                after = cpu_now(bench.worker.process.pid, broker.process.pid)
+                after = cpu_now([bench.workers[0].process.pid], broker.process.pid)
                 cpu[name].append([1000 * (b - a) / args.tasks for a, b in zip(before, after, strict=True)])
             for _ in range(args.probes // args.rounds):
                 for name in order:
@@ -82,7 +82,7 @@ def main() -> None:
     finally:
         for bench in sides.values():
             bench.close()
-            bench.worker.stop()
+            bench.workers[0].stop()
         broker.stop()
     for name in names:
         cpu_ms = {part: statistics.median(run[i] for run in cpu[name]) for i, part in enumerate(CPU_PARTS)}

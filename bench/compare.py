@@ -8,6 +8,7 @@ a noisy machine, where absolute times do not. A benchmark, not a test: it assert
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -66,6 +67,7 @@ def main() -> None:
     celery = run_celery(args.tasks, args.sequential, args.repeat)
     bare = run_pipeline(args, bare=True)
     ours = run_pipeline(args)
+    two = run_pipeline(argparse.Namespace(**{**vars(args), "workers": 2}))
 
     def runs(values: list[float], digits: int) -> str:
         return ", ".join(f"{v:.{digits}f}" for v in values)
@@ -76,6 +78,7 @@ def main() -> None:
     for column in (
         "",
         f"AirKafka (1 worker, concurrency {args.concurrency})",
+        "AirKafka (2 workers)",
         f"Celery {celery['version']} + Redis (2 prefork)",
         "bare aiokafka loop",
         "spawn limit (asyncio)",
@@ -84,6 +87,7 @@ def main() -> None:
     table.add_row(
         "throughput, tasks/s",
         f"{median(ours['throughputs']):.0f} ({runs(ours['throughputs'], 0)})",
+        f"{median(two['throughputs']):.0f} ({runs(two['throughputs'], 0)})",
         f"{median(celery['throughputs']):.0f} ({runs(celery['throughputs'], 0)})",
         f"{median(bare['throughputs']):.0f} ({runs(bare['throughputs'], 0)})",
         f"{median(spawn):.0f} ({runs(spawn, 0)})",
@@ -92,6 +96,7 @@ def main() -> None:
         table.add_row(
             f"latency {name[:-1]}, ms",
             f"{median(ours[name]):.1f} ({runs(ours[name], 1)})",
+            f"{median(two[name]):.1f} ({runs(two[name], 1)})",
             f"{median(celery[name]):.1f} ({runs(celery[name], 1)})",
             f"{median(bare[name]):.1f} ({runs(bare[name], 1)})",
             "",
@@ -99,6 +104,7 @@ def main() -> None:
     table.add_row(
         "peak RSS, MB",
         f"{ours['rss_mb']:.0f} (the worker; its spawn server {ours['server_rss_mb']:.0f})",
+        f"{two['rss_mb']:.0f} (each)",
         f"{celery['rss_mb']:.0f} (worker and its 2 children)",
         f"{bare['rss_mb']:.0f}",
         "",
@@ -106,10 +112,12 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"AirKafka CPU ms per task:  {cpu_line(ours['cpu_ms_median'])}")
+    console.print(f"2 workers CPU ms per task: {cpu_line(two['cpu_ms_median'])}")
     console.print(f"bare loop CPU ms per task: {cpu_line(bare['cpu_ms_median'])}")
     for line in ratios(ours, celery, bare, median(spawn)):
         console.print(line)
-    draw({"AirKafka": ours, f"Celery {celery['version']}": celery, "bare aiokafka loop": bare}, CHART)
+    figures = {"AirKafka": ours, "AirKafka, 2 workers": two, f"Celery {celery['version']}": celery}
+    draw({**figures, "bare aiokafka loop": bare}, CHART)
     console.print(f"chart: {CHART.relative_to(ROOT)}")
 
 
@@ -122,8 +130,9 @@ def draw(figures: dict[str, dict], path: Path) -> None:
 
     median = statistics.median
     names = list(figures)
-    fig, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100)
-    left.bar(names, [median(f["throughputs"]) for f in figures.values()], color=["#2a6f97", "#999999", "#bbbbbb"])
+    fig, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    shades = ["#2a6f97", "#61a5c2", "#999999", "#bbbbbb"][: len(names)]
+    left.bar(names, [median(f["throughputs"]) for f in figures.values()], color=shades)
     left.set_title("throughput, `true` tasks/s (higher is better)")
     width = 0.38
     for n, (name, shade) in enumerate((("p50s", "#2a6f97"), ("p99s", "#89c2d9"))):
@@ -132,6 +141,8 @@ def draw(figures: dict[str, dict], path: Path) -> None:
     right.set_xticks(range(len(names)), names)
     right.set_title("latency, ms, one task at a time (lower is better)")
     right.legend()
+    for axis in (left, right):
+        axis.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     fig.savefig(path)
     pyplot.close(fig)

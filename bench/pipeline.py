@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from airkafka_app.contract.kafka_connection import confluent_options, confluent_producer_options  # noqa: E402
 from airkafka_app.contract.settings import Settings  # noqa: E402
-from scripts.local_deployment import Deployment, WorkerProcess, shell  # noqa: E402
+from scripts.local_deployment import Deployment, WorkerProcess, shell, wait_for_split  # noqa: E402
 from scripts.local_kafka import start_broker  # noqa: E402
 
 TERMINAL = {"success", "failed", "cancelled"}
@@ -42,9 +42,9 @@ CPU_PARTS = ("worker", "its tasks", "broker", "bench client")
 class Bench:
     """A producer of commands and a reader of state changes that notes when each task ended."""
 
-    def __init__(self, deployment: Deployment, worker: WorkerProcess | BareLoop) -> None:
+    def __init__(self, deployment: Deployment, *workers: WorkerProcess | BareLoop) -> None:
         self.deployment = deployment
-        self.worker = worker
+        self.workers = workers
         self.ended: dict[str, float] = {}
         self._pending: set[str] = set()
         self._all_ended = threading.Event()
@@ -120,8 +120,9 @@ class Bench:
         self.producer.poll(0)
         deadline = time.monotonic() + timeout
         while not self._all_ended.wait(1.0):
-            if self.worker.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{len(self._pending)} tasks did not end; worker log:\n{self.worker.log()[-3000:]}")
+            if any(w.process.poll() is not None for w in self.workers) or time.monotonic() > deadline:
+                logs = "\n".join(w.log()[-3000:] for w in self.workers)
+                raise RuntimeError(f"{len(self._pending)} tasks did not end; worker logs:\n{logs}")
         return started
 
     def throughput(self, count: int) -> float:
@@ -172,11 +173,12 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-def cpu_now(worker_pid: int, broker_pid: int) -> tuple[float, ...]:
-    """CPU seconds so far of the worker with its spawn server, of the tasks they reaped, of the
+def cpu_now(worker_pids: list[int], broker_pid: int) -> tuple[float, ...]:
+    """CPU seconds so far of the workers with their spawn servers, of the tasks they reaped, of the
     broker, and of this process."""
     own = os.times()
-    worker = [worker_pid, *_children_of(worker_pid)]  # the tasks' are reaped; what lives is a server
+    # The tasks are reaped; what lives is a spawn server.
+    worker = [pid for worker_pid in worker_pids for pid in (worker_pid, *_children_of(worker_pid))]
     return (
         sum(_cpu_seconds(pid) for pid in worker),
         sum(_cpu_seconds(pid, children=True) for pid in worker),
@@ -193,11 +195,12 @@ def measure(bench: Bench, broker_pid: int, args: argparse.Namespace) -> dict:
         bench.throughput(args.tasks)
     bench.latencies(20)
     figures: dict[str, list] = {"throughputs": [], "p50s": [], "p99s": [], "cpu_ms": []}
-    profiler = _profile(bench.worker.process.pid, args.profile) if args.profile else None
+    pids = [worker.process.pid for worker in bench.workers]
+    profiler = _profile(pids[0], args.profile) if args.profile else None
     for _ in range(args.repeat):
-        before = cpu_now(bench.worker.process.pid, broker_pid)
+        before = cpu_now(pids, broker_pid)
         figures["throughputs"].append(bench.throughput(args.tasks))
-        after = cpu_now(bench.worker.process.pid, broker_pid)
+        after = cpu_now(pids, broker_pid)
         figures["cpu_ms"].append([1000 * (b - a) / args.tasks for a, b in zip(before, after, strict=True)])
         lat = bench.latencies(args.sequential)
         figures["p50s"].append(percentile(lat, 50) * 1000)
@@ -263,28 +266,34 @@ class BareLoop:
 
 
 def run_pipeline(args: argparse.Namespace, bare: bool = False) -> dict:
-    """A fresh broker and one worker (or the bare loop): the figures of ``measure``, medians of the
-    CPU, and peak RSS (MB)."""
+    """A fresh broker and ``args.workers`` workers (or the bare loop): the figures of ``measure``,
+    medians of the CPU, and peak RSS (MB) of the first worker and of its spawn server."""
     workdir = ROOT / ".cache" / "bench" / uuid.uuid4().hex[:8]
     broker = start_broker(workdir / "kafka")
     deployment = Deployment(broker.bootstrap, workdir, partitions=args.partitions)
-    if bare:
-        runner: BareLoop | WorkerProcess = BareLoop(deployment, args.concurrency)
-    else:
-        runner = deployment.worker("bench", AIRKAFKA_SHELL_ALLOW="true", AIRKAFKA_CONCURRENCY=str(args.concurrency))
+    env = {"AIRKAFKA_SHELL_ALLOW": "true", "AIRKAFKA_CONCURRENCY": str(args.concurrency)}
+    runners: list[BareLoop | WorkerProcess] = (
+        [BareLoop(deployment, args.concurrency)]
+        if bare
+        else [deployment.worker(f"bench{n}", **env) for n in range(args.workers)]
+    )
     try:
-        runner.start()
+        for runner in runners:
+            runner.start()
         if not bare:
-            runner.wait_ready()
-        bench = Bench(deployment, runner)
+            for runner in runners:
+                runner.wait_ready()
+            wait_for_split(*runners)
+        bench = Bench(deployment, *runners)
         try:
             figures = measure(bench, broker.process.pid, args)
         finally:
             bench.close()
-        figures["rss_mb"] = peak_rss_mb(runner.process.pid)
-        figures["server_rss_mb"] = sum(peak_rss_mb(pid) for pid in _children_of(runner.process.pid))
+        figures["rss_mb"] = peak_rss_mb(runners[0].process.pid)
+        figures["server_rss_mb"] = sum(peak_rss_mb(pid) for pid in _children_of(runners[0].process.pid))
     finally:
-        runner.stop()
+        for runner in runners:
+            runner.stop()
         broker.stop()
     figures["cpu_ms_median"] = {
         part: statistics.median(run[i] for run in figures["cpu_ms"]) for i, part in enumerate(CPU_PARTS)
@@ -308,6 +317,7 @@ def arguments(description: str) -> argparse.Namespace:
         "collapsed stacks for a .txt name",
     )
     parser.add_argument("--bare", action="store_true", help="measure bench/bare_loop.py instead of a worker")
+    parser.add_argument("--workers", type=int, default=1, help="AirKafka workers, sharing the partitions")
     return parser.parse_args()
 
 
@@ -320,7 +330,8 @@ def main() -> None:
     figures = run_pipeline(args, bare=args.bare)
     throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
     print(
-        f"{'the bare loop' if args.bare else 'AirKafka'} pipeline, `true` shell tasks, 1 worker, concurrency {args.concurrency}, {args.partitions} partitions"
+        f"{'the bare loop' if args.bare else 'AirKafka'} pipeline, `true` shell tasks, "
+        f"{1 if args.bare else args.workers} worker(s), concurrency {args.concurrency} each, {args.partitions} partitions"
     )
     print(
         f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
