@@ -109,7 +109,7 @@ def main() -> None:
         f"{bare['rss_mb']:.0f}",
         "",
     )
-    console = Console()
+    console = Console(width=200)  # a wide table, also in a log
     console.print(table)
     console.print(f"AirKafka CPU ms per task:  {cpu_line(ours['cpu_ms_median'])}")
     console.print(f"2 workers CPU ms per task: {cpu_line(two['cpu_ms_median'])}")
