@@ -54,6 +54,8 @@ async def cluster(web: View, request: Request) -> Response:
             "workers": merge_workers(answers, web.app.parts.heartbeats.roster()),
             "queues": merge_queues(answers),
             "states": [state.value for state in State],
+            # Where the dashboard links an Airflow try's full log.
+            "airflow_url": web.app.settings.airflow_api_url,
         }
     )
 
@@ -66,7 +68,7 @@ async def cluster_tasks(web: View, request: Request) -> Response:
     if (limit := limit_of(request, 50)) is None:
         return web.json({"error": LIMIT_ERROR}, status=400)
     query = {"queue": request.query.get("queue", DEFAULT_QUEUE), "limit": str(limit)}
-    query.update({name: request.query[name] for name in ("state", *IDENTITY) if name in request.query})
+    query.update({name: request.query[name] for name in ("state", "search", *IDENTITY) if name in request.query})
     answers = await ask_members(web.app, "/tasks/", query)
     return web.json(merge_tasks(answers, request.query.get("worker"), limit))
 

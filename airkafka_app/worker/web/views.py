@@ -76,15 +76,20 @@ def _after(cursor: str) -> Entry:
     return Entry(int(at), bytes.fromhex(key), 0, State.QUEUED)
 
 
-def _airflow_filter(request: Request) -> Callable[[dict[str, Any]], bool] | None:
-    """Records of the Airflow task instances the query names (``dag_id``, ``task_id``, ...)."""
+def _filter(request: Request) -> Callable[[dict[str, Any]], bool] | None:
+    """Records of the Airflow task instances the query names (``dag_id``, ``task_id``, ...), and
+    of those whose id or Airflow ids hold ``search`` (case aside)."""
     wanted = {name: request.query[name] for name in IDENTITY if name in request.query}
-    if not wanted:
+    search = request.query.get("search", "").strip().casefold()
+    if not wanted and not search:
         return None
 
     def match(record: dict[str, Any]) -> bool:
         airflow = record.get("airflow") or {}
-        return all(str(airflow.get(name)) == value for name, value in wanted.items())
+        if not all(str(airflow.get(name)) == value for name, value in wanted.items()):
+            return False
+        ids = [str(record.get("id", "")), *(str(airflow.get(name, "")) for name in ("dag_id", "task_id", "run_id"))]
+        return not search or any(search in text.casefold() for text in ids)
 
     return match
 
@@ -148,8 +153,9 @@ def install(app: App) -> None:
         """Tasks held by this worker's partitions of the queue, newest first, a page at a time:
         ``limit`` (1 to 500, default 100) of them, and ``next``, the ``cursor`` of the next page.
         Airflow tasks can be picked by ``dag_id``, ``task_id``, ``run_id``, ``map_index`` and
-        ``try_number``: a page then reads at most MAX_SCAN records, and may hold fewer than ``limit``
-        with a ``next`` to go on from."""
+        ``try_number``, and any task by ``search``, a part of its id or of its Airflow ids: a page
+        then reads at most MAX_SCAN records, and may hold fewer than ``limit`` with a ``next`` to
+        go on from."""
         if refused := refused_read(web, request):
             return refused
         queue = _queue(request)
@@ -165,7 +171,7 @@ def install(app: App) -> None:
         except ValueError:
             return web.json({"error": "cursor must be the next of a page"}, status=400)
         states = [State(state)] if state else list(State)
-        match = _airflow_filter(request)
+        match = _filter(request)
         found, stopped_at = await queue.tasks.newest(states, after, limit + 1, match)
         counts = queue.tasks.counts()
         if len(found) > limit:

@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const ended = {}; // queue -> [[time, tasks ended so far]] over the rate window
 let workersSeen = [];
 let shown = null; // the task on its page, as last read
+let airflowUrl = ""; // Airflow's UI, for the link to a try's whole log
 const IN_FLIGHT = ["queued", "running", "up_for_retry"];
 
 function token() {
@@ -43,8 +44,39 @@ function ago(seconds) {
   return seconds < 90 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
 }
 
+// A time in a list: the time of day, with the date when it is not today's.
 function time(epoch) {
-  return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "";
+  if (!epoch) return "";
+  const at = new Date(epoch * 1000);
+  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
+}
+
+function stamp(epoch) {
+  return epoch ? new Date(epoch * 1000).toLocaleString() : "";
+}
+
+function duration(seconds) {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 90) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return minutes < 90 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+// An Airflow try's identity, in its own columns; empty for other tasks.
+function airflowCells(row, task) {
+  const a = task.airflow || {};
+  cell(row, a.dag_id);
+  cell(row, a.task_id === undefined ? "" : a.map_index !== undefined && a.map_index !== -1 ? `${a.task_id} [${a.map_index}]` : a.task_id);
+  cell(row, a.run_id);
+  cell(row, a.try_number);
+}
+
+function listFilters(params) {
+  const dag = $("feed-dag").value.trim();
+  const search = $("feed-search").value.trim();
+  if (dag) params.set("dag_id", dag);
+  if (search) params.set("search", search);
+  return params;
 }
 
 function fill(tableId, rows, render) {
@@ -101,21 +133,23 @@ async function refreshCluster() {
   });
   setOptions($("queue"), Object.keys(cluster.queues), []);
   setOptions($("feed-state"), cluster.states, [""]);
+  airflowUrl = cluster.airflow_url || "";
   workersSeen = cluster.workers.map((w) => w.worker).filter(Boolean);
   setOptions($("feed-worker"), workersSeen, [""]);
 }
 
 async function refreshFeed() {
-  const params = new URLSearchParams({ queue: queue(), limit: "50" });
+  const params = listFilters(new URLSearchParams({ queue: queue(), limit: "50" }));
   if ($("feed-state").value) params.set("state", $("feed-state").value);
   if ($("feed-worker").value) params.set("worker", $("feed-worker").value);
   const [feed, failed] = await Promise.all([
     call(`/cluster/tasks/?${params}`),
-    call(`/cluster/tasks/?${new URLSearchParams({ queue: queue(), state: "failed", limit: "20" })}`),
+    call(`/cluster/tasks/?${listFilters(new URLSearchParams({ queue: queue(), state: "failed", limit: "20" }))}`),
   ]);
   fill("feed", feed.tasks, (row, t) => {
     row.dataset.task = t.id;
     taskLink(row, t);
+    airflowCells(row, t);
     cell(row, t.command && t.command.kind);
     cell(row, t.state, `state-${t.state}`);
     cell(row, t.attempt);
@@ -125,6 +159,7 @@ async function refreshFeed() {
   fill("failed", failed.tasks, (row, t) => {
     row.dataset.task = t.id;
     taskLink(row, t);
+    airflowCells(row, t);
     cell(row, t.worker);
     cell(row, t.exit_code);
     cell(row, time(t.ended_at));
@@ -153,37 +188,89 @@ function route() {
   return match ? { queue: decodeURIComponent(match[1]), id: decodeURIComponent(match[2]) } : null;
 }
 
-async function refreshTask(target) {
-  const t = await call(`/tasks/${encodeURIComponent(target.id)}/?queue=${encodeURIComponent(target.queue)}`);
-  $("task-id").textContent = t.id;
-  const rows = [
-    ["State", t.state], ["Attempt", t.attempt], ["First attempt of this delivery", t.first_attempt],
-    ["Worker", t.worker], ["Exit code", t.exit_code], ["Queued", time(t.queued_at)],
-    ["Started", time(t.started_at)], ["Ended", time(t.ended_at)], ["Changed", time(t.updated_at)],
-    ["Queue", target.queue], ["Airflow", t.airflow ? Object.values(t.airflow).join(" / ") : ""],
+// An Airflow try's output is its log's JSON records, the first one cut short by the 4 KiB
+// kept: each is shown as a line, and the cut one is left out.
+function readable(detail, airflow) {
+  const [summary, ...lines] = (detail || "").split("\n");
+  if (!airflow) return detail || "";
+  const shown = [];
+  lines.forEach((line, n) => {
+    try {
+      const record = JSON.parse(line);
+      const level = record.level ? ` ${String(record.level).toUpperCase()}` : "";
+      const source = record.logger ? ` ${record.logger}:` : "";
+      shown.push(`${record.timestamp || ""}${level}${source} ${record.event === undefined ? line : record.event}`.trim());
+    } catch {
+      if (n > 0 || !line.trim()) shown.push(line); // the first line is cut: left out
+      else shown.push("…");
+    }
+  });
+  return [summary, ...shown].join("\n");
+}
+
+function airflowLog(t) {
+  const a = t.airflow;
+  if (!a || !airflowUrl) return "";
+  const mapped = a.map_index !== undefined && a.map_index !== -1 ? `/mapped/${a.map_index}` : "";
+  const path = ["dags", a.dag_id, "runs", a.run_id, "tasks", a.task_id].map(encodeURIComponent).join("/");
+  return `${airflowUrl.replace(/\/$/, "")}/${path}${mapped}?try_number=${encodeURIComponent(a.try_number)}`;
+}
+
+function showTask(t, target) {
+  $("task-id").textContent = t ? t.id : target.id;
+  $("task-id").className = t ? "" : "missing";
+  const a = (t && t.airflow) || {};
+  const now = Date.now() / 1000;
+  const took = t && t.started_at ? (t.ended_at || now) - t.started_at : null;
+  const rows = !t ? [] : [
+    ["State", t.state], ["Attempt", t.attempt], ["First attempt of this command", t.first_attempt],
+    ["Worker", t.worker], ["Exit code", t.exit_code], ["Queued", stamp(t.queued_at)],
+    ["Started", stamp(t.started_at)], ["Ended", stamp(t.ended_at)],
+    ["Duration", took === null ? "" : `${duration(took)}${t.ended_at ? "" : " so far"}`],
+    ["Changed", stamp(t.updated_at)], ["Queue", target.queue],
+    ...(t.airflow ? [["DAG", a.dag_id], ["Airflow task", a.task_id], ["Run", a.run_id], ["Try", a.try_number]] : []),
+    ...(t.airflow && a.map_index !== undefined && a.map_index !== -1 ? [["Map index", a.map_index]] : []),
   ];
   fill("task-fields", rows, (row, [name, value]) => {
     cell(row, name);
     cell(row, value, name === "State" ? `state-${value}` : "");
   });
-  fill("task-attempts", [...(t.earlier || [])].reverse(), (row, a) => {
-    cell(row, a.attempt);
-    cell(row, a.state, `state-${a.state}`);
-    cell(row, a.worker);
-    cell(row, a.exit_code);
-    cell(row, time(a.started_at));
-    cell(row, time(a.ended_at));
-    cell(row, a.detail, "detail");
+  const earlier = t ? [...(t.earlier || [])].reverse() : [];
+  $("task-attempts-section").hidden = earlier.length === 0;
+  fill("task-attempts", earlier, (row, e) => {
+    cell(row, e.attempt);
+    cell(row, e.state, `state-${e.state}`);
+    cell(row, e.worker);
+    cell(row, e.exit_code);
+    cell(row, time(e.started_at));
+    cell(row, time(e.ended_at));
+    cell(row, e.detail, "detail");
   });
-  $("task-detail").textContent = t.detail || "";
-  $("task-command").textContent = JSON.stringify(t.command, null, 2);
+  const airflow = Boolean(t && t.command && t.command.kind === "airflow");
+  $("task-detail").textContent = t ? readable(t.detail, airflow) : "";
+  const link = t ? airflowLog(t) : "";
+  $("task-log-link").hidden = !link;
+  $("task-log-link").firstElementChild.href = link || "#";
+  $("task-command").textContent = t ? JSON.stringify(t.command, null, 2) : "";
   // Each button only where it can act: a cancel while the task is in flight, a replay once it
   // has ended, never for an Airflow try, whose state is Airflow's.
   shown = t;
-  const airflow = t.command && t.command.kind === "airflow";
-  $("cancel").disabled = !IN_FLIGHT.includes(t.state);
-  $("replay").disabled = IN_FLIGHT.includes(t.state) || airflow;
+  $("cancel").disabled = !t || !IN_FLIGHT.includes(t.state);
+  $("replay").disabled = !t || IN_FLIGHT.includes(t.state) || airflow;
   $("replay").title = airflow ? "An Airflow try: clear it in Airflow, which runs it again" : "";
+}
+
+async function refreshTask(target) {
+  // Opened at a task's address, the queue selector shows the task's queue.
+  if (![...$("queue").options].some((o) => o.value === target.queue)) setOptions($("queue"), [target.queue], []);
+  $("queue").value = target.queue;
+  try {
+    showTask(await call(`/tasks/${encodeURIComponent(target.id)}/?queue=${encodeURIComponent(target.queue)}`), target);
+  } catch (error) {
+    showTask(null, target); // never the task shown before
+    $("task-detail").textContent = `no task ${target.id} in queue ${target.queue}: ${error.message}`;
+    throw error;
+  }
 }
 
 // An operator's order (POST /control/), sent by this worker to every worker.
@@ -245,10 +332,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token").addEventListener("change", () => sessionStorage.setItem("airkafka-token", token()));
   $("cancel").addEventListener("click", () => act("cancel"));
   $("replay").addEventListener("click", () => act("replay"));
+  for (const id of ["feed-dag", "feed-search"]) $(id).addEventListener("input", () => tick());
   window.addEventListener("hashchange", () => {
     $("action-result").textContent = "";
     tick();
   });
+  // The queues and Airflow's address, also for a page opened at a task.
+  if (route()) refreshCluster().catch(() => {});
   tick();
   setInterval(tick, POLL_MS);
 });
