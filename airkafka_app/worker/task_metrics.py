@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from airkafka_app.contract.states import State
 from airkafka_app.contract.task_record import TaskRecord
+from airkafka_app.worker.task_rates import TaskRates
 
 # Seconds: from a `true` on an idle worker (a few ms) to long batch jobs.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
@@ -43,9 +44,11 @@ RAN = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED, State.UP_FOR_RETR
 
 
 class TaskMetrics:
-    """The task metrics of one worker, in its registry."""
+    """The task metrics of one worker, in its registry, and its last hour for the dashboard (``rates``)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.rates = TaskRates()
+
         def labelled(metric: type[Counter] | type[Histogram], name: str, text: str, labels: list[str], **kw: Any):
             return CachedLabels(metric(name, text, labels, registry=registry, **kw))
 
@@ -88,10 +91,14 @@ class TaskMetrics:
             self.retries.labels(queue, kind).inc()
         elif record.state.is_terminal:
             self.ended.labels(queue, kind, record.state.value).inc()
+        ran = None
         if record.state in RAN and record.started_at is not None:
             # started_at is the last attempt's: an attempt that ended without running again
             # (cancelled or lost while waiting for its retry) counts its previous run's start.
-            self.run_time.labels(queue, kind).observe(max(0.0, record.updated_at - record.started_at))
+            ran = max(0.0, record.updated_at - record.started_at)
+            self.run_time.labels(queue, kind).observe(ran)
+        if ran is not None or record.state.is_terminal:
+            self.rates.note(queue, record.updated_at, record.state.is_terminal, ran)
 
 
 def dead_letter_class(reason: str, internal: bool, unexpected: bool) -> str:

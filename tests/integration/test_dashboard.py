@@ -118,6 +118,11 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
             shell("d-refused", "rm", "-rf", "/tmp/nothing"),  # not on the allowlist: a dead letter
         )
         expect(feed_state(page, "d-ok")).to_have_text("success", timeout=30_000)
+        page.reload()  # the last hour is the workers': drawn at once after a reload
+        expect(page.locator("#chart-ended rect.bar")).not_to_have_count(0, timeout=10_000)
+        expect(page.locator("#chart-runtime circle.p50")).not_to_have_count(0)
+        rate = page.locator('#queues tr[data-queue="default"] td').nth(8)
+        expect(rate).not_to_have_text("0", timeout=10_000)
         failed = page.locator('#failed tr[data-task="d-bad"]')
         expect(failed).to_contain_text("boom", timeout=30_000)
         expect(failed.locator("td").nth(FAILED_EXIT_CODE)).to_have_text("3")
@@ -132,6 +137,7 @@ def test_dashboard_follows_the_cluster(broker, tmp_path, page):
         row = page.locator(f'#failed tr[data-task="{airflow_id}"] td')
         expect(row.nth(1)).to_have_text("nightly_etl", timeout=30_000)
         assert [row.nth(n).text_content() for n in (2, 3, 4)] == ["load [3]", "scheduled__2026-12-06", "2"]
+        expect(row.nth(8)).to_contain_text("ERROR task: table locked")  # its log, readable
         page.fill("#feed-dag", "nightly_etl")
         expect(page.locator("#feed tbody tr")).to_have_count(1)
         expect(page.locator(f'#feed tr[data-task="{airflow_id}"]')).to_have_count(1)

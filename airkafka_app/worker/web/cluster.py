@@ -10,6 +10,7 @@ with the error, and the merge goes on without it.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -19,6 +20,7 @@ from airkafka_app.contract.airflow_tasks import IDENTITY
 from airkafka_app.contract.settings import DEFAULT_QUEUE
 from airkafka_app.contract.states import State
 from airkafka_app.worker.application import App
+from airkafka_app.worker.task_rates import merge_rates
 from airkafka_app.worker.web import peers
 from airkafka_app.worker.web.cluster_merge import merge_queues, merge_tasks, merge_workers
 from airkafka_app.worker.web.views import LIMIT_ERROR, limit_of, refused_read
@@ -53,6 +55,7 @@ async def cluster(web: View, request: Request) -> Response:
         {
             "workers": merge_workers(answers, web.app.parts.heartbeats.roster()),
             "queues": merge_queues(answers),
+            "rates": merge_rates((answer.get("rates") for answer in answers.values()), time.time()),
             "states": [state.value for state in State],
             # Where the dashboard links an Airflow try's full log.
             "airflow_url": web.app.settings.airflow_api_url,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -274,6 +275,7 @@ def install(app: App) -> None:
                 "concurrency": pool.concurrency,
                 "maintenance": control.mode.maintenance,
                 "paused": sorted(control.mode.paused),
+                "rates": parts.metrics.rates.snapshot(time.time()),
             }
         )
 

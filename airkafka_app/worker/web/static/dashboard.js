@@ -3,10 +3,7 @@
 "use strict";
 
 const POLL_MS = 1000;
-const RATE_WINDOW_MS = 60000;
-const ENDED = ["success", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
-const ended = {}; // queue -> [[time, tasks ended so far]] over the rate window
 let workersSeen = [];
 let shown = null; // the task on its page, as last read
 let airflowUrl = ""; // Airflow's UI, for the link to a try's whole log
@@ -101,13 +98,64 @@ function partitions(byQueue) {
   return Object.entries(byQueue || {}).map(([name, parts]) => `${name}: ${parts.join(", ") || "none"}`).join("; ");
 }
 
-function perMinute(name, counts) {
-  const now = Date.now();
-  const total = ENDED.reduce((sum, state) => sum + (counts[state] || 0), 0);
-  const samples = (ended[name] = (ended[name] || []).filter(([at]) => now - at <= RATE_WINDOW_MS));
-  samples.push([now, total]);
-  const [firstAt, firstTotal] = samples[0];
-  return now - firstAt < 2000 ? "" : Math.max(0, Math.round(((total - firstTotal) * 60000) / (now - firstAt)));
+// The last hour's charts of a queue, drawn as SVG from the workers' minutes (/cluster/'s rates).
+const SVG = "http://www.w3.org/2000/svg";
+const CHART = { width: 600, height: 140, left: 48, bottom: 18, top: 8 };
+
+function svgNode(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function frame(svg, top, label) {
+  const plotHeight = CHART.height - CHART.bottom - CHART.top;
+  const nodes = [];
+  for (const fraction of [0, 0.5, 1]) {
+    const y = CHART.top + plotHeight * (1 - fraction);
+    nodes.push(svgNode("line", { class: "grid", x1: CHART.left, x2: CHART.width, y1: y, y2: y }));
+    nodes.push(svgNode("text", { class: "axis", x: CHART.left - 4, y: y + 4, "text-anchor": "end" }, label(top * fraction)));
+  }
+  nodes.push(svgNode("text", { class: "axis", x: CHART.left, y: CHART.height - 4 }, "60 min ago"));
+  nodes.push(svgNode("text", { class: "axis", x: CHART.width, y: CHART.height - 4, "text-anchor": "end" }, "now"));
+  svg.replaceChildren(...nodes);
+  return (value) => CHART.top + plotHeight * (1 - (top ? value / top : 0));
+}
+
+function drawEnded(svg, ended) {
+  const top = Math.max(1, ...ended);
+  const y = frame(svg, top, (v) => String(Math.round(v)));
+  const step = (CHART.width - CHART.left) / ended.length;
+  ended.forEach((count, n) => {
+    if (!count) return;
+    const bar = svgNode("rect", { class: "bar", x: CHART.left + n * step + 1, width: Math.max(1, step - 2), y: y(count), height: y(0) - y(count) });
+    bar.appendChild(svgNode("title", {}, `${count} ended`));
+    svg.appendChild(bar);
+  });
+}
+
+function drawRunTime(svg, p50, p99) {
+  const top = Math.max(0.001, ...p99.filter((v) => v !== null));
+  const y = frame(svg, top, (v) => duration(v));
+  const step = (CHART.width - CHART.left) / p50.length;
+  for (const [values, name] of [[p50, "p50"], [p99, "p99"]]) {
+    const points = values.map((v, n) => (v === null ? null : [CHART.left + (n + 0.5) * step, y(v), v])).filter(Boolean);
+    if (points.length) svg.appendChild(svgNode("polyline", { class: name, points: points.map(([x, py]) => `${x},${py}`).join(" ") }));
+    for (const [x, py, v] of points) {
+      const dot = svgNode("circle", { class: `${name} dot`, cx: x, cy: py, r: 2.5 });
+      dot.appendChild(svgNode("title", {}, `${name} ${duration(v)}`));
+      svg.appendChild(dot); // a minute alone draws no line
+    }
+  }
+}
+
+function drawCharts(rates) {
+  const series = rates[queue()];
+  $("chart-queue").textContent = queue();
+  const empty = new Array(60).fill(0);
+  drawEnded($("chart-ended"), series ? series.ended : empty);
+  drawRunTime($("chart-runtime"), series ? series.p50_s : empty.map(() => null), series ? series.p99_s : empty.map(() => null));
 }
 
 async function refreshCluster() {
@@ -129,9 +177,11 @@ async function refreshCluster() {
     cell(row, name);
     for (const state of ["queued", "running", "up_for_retry", "success", "failed", "cancelled"]) cell(row, counts[state] || 0);
     cell(row, counts.dead_letters || 0);
-    cell(row, perMinute(name, counts));
+    const rate = (cluster.rates || {})[name];
+    cell(row, rate ? rate.per_minute : 0);
   });
   setOptions($("queue"), Object.keys(cluster.queues), []);
+  drawCharts(cluster.rates || {});
   setOptions($("feed-state"), cluster.states, [""]);
   airflowUrl = cluster.airflow_url || "";
   workersSeen = cluster.workers.map((w) => w.worker).filter(Boolean);
@@ -163,7 +213,7 @@ async function refreshFeed() {
     cell(row, t.worker);
     cell(row, t.exit_code);
     cell(row, time(t.ended_at));
-    cell(row, t.detail, "detail");
+    cell(row, readable(t.detail, t.command && t.command.kind === "airflow"), "detail");
   });
 }
 
