@@ -196,16 +196,22 @@ async def _get(settings: Settings, url: str, path: str, query: dict[str, str]) -
 @QUEUE
 @click.option("--state", default=None, help="Only tasks in this state.")
 @click.option("--worker", default=None, help="Only tasks of this worker.")
+@click.option("--dag-id", default=None, help="Only the Airflow tries of this DAG.")
+@click.option("--search", default=None, help="Only tasks whose id or Airflow ids hold this (case aside).")
 @click.option("--limit", type=int, default=50, help="How many, newest first.")
 @WORKER_URL
 @run_async
 async def tasks(terminal: Terminal, **args: Any) -> None:
-    """The newest tasks over the whole cluster, one line each; 'task ID' shows one whole."""
+    """The newest tasks over the whole cluster, one line each, an Airflow try with its DAG, task,
+    run and try; 'task ID' shows one whole."""
     query = {"queue": args["queue"], "limit": str(args["limit"])}
-    query.update({name: args[name] for name in ("state", "worker") if args[name]})
+    query.update({name: args[name] for name in ("state", "worker", "dag_id", "search") if args[name]})
     answer = await _get(terminal.settings, url_of(terminal, args), "/cluster/tasks/", query)
-    columns = ["id", "state", "attempt", "worker", "exit_code", "detail"]
-    rows = [{column: task.get(column) for column in columns} for task in answer["tasks"]]
+    columns = ["id", "state", "attempt", "worker", "exit_code", "airflow", "detail"]
+    rows = [
+        {**{column: task.get(column) for column in columns}, "airflow": airflow_try(task.get("airflow"))}
+        for task in answer["tasks"]
+    ]
     terminal.listing(
         rows,
         columns,
@@ -213,6 +219,14 @@ async def tasks(terminal: Terminal, **args: Any) -> None:
     )
     for url, error in answer.get("errors", {}).items():
         terminal.say(f"not answered by {printable(url)}: {printable(error)}", err=True)
+
+
+def airflow_try(airflow: Any) -> str | None:
+    """An Airflow try on one line: ``dag.task[map] run try N``; None for other tasks."""
+    if not isinstance(airflow, dict):
+        return None
+    mapped = f"[{airflow['map_index']}]" if airflow.get("map_index") not in (None, -1) else ""
+    return f"{airflow.get('dag_id')}.{airflow.get('task_id')}{mapped} {airflow.get('run_id')} try {airflow.get('try_number')}"
 
 
 @airkafka.command()

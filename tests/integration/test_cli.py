@@ -52,6 +52,9 @@ def test_submit_waits_and_exits_with_the_task_code_and_tasks_lists_them(broker, 
         assert len(everything.stdout.splitlines()) == 1 + len(
             json.loads(airkafka(worker, "--json", "tasks", *url).stdout)
         )
+        searched = airkafka(worker, "--json", "tasks", "--search", "C-STD", *url)
+        assert [t["id"] for t in json.loads(searched.stdout)] == ["c-stdin"], searched.stderr
+        assert json.loads(airkafka(worker, "--json", "tasks", "--dag-id", "etl", *url).stdout) == []
         none = airkafka(worker, "tasks", "--state", "running", *url)
         assert none.returncode == 0 and none.stdout == "no running tasks in queue default\n", none.stdout
         workers = airkafka(worker, "--json", "workers", *url)

@@ -85,3 +85,12 @@ def test_worker_hands_its_arguments_to_faust(monkeypatch):
     result = CliRunner().invoke(cli.airkafka, ["worker", "-l", "info", "--web-port", "6067"])
     assert result.exit_code == 0, result.output
     assert seen == [("worker", "-l", "info", "--web-port", "6067")]
+
+
+def test_an_airflow_try_is_listed_on_one_line_with_its_identity():
+    from airkafka_app.worker.cli import airflow_try
+
+    identity = {"dag_id": "etl", "task_id": "load", "run_id": "manual__1", "map_index": -1, "try_number": 2}
+    assert airflow_try(identity) == "etl.load manual__1 try 2"
+    assert airflow_try({**identity, "map_index": 4}) == "etl.load[4] manual__1 try 2"
+    assert airflow_try(None) is None and airflow_try("forged") is None
