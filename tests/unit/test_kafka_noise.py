@@ -42,3 +42,12 @@ def test_a_flood_of_coordinator_errors_becomes_one_warning_and_a_count(caplog):
     ]
     assert "transient" in caplog.records[0].getMessage()
     assert registry.get_sample_value("airkafka_kafka_client_errors_total", {"kind": "coordinator"}) == 50
+
+
+def test_a_message_that_cannot_be_formatted_passes_through_to_logging():
+    registry = CollectorRegistry()
+    quieting = kafka_noise.TransientKafkaErrors(
+        kafka_noise.PromCounter("t_errors", "test", ["kind"], registry=registry)
+    )
+    broken = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable connect to %s %s", ("one",), None)
+    assert quieting.filter(broken) is True  # logging's own handler reports the bad arguments

@@ -71,7 +71,13 @@ class TransientKafkaErrors(logging.Filter):
         self.quieter = quieter or Quieter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or (kind := kind_of(record.getMessage())) is None:
+        if record.levelno < logging.WARNING:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a filter that raised would raise in aiokafka's code: logging tells instead
+            return True
+        if (kind := kind_of(message)) is None:
             return True
         self.counted.labels(kind).inc()
         held = self.quieter.admit(kind, time.monotonic())
@@ -79,7 +85,7 @@ class TransientKafkaErrors(logging.Filter):
             return False
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         note = f"{held} like it held back" if held else "more like it at most once a minute"
-        record.msg, record.args = f"{record.getMessage()} (transient, the client retries; {note})", ()
+        record.msg, record.args = f"{message} (transient, the client retries; {note})", ()
         return True
 
 
