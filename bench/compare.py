@@ -23,7 +23,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline import ROOT, arguments, cpu_line, percentile, run_pipeline  # noqa: E402
+from pipeline import ROOT, arguments, cpu_line, percentile, run_pipeline, timeline_lines  # noqa: E402
 from spawn_limit import spawn_rate  # noqa: E402
 
 CHART = ROOT / "docs" / "benchmark.png"
@@ -116,6 +116,8 @@ def main() -> None:
     console.print(f"bare loop CPU ms per task: {cpu_line(bare['cpu_ms_median'])}")
     for line in ratios(ours, celery, bare, median(spawn)):
         console.print(line)
+    for line in timeline_lines(ours["timeline"]):
+        console.print(f"AirKafka, {line}" if line.startswith("a task") else line)
     figures = {"AirKafka": ours, "AirKafka, 2 workers": two, f"Celery {celery['version']}": celery}
     draw({**figures, "bare aiokafka loop": bare}, CHART)
     console.print(f"chart: {CHART.relative_to(ROOT)}")

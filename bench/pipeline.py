@@ -46,6 +46,10 @@ class Bench:
         self.deployment = deployment
         self.workers = workers
         self.ended: dict[str, float] = {}
+        # Of the tasks sent one at a time: when each was sent, and each of its state changes as
+        # (state, its "at", the record's Kafka timestamp, when it was read), all wall-clock seconds.
+        self.sent_at: dict[str, float] = {}
+        self.changes: dict[str, list[tuple[str, float, float, float]]] = {}
         self._pending: set[str] = set()
         self._all_ended = threading.Event()
         self._lock = threading.Lock()
@@ -92,6 +96,11 @@ class Bench:
                 if message.error():
                     continue
                 change = json.loads(message.value())
+                if change["id"] in self.sent_at:
+                    stamp = message.timestamp()[1] / 1000
+                    self.changes.setdefault(change["id"], []).append(
+                        (change["state"], change.get("at") or 0.0, stamp, time.time())
+                    )
                 if change["state"] in TERMINAL:
                     self._ended(change["id"], time.perf_counter())
 
@@ -134,9 +143,47 @@ class Bench:
         results = []
         for _ in range(count):
             task_id = f"lat-{uuid.uuid4().hex}"
+            self.sent_at[task_id] = time.time()
             started = self.run([task_id])
             results.append(self.ended[task_id] - started)
         return results
+
+
+TIMELINE = (
+    "send to queued",
+    "queued to running",
+    "running to its end",
+    "its end to its record's Kafka timestamp",
+    "that to the reader",
+)
+
+
+def timeline(bench: Bench) -> dict[str, list[float]]:
+    """Where each task sent alone spent its time, in ms per segment of TIMELINE, from the records'
+    own times: the worker's for the states, the producer's for the Kafka timestamp, the bench's
+    for the send and the read (one machine, one clock). A task whose passing states were left out
+    is skipped."""
+    segments: dict[str, list[float]] = {name: [] for name in TIMELINE}
+    for task_id, sent in bench.sent_at.items():
+        at, end = {}, None
+        for state, when, stamp, read in bench.changes.get(task_id, []):
+            at[state] = when
+            if state in TERMINAL:
+                end = (when, stamp, read)
+        if end is None or not {"queued", "running"} <= set(at):
+            continue
+        points = [sent, at["queued"], at["running"], *end]
+        for name, begin, until in zip(TIMELINE, points, points[1:], strict=False):
+            segments[name].append(1000 * (until - begin))
+    return segments
+
+
+def timeline_lines(segments: dict[str, list[float]]) -> list[str]:
+    if not all(len(values) > 1 for values in segments.values()):
+        return []
+    return ["a task sent alone, ms (p50, p90):"] + [
+        f"  {name:42} {percentile(values, 50):6.2f} {percentile(values, 90):6.2f}" for name, values in segments.items()
+    ]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -287,6 +334,7 @@ def run_pipeline(args: argparse.Namespace, bare: bool = False) -> dict:
         bench = Bench(deployment, *runners)
         try:
             figures = measure(bench, broker.process.pid, args)
+            figures["timeline"] = timeline(bench)
         finally:
             bench.close()
         figures["rss_mb"] = peak_rss_mb(runners[0].process.pid)
@@ -344,6 +392,8 @@ def main() -> None:
     print(f"  latency p99 {statistics.median(p99s):8.1f} ms        (runs: {', '.join(f'{p:.1f}' for p in p99s)})")
     print(f"  CPU ms per task: {cpu_line(figures['cpu_ms_median'])}")
     print(f"  worker peak RSS {figures['rss_mb']:.0f} MB, its spawn server's {figures['server_rss_mb']:.0f} MB")
+    for line in timeline_lines(figures["timeline"]):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":
