@@ -73,3 +73,23 @@ def test_what_tests_accept_of_published_transitions():
     retried = [("running", 1), ("up_for_retry", 1), ("running", 2), ("success", 2)]
     assert published_as([("up_for_retry", 1), ("success", 2)], retried)
     assert not published_as([("running", 1), ("success", 2)], retried)
+
+
+def test_a_held_record_never_takes_the_place_of_one_waiting_to_be_sent():
+    """A resubmitted task's ``queued`` may not hold back its previous attempt's end, whose state
+    change goes out in the next batch: the changelog would lack what a reader has seen."""
+    import asyncio
+
+    from airkafka_app.worker.tables.publisher import TablePublisher
+
+    async def gather() -> tuple[dict, dict]:
+        publisher = TablePublisher(None, "state-changes")  # type: ignore[arg-type]
+        publisher._scheduled = True  # no batch is handed over: nothing is sent here
+        publisher.add_record("table", 0, b"ended", b"failed, attempt 1")  # type: ignore[arg-type]
+        publisher.add_record("table", 0, b"ended", b"queued, attempt 2", hold=True)  # type: ignore[arg-type]
+        publisher.add_record("table", 1, b"new", b"queued, attempt 1", hold=True)  # type: ignore[arg-type]
+        return publisher._records, publisher._held
+
+    records, held = asyncio.run(gather())
+    assert records == {("table", b"ended"): (0, b"queued, attempt 2")}
+    assert held == {("table", b"new"): (1, b"queued, attempt 1")}

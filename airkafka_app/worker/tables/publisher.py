@@ -104,9 +104,11 @@ class TablePublisher:
         """Gather a record written to a table, or a tombstone (None), for its changelog in the next
         batch; or, with ``hold``, until the key's next record or the next commit, whichever comes
         first. Only a record that a redelivered command would write again may be held: its
-        command's offset is committed only after the flush that sends it."""
-        if hold:
-            self._records.pop((table, key), None)
+        command's offset is committed only after the flush that sends it. A record that takes
+        the place of one waiting to be sent (a resubmitted task's, after its last attempt's end)
+        is not held: that end's state change goes out in the next batch, and so must a record
+        at least as new."""
+        if hold and (table, key) not in self._records:
             self._held[(table, key)] = (partition, record)
             return
         self._held.pop((table, key), None)
