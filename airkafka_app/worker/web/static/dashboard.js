@@ -243,19 +243,19 @@ function route() {
 function readable(detail, airflow) {
   const [summary, ...lines] = (detail || "").split("\n");
   if (!airflow) return detail || "";
-  const shown = [];
+  const out = [];
   lines.forEach((line, n) => {
     try {
       const record = JSON.parse(line);
       const level = record.level ? ` ${String(record.level).toUpperCase()}` : "";
       const source = record.logger ? ` ${record.logger}:` : "";
-      shown.push(`${record.timestamp || ""}${level}${source} ${record.event === undefined ? line : record.event}`.trim());
+      out.push(`${record.timestamp || ""}${level}${source} ${record.event === undefined ? line : record.event}`.trim());
     } catch {
-      if (n > 0 || !line.trim()) shown.push(line); // the first line is cut: left out
-      else shown.push("…");
+      if (n > 0 || !line.trim()) out.push(line); // the first line is cut: left out
+      else out.push("…");
     }
   });
-  return [summary, ...shown].join("\n");
+  return [summary, ...out].join("\n");
 }
 
 function airflowLog(t) {
