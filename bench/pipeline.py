@@ -283,26 +283,30 @@ def _profile(pid: int, output: Path) -> subprocess.Popen:
 
 
 class BareLoop:
-    """``bench/bare_loop.py`` as a process, in place of a worker."""
+    """``bench/bare_loop.py`` as a process, in place of a worker; or another script of its
+    arguments, such as ``bench/faust_floor.py``."""
 
-    def __init__(self, deployment: Deployment, concurrency: int) -> None:
+    def __init__(self, deployment: Deployment, concurrency: int, script: str = "bare_loop.py", *extra: str) -> None:
         self.deployment = deployment
         self.concurrency = concurrency
-        self.logfile = deployment.root / "bare-loop.log"
+        self.script, self.extra = script, list(extra)
+        self.logfile = deployment.root / f"{Path(script).stem}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> BareLoop:
         self.deployment.root.mkdir(parents=True, exist_ok=True)
         d = self.deployment
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "bare_loop.py"), d.bootstrap, d.commands, d.state_changes]
-            + [str(d.partitions), str(self.concurrency)],
+            [sys.executable, str(ROOT / "bench" / self.script), d.bootstrap, d.commands, d.state_changes]
+            + [str(d.partitions), str(self.concurrency), *self.extra],
             stdout=subprocess.PIPE,
             stderr=open(self.logfile, "wb"),  # noqa: SIM115 - the child holds it
+            cwd=d.root,
         )
-        if self.process.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"the bare loop did not start:\n{self.log()}")
-        return self
+        for line in self.process.stdout:
+            if line.strip() == b"ready":
+                return self
+        raise RuntimeError(f"{self.script} did not start:\n{self.log()}")
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace")
@@ -320,7 +324,13 @@ def run_pipeline(args: argparse.Namespace, bare: bool = False) -> dict:
     deployment = Deployment(broker.bootstrap, workdir, partitions=args.partitions)
     env = {"AIRKAFKA_SHELL_ALLOW": "true", "AIRKAFKA_CONCURRENCY": str(args.concurrency)}
     runners: list[BareLoop | WorkerProcess] = (
-        [BareLoop(deployment, args.concurrency)]
+        [
+            BareLoop(deployment, args.concurrency)
+            if not getattr(args, "faust_floor", None)
+            else BareLoop(
+                deployment, args.concurrency, "faust_floor.py", *(["--table"] if args.faust_floor == "table" else [])
+            )
+        ]
         if bare
         else [deployment.worker(f"bench{n}", **env) for n in range(args.workers)]
     )
@@ -366,6 +376,12 @@ def arguments(description: str) -> argparse.Namespace:
     )
     parser.add_argument("--bare", action="store_true", help="measure bench/bare_loop.py instead of a worker")
     parser.add_argument("--workers", type=int, default=1, help="AirKafka workers, sharing the partitions")
+    parser.add_argument(
+        "--faust-floor",
+        choices=("plain", "table"),
+        help="measure bench/faust_floor.py instead of a worker: the bare loop's work in a stock Faust app, "
+        "with or without a changelog-backed table",
+    )
     return parser.parse_args()
 
 
@@ -375,11 +391,11 @@ def cpu_line(cpu_ms: dict[str, float]) -> str:
 
 def main() -> None:
     args = arguments(__doc__)
-    figures = run_pipeline(args, bare=args.bare)
+    figures = run_pipeline(args, bare=args.bare or bool(args.faust_floor))
     throughputs, p50s, p99s = figures["throughputs"], figures["p50s"], figures["p99s"]
     print(
-        f"{'the bare loop' if args.bare else 'AirKafka'} pipeline, `true` shell tasks, "
-        f"{1 if args.bare else args.workers} worker(s), concurrency {args.concurrency} each, {args.partitions} partitions"
+        f"{'the bare loop' if args.bare else f'a Faust floor ({args.faust_floor})' if args.faust_floor else 'AirKafka'} pipeline, `true` shell tasks, "
+        f"{1 if args.bare or args.faust_floor else args.workers} worker(s), concurrency {args.concurrency} each, {args.partitions} partitions"
     )
     print(
         f"  throughput  {statistics.median(throughputs):8.0f} tasks/s   ({args.tasks} sent at once; runs: "
