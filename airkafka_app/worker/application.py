@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING
 
 import faust
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from airkafka_app.worker.parts import Parts
 
 log = logging.getLogger(__name__)
-
-GIL_SWITCH_S = 0.0005
 
 
 def _credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -88,10 +85,6 @@ class App(faust.App):
         help, so a supervisor should not restart on it. Exit 69 (EX_UNAVAILABLE) when none answered.
         """
         settings = self.settings
-        # Faust's consumer runs in a thread of its own, which waits for the GIL behind the event
-        # loop's thread up to the switch interval (5 ms by default) for each fetch. Three runs of
-        # bench/ab.py at 0.5 ms: p99 -20, +2 and -13 %; throughput +5, +16 and -6 %.
-        sys.setswitchinterval(GIL_SWITCH_S)
         try:
             await check_connection(settings)
             await ensure_topics(settings, self._topics_needed())
