@@ -150,7 +150,9 @@ class WorkerPool(Service):
             self._line_goes_on(run.command.serial_key)
             return
         run.ticketed = True
-        task = asyncio.get_running_loop().create_task(self._run(run), context=run.context)
+        # Started eagerly: up to its first wait (for a slot, or for its process to end) the run
+        # goes on in this turn of the loop, and its spawn request leaves before intake reads on.
+        task = asyncio.Task(self._run(run), loop=asyncio.get_running_loop(), context=run.context, eager_start=True)
         self._runs[task_id] = (run, task)
         task.add_done_callback(lambda done: self._finished(run, done))
 
