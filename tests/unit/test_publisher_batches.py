@@ -93,3 +93,37 @@ def test_a_held_record_never_takes_the_place_of_one_waiting_to_be_sent():
     records, held = asyncio.run(gather())
     assert records == {("table", b"ended"): (0, b"queued, attempt 2")}
     assert held == {("table", b"new"): (1, b"queued, attempt 1")}
+
+
+def test_passing_changes_alone_wait_for_more_and_anything_else_goes_at_once():
+    from airkafka_app.worker.tables.publisher import PASSING_WAIT_S, wait_before_sending
+
+    assert wait_before_sending([(b"a", b"a queued", True), (b"a", b"a running", True)]) == PASSING_WAIT_S
+    assert wait_before_sending([(b"a", b"a running", True), (b"b", b"b success", False)]) == 0
+    assert wait_before_sending([]) == 0  # records alone, such as retention's tombstones
+
+
+def test_a_short_tasks_running_and_end_leave_in_one_batch_and_a_running_alone_leaves_after_the_wait():
+    import asyncio
+    from unittest import mock
+
+    from airkafka_app.worker.tables.publisher import PASSING_WAIT_S, TablePublisher
+
+    async def scenario() -> list[list[bytes]]:
+        publisher, sent = TablePublisher(mock.Mock(), "state-changes"), []
+
+        async def send(records, changes) -> None:
+            sent.append([change for _, change, _ in changes])
+
+        publisher._send = send
+        publisher.add_change(b"a", b"a running", passing=True)
+        await asyncio.sleep(PASSING_WAIT_S / 5)
+        assert sent == []
+        publisher.add_change(b"a", b"a success")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        publisher.add_change(b"b", b"b running", passing=True)
+        await asyncio.sleep(PASSING_WAIT_S * 3)
+        return sent
+
+    assert asyncio.run(scenario()) == [[b"a success"], [b"b running"]]

@@ -8,8 +8,9 @@ followed in the same batch by a later change of its task is left out (docs/contr
 ``queued`` record waits for the task's next record, or for the next commit, whichever comes
 first: under load a task waits for a run slot longer than a batch takes, and its ``running``
 record makes the ``queued`` one moot. Produce requests grow with the load instead of
-multiplying with it. With nothing in flight, a write goes
-out at the end of the loop's current step.
+multiplying with it. With nothing in flight, a write goes out at the end of the loop's current
+step; but passing changes alone wait up to ``PASSING_WAIT_S`` for a later change: a short
+task's ``running`` and its end then go in one batch, not two, while an end never waits.
 
 As with Kafka Streams' record cache, nothing waits past a commit: Faust flushes the producer
 before it commits offsets or gives up partitions, and that flush first sends what is gathered
@@ -44,6 +45,9 @@ MAX_LOGGED_IDS = 20
 MAX_BATCH = 2000
 # Keys whose partition is remembered, at most: about 10 MB.
 MAX_KEYS = 50_000
+# How long passing changes alone wait for more: longer than a short task takes to end, and too
+# short for an operator to notice in a task's ``running``.
+PASSING_WAIT_S = 0.005
 
 # (table, key) -> (partition, record): a key's latest record only; None deletes it.
 Records = dict[tuple[faust.Table, bytes], tuple[int, bytes | None]]
@@ -78,6 +82,12 @@ def leave_out_passing(changes: Changes) -> Changes:
     return kept
 
 
+def wait_before_sending(changes: Changes) -> float:
+    """How long what is gathered may wait before it is sent: passing changes alone wait for a
+    later change of their tasks, which would leave them out; anything else goes at once."""
+    return PASSING_WAIT_S if changes and all(passing for _, _, passing in changes) else 0.0
+
+
 class TablePublisher:
     def __init__(self, app: faust.App, state_changes_topic: str) -> None:
         self._app = app
@@ -89,7 +99,9 @@ class TablePublisher:
         self._changes: Changes = []
         self._in_flight: asyncio.Task | None = None
         self._sending: tuple[Records, Changes] = ({}, [])
-        self._scheduled = False
+        # The flush to come, when one is due, and whether it waits for more (``wait_before_sending``).
+        self._scheduled: asyncio.Handle | None = None
+        self._waiting = False
         # Key -> its partition of the state-changes topic: aiokafka's hash is pure Python, and each
         # of a task's transitions would compute it again.
         self._partitions: dict[bytes, int] = {}
@@ -122,14 +134,23 @@ class TablePublisher:
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._in_flight is None and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if self._in_flight is not None:
+            return  # its landing flushes
+        wait = wait_before_sending(self._changes)
+        if self._scheduled is not None:
+            if wait or not self._waiting:
+                return
+            self._scheduled.cancel()  # something that may not wait has come
+        loop = asyncio.get_running_loop()
+        self._waiting = bool(wait)
+        self._scheduled = loop.call_later(wait, self.flush) if wait else loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Hand what is gathered to the producer, up to MAX_BATCH at a time: the changelog
         records, then the state changes."""
-        self._scheduled = False
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         if not (self._records or self._changes) or self._in_flight is not None:
             return
         records, changes = take_batch(self._records, self._changes, MAX_BATCH)
