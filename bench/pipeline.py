@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -161,18 +162,26 @@ TIMELINE = (
 def timeline(bench: Bench) -> dict[str, list[float]]:
     """Where each task sent alone spent its time, in ms per segment of TIMELINE, from the records'
     own times: the worker's for the states, the producer's for the Kafka timestamp, the bench's
-    for the send and the read (one machine, one clock). A task whose passing states were left out
-    is skipped."""
+    for the send and the read (one machine, one clock). A task sent alone is published as its
+    end alone (its passing states are left out, docs/contract.md), so its ``queued`` and
+    ``running`` times come from its record, read from the first worker's ``/tasks/{id}/``."""
     segments: dict[str, list[float]] = {name: [] for name in TIMELINE}
+    url = getattr(bench.workers[0], "url", None) if bench.workers else None
     for task_id, sent in bench.sent_at.items():
-        at, end = {}, None
-        for state, when, stamp, read in bench.changes.get(task_id, []):
-            at[state] = when
-            if state in TERMINAL:
-                end = (when, stamp, read)
-        if end is None or not {"queued", "running"} <= set(at):
+        end = next(
+            ((when, stamp, read) for state, when, stamp, read in bench.changes.get(task_id, []) if state in TERMINAL),
+            None,
+        )
+        if end is None or url is None:
             continue
-        points = [sent, at["queued"], at["running"], *end]
+        try:
+            with urllib.request.urlopen(f"{url}/tasks/{task_id}/", timeout=5) as response:
+                record = json.load(response)
+        except (OSError, ValueError):
+            continue
+        points = [sent, record.get("queued_at"), record.get("started_at"), *end]
+        if None in points:
+            continue
         for name, begin, until in zip(TIMELINE, points, points[1:], strict=False):
             segments[name].append(1000 * (until - begin))
     return segments
