@@ -99,9 +99,8 @@ class TablePublisher:
         self._changes: Changes = []
         self._in_flight: asyncio.Task | None = None
         self._sending: tuple[Records, Changes] = ({}, [])
-        # The flush to come, when one is due, and whether it waits for more (``wait_before_sending``).
+        # The flush to come, when one is due: a timer when it waits for more (``wait_before_sending``).
         self._scheduled: asyncio.Handle | None = None
-        self._waiting = False
         # Key -> its partition of the state-changes topic: aiokafka's hash is pure Python, and each
         # of a task's transitions would compute it again.
         self._partitions: dict[bytes, int] = {}
@@ -138,11 +137,10 @@ class TablePublisher:
             return  # its landing flushes
         wait = wait_before_sending(self._changes)
         if self._scheduled is not None:
-            if wait or not self._waiting:
+            if wait or not isinstance(self._scheduled, asyncio.TimerHandle):
                 return
             self._scheduled.cancel()  # something that may not wait has come
         loop = asyncio.get_running_loop()
-        self._waiting = bool(wait)
         self._scheduled = loop.call_later(wait, self.flush) if wait else loop.call_soon(self.flush)
 
     def flush(self) -> None:
